@@ -1,0 +1,6 @@
+// The bignlp version, one place.
+#pragma once
+
+namespace bignlp {
+inline constexpr const char* kVersion = "0.1.0";
+}  // namespace bignlp

@@ -1,0 +1,64 @@
+#include "bignlp/core/file_io.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "bignlp/core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace bignlp {
+namespace {
+
+TEST(FileIoTest, AtomicWriteCreatesParentsAndLeavesNoTemp) {
+  TempDir dir;
+  const fs::path target = dir.path() / "a" / "b" / "out.txt";
+  write_file_atomic(target, "hello\n");
+  EXPECT_EQ(read_file(target), "hello\n");
+  write_file_atomic(target, "replaced", 0755);
+  EXPECT_EQ(read_file(target), "replaced");
+  EXPECT_TRUE((fs::status(target).permissions() & fs::perms::owner_exec) != fs::perms::none);
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(target.parent_path())) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1);
+}
+
+TEST(FileIoTest, ErrorsNameThePath) {
+  try {
+    read_file("/nonexistent/dir/file.yaml");
+    FAIL() << "expected IoError";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("'/nonexistent/dir/file.yaml'"), std::string::npos);
+    EXPECT_EQ(e.exit_code(), static_cast<int>(ExitCode::kIo));
+  }
+}
+
+TEST(FileIoTest, WriteIntoUnwritableLocationFailsCleanly) {
+  TempDir dir;
+  const fs::path blocker = dir.path() / "file";
+  write_file_atomic(blocker, "x");
+  // A regular file where a directory is needed.
+  EXPECT_THROW(write_file_atomic(blocker / "sub" / "y.txt", "y"), IoError);
+}
+
+TEST(FileIoTest, DirectoryRename) {
+  TempDir dir;
+  const fs::path tmp = dir.path() / "ckpt.tmp";
+  const fs::path final_dir = dir.path() / "ckpt";
+  fs::create_directories(tmp);
+  write_file_atomic(tmp / "meta.json", "{}");
+  rename_directory_atomic(tmp, final_dir);
+  EXPECT_TRUE(fs::exists(final_dir / "meta.json"));
+  EXPECT_FALSE(fs::exists(tmp));
+  fs::create_directories(tmp);
+  EXPECT_THROW(rename_directory_atomic(tmp, final_dir), IoError);
+  rename_directory_atomic(tmp, final_dir, /*replace=*/true);
+  EXPECT_FALSE(fs::exists(final_dir / "meta.json"));
+}
+
+}  // namespace
+}  // namespace bignlp
