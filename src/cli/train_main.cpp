@@ -50,7 +50,6 @@ int main(int argc, char** argv) {
       throw bignlp::ConfigError(
           "trainer.num_nodes x trainer.devices > 1: this build trains on one rank (tensor/pipeline/data parallel "
           "ranks need the parallel backend)");
-    tc.cpu_threads = threads;
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
     bignlp::CpuAllocator alloc;
