@@ -16,6 +16,9 @@ ParallelGroups ParallelGroups::create(Communicator& world, const ProcessGrid& gr
   // Group names carry the group's index so that every group has a distinct name.
   g.tp = world.split(grid.tp_group(), fmt::format("tp-pp{}-dp{}", grid.pp_rank(), grid.dp_rank()));
   g.pp = world.split(grid.pp_group(), fmt::format("pp-tp{}-dp{}", grid.tp_rank(), grid.dp_rank()));
+  if (grid.pp_size() > 1) {
+    g.pp_backward = world.split(grid.pp_group(), fmt::format("pp-bwd-tp{}-dp{}", grid.tp_rank(), grid.dp_rank()));
+  }
   g.dp = world.split(grid.dp_group(), fmt::format("dp-tp{}-pp{}", grid.tp_rank(), grid.pp_rank()));
   g.model_parallel = world.split(grid.model_parallel_group(), fmt::format("mp-dp{}", grid.dp_rank()));
   if (grid.in_embedding_group()) {

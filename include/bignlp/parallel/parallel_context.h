@@ -27,7 +27,8 @@ struct ParallelOptions {
 struct ParallelContext {
   comm::ProcessGrid grid;
   comm::Communicator* tp = nullptr;              ///< null when tp_size == 1
-  comm::Communicator* pp = nullptr;              ///< null when pp_size == 1
+  comm::Communicator* pp = nullptr;              ///< null when pp_size == 1 (activations)
+  comm::Communicator* pp_backward = nullptr;     ///< null when pp_size == 1 (gradients)
   comm::Communicator* dp = nullptr;              ///< null when dp_size == 1
   comm::Communicator* model_parallel = nullptr;  ///< null when tp_size * pp_size == 1
   comm::Communicator* embedding = nullptr;       ///< null unless pp > 1 and first/last stage
