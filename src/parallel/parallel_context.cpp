@@ -13,6 +13,7 @@ comm::Communicator* if_multi(const std::unique_ptr<comm::Communicator>& c) {
 ParallelContext ParallelContext::from(const comm::ParallelGroups& groups, const ParallelOptions& options) {
   ParallelContext ctx;
   ctx.grid = groups.grid;
+  ctx.world = groups.world != nullptr && groups.world->size() > 1 ? groups.world : nullptr;
   ctx.tp = if_multi(groups.tp);
   ctx.pp = if_multi(groups.pp);
   ctx.pp_backward = if_multi(groups.pp_backward);

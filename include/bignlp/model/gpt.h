@@ -133,6 +133,12 @@ class GptModel {
   /// Reports each parameter whose gradient a backward pass completes, as it completes (while the
   /// hook is set): the trainer starts data-parallel reductions of the last micro-batch from it.
   void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
+  /// True for the parameters reduce_model_parallel_grads() sums (sequence-parallel LayerNorms, the
+  /// tied word embedding when there are pipeline stages): data-parallel reduction must wait for it.
+  bool needs_model_parallel_reduction(const Parameter& p) const {
+    return p.sequence_parallel ||
+           (parallel_.pp_size() > 1 && (&p == word_embeddings_ || &p == output_weights_));
+  }
 
   const parallel::ParallelContext& parallel_context() const { return parallel_; }
   const parallel::StagePlan& stage_plan() const { return plan_; }

@@ -26,6 +26,7 @@ struct ParallelOptions {
 
 struct ParallelContext {
   comm::ProcessGrid grid;
+  comm::Communicator* world = nullptr;           ///< null when the world is one rank
   comm::Communicator* tp = nullptr;              ///< null when tp_size == 1
   comm::Communicator* pp = nullptr;              ///< null when pp_size == 1 (activations)
   comm::Communicator* pp_backward = nullptr;     ///< null when pp_size == 1 (gradients)
