@@ -206,6 +206,15 @@ void load_checkpoint(const fs::path& dir, model::ParameterStore& store, AdamOpti
   }
 }
 
+std::unique_ptr<model::GptModel> load_gpt_from_checkpoint(const fs::path& dir, const ops::OpContext& ctx,
+                                                          std::optional<model::Precision> precision) {
+  CheckpointState meta = read_checkpoint_metadata(dir);
+  if (precision) meta.model.precision = *precision;
+  auto model = std::make_unique<model::GptModel>(meta.model, ctx);
+  load_checkpoint(dir, model->parameters(), nullptr, ctx);
+  return model;
+}
+
 std::vector<fs::path> list_checkpoints(const fs::path& checkpoints_dir) {
   std::vector<std::pair<std::pair<std::int64_t, int>, fs::path>> found;
   std::error_code ec;

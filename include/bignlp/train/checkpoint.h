@@ -23,11 +23,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "bignlp/model/gpt_config.h"
+#include "bignlp/model/gpt.h"
 #include "bignlp/model/parameters.h"
 #include "bignlp/parallel/parallel_context.h"
 #include "bignlp/train/loss_scaler.h"
@@ -68,6 +69,11 @@ CheckpointState read_checkpoint_metadata(const std::filesystem::path& dir);
 /// DataError naming the file and tensor, or the parallel sizes when they differ from the run's.
 void load_checkpoint(const std::filesystem::path& dir, model::ParameterStore& store, AdamOptimizer* optimizer,
                      const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
+
+/// A GptModel built from the checkpoint's config (precision overridden when given) with its weights
+/// loaded: the entry point of evaluation, generation and export. Throws DataError/IoError.
+std::unique_ptr<model::GptModel> load_gpt_from_checkpoint(const std::filesystem::path& dir, const ops::OpContext& ctx,
+                                                          std::optional<model::Precision> precision = std::nullopt);
 
 /// Complete checkpoints under `checkpoints_dir`, oldest step first (ties: "-last" after others).
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& checkpoints_dir);
