@@ -349,8 +349,15 @@ void CpuCommunicator::exchange(Task& t, int send_peer, const void* send_data, st
   BIGNLP_CHECK(t.step < (1 << kStepBits), "{}: too many messages in one collective", t.op);
   const std::uint64_t slot = t.slot_base + static_cast<std::uint64_t>(t.step++);
   std::unique_ptr<TransportOp> recv_op, send_op;
-  if (recv_bytes > 0) recv_op = transport_->recv(members_[static_cast<std::size_t>(recv_peer)], slot, recv_data, recv_bytes);
-  if (send_bytes > 0) send_op = transport_->send(members_[static_cast<std::size_t>(send_peer)], slot, send_data, send_bytes);
+  try {
+    if (recv_bytes > 0) recv_op = transport_->recv(members_[static_cast<std::size_t>(recv_peer)], slot, recv_data, recv_bytes);
+    if (send_bytes > 0) send_op = transport_->send(members_[static_cast<std::size_t>(send_peer)], slot, send_data, send_bytes);
+  } catch (const std::exception& e) {
+    throw RuntimeError(fmt::format("{} on {} failed on rank {} exchanging with ranks {} and {} (world ranks {} and {}): {}",
+                                   t.op, describe(), rank_, recv_peer, send_peer,
+                                   members_[static_cast<std::size_t>(recv_peer)],
+                                   members_[static_cast<std::size_t>(send_peer)], e.what()));
+  }
   if (send_op) wait_op(t, *send_op, "the send to", send_peer);
   if (recv_op) wait_op(t, *recv_op, "a message from", recv_peer);
 }
@@ -423,13 +430,25 @@ void CpuCommunicator::run_broadcast(CpuCommunicator& c, Task& t) {
     std::vector<std::unique_ptr<TransportOp>> sends(static_cast<std::size_t>(c.size()));
     const std::uint64_t slot = t.slot_base;
     for (int p = 0; p < c.size(); ++p) {
-      if (p != t.root) sends[static_cast<std::size_t>(p)] = c.transport_->send(c.members_[static_cast<std::size_t>(p)], slot, x.raw(), x.nbytes());
+      if (p == t.root) continue;
+      try {
+        sends[static_cast<std::size_t>(p)] = c.transport_->send(c.members_[static_cast<std::size_t>(p)], slot, x.raw(), x.nbytes());
+      } catch (const std::exception& e) {
+        throw RuntimeError(fmt::format("broadcast on {} failed on rank {} sending to rank {}: {}", c.describe(), c.rank_, p,
+                                       e.what()));
+      }
     }
     for (int p = 0; p < c.size(); ++p) {
       if (p != t.root) c.wait_op(t, *sends[static_cast<std::size_t>(p)], "the send to", p);
     }
   } else {
-    auto op = c.transport_->recv(c.members_[static_cast<std::size_t>(t.root)], t.slot_base, x.raw(), x.nbytes());
+    std::unique_ptr<TransportOp> op;
+    try {
+      op = c.transport_->recv(c.members_[static_cast<std::size_t>(t.root)], t.slot_base, x.raw(), x.nbytes());
+    } catch (const std::exception& e) {
+      throw RuntimeError(fmt::format("broadcast on {} failed on rank {} receiving from rank {}: {}", c.describe(), c.rank_,
+                                     t.root, e.what()));
+    }
     c.wait_op(t, *op, "a message from", t.root);
   }
 }
@@ -492,7 +511,11 @@ WorkPtr CpuCommunicator::send_async(const TensorView& tensor, int peer) {
   const std::uint64_t slot = make_slot(tag_, kP2pBit, send_seq_[p]++);
   const std::string what = fmt::format("send of {} from rank {} to rank {} on {}", tensor.to_string(), rank_, peer, describe());
   if (tensor.nbytes() == 0) return completed_work();
-  return std::make_shared<P2pWork>(transport_->send(members_[p], slot, tensor.raw(), tensor.nbytes()), what);
+  try {
+    return std::make_shared<P2pWork>(transport_->send(members_[p], slot, tensor.raw(), tensor.nbytes()), what);
+  } catch (const std::exception& e) {
+    throw RuntimeError(fmt::format("{} failed: {}", what, e.what()));
+  }
 }
 
 WorkPtr CpuCommunicator::recv_async(const TensorView& tensor, int peer) {
@@ -503,7 +526,11 @@ WorkPtr CpuCommunicator::recv_async(const TensorView& tensor, int peer) {
   const std::uint64_t slot = make_slot(tag_, kP2pBit, recv_seq_[p]++);
   const std::string what = fmt::format("recv of {} on rank {} from rank {} on {}", tensor.to_string(), rank_, peer, describe());
   if (tensor.nbytes() == 0) return completed_work();
-  return std::make_shared<P2pWork>(transport_->recv(members_[p], slot, tensor.raw(), tensor.nbytes()), what);
+  try {
+    return std::make_shared<P2pWork>(transport_->recv(members_[p], slot, tensor.raw(), tensor.nbytes()), what);
+  } catch (const std::exception& e) {
+    throw RuntimeError(fmt::format("{} failed: {}", what, e.what()));
+  }
 }
 
 std::unique_ptr<Communicator> CpuCommunicator::split(const std::vector<int>& members, const std::string& name) {
