@@ -64,27 +64,12 @@ void save_checkpoint(const fs::path& dir, const CheckpointState& state, const mo
       optimizer->gather_master();
     }
     if (parallel.dp_rank() == 0) {
-      fs::create_directories(shard, ec);
-      if (ec) throw IoError(fmt::format("cannot create '{}': {}", shard.string(), ec.message()));
-      std::vector<std::vector<float>> storage;
-      storage.reserve(3 * store.params().size());
-      {
-        SafetensorsWriter w;
-        for (const auto& p : store.params()) w.add(p.name, host_view(p.master, storage, ctx));
-        w.set_metadata("format", kFormat);
-        w.write(shard / "model.safetensors");
-      }
+      TensorView m, v;
       if (optimizer != nullptr) {
-        const TensorView m = full_m.defined() ? full_m.view() : optimizer->exp_avg();
-        const TensorView v = full_v.defined() ? full_v.view() : optimizer->exp_avg_sq();
-        SafetensorsWriter w;
-        for (const auto& p : store.params()) {
-          w.add("exp_avg." + p.name, host_view(m.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
-          w.add("exp_avg_sq." + p.name, host_view(v.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
-        }
-        w.write(shard / "optimizer.safetensors");
+        m = full_m.defined() ? full_m.view() : optimizer->exp_avg();
+        v = full_v.defined() ? full_v.view() : optimizer->exp_avg_sq();
       }
-      fsync_path(shard);
+      write_checkpoint_shard(shard, store, m, v, ctx);
     }
   } catch (...) {
     if (world == nullptr) fs::remove_all(tmp, ec);
@@ -96,6 +81,45 @@ void save_checkpoint(const fs::path& dir, const CheckpointState& state, const mo
     return;
   }
   try {
+    CheckpointState st = state;
+    st.has_optimizer_state = optimizer != nullptr;
+    write_checkpoint_metadata(tmp, st);
+    fsync_path(tmp);
+    rename_directory_atomic(tmp, dir, /*replace=*/true);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    if (world != nullptr) world->barrier();
+    throw;
+  }
+  if (world != nullptr) world->barrier();
+}
+
+void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& store, const TensorView& exp_avg,
+                            const TensorView& exp_avg_sq, const ops::OpContext& ctx) {
+  std::error_code ec;
+  fs::create_directories(shard, ec);
+  if (ec) throw IoError(fmt::format("cannot create '{}': {}", shard.string(), ec.message()));
+  std::vector<std::vector<float>> storage;
+  storage.reserve(3 * store.params().size());
+  {
+    SafetensorsWriter w;
+    for (const auto& p : store.params()) w.add(p.name, host_view(p.master, storage, ctx));
+    w.set_metadata("format", kFormat);
+    w.write(shard / "model.safetensors");
+  }
+  if (exp_avg.defined()) {
+    SafetensorsWriter w;
+    for (const auto& p : store.params()) {
+      w.add("exp_avg." + p.name, host_view(exp_avg.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
+      w.add("exp_avg_sq." + p.name, host_view(exp_avg_sq.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
+    }
+    w.write(shard / "optimizer.safetensors");
+  }
+  fsync_path(shard);
+}
+
+void write_checkpoint_metadata(const fs::path& dir, const CheckpointState& state) {
+  {
     nlohmann::json meta;
     meta["format"] = kFormat;
     meta["version"] = kVersion;
@@ -113,16 +137,9 @@ void save_checkpoint(const fs::path& dir, const CheckpointState& state, const mo
     meta["tokenizer"] = state.tokenizer;
     meta["tensor_model_parallel_size"] = state.tp_size;
     meta["pipeline_model_parallel_size"] = state.pp_size;
-    meta["has_optimizer_state"] = optimizer != nullptr;
-    write_file_atomic(tmp / "metadata.json", meta.dump(2) + "\n");
-    fsync_path(tmp);
-    rename_directory_atomic(tmp, dir, /*replace=*/true);
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    if (world != nullptr) world->barrier();
-    throw;
+    meta["has_optimizer_state"] = state.has_optimizer_state;
+    write_file_atomic(dir / "metadata.json", meta.dump(2) + "\n");
   }
-  if (world != nullptr) world->barrier();
 }
 
 CheckpointState read_checkpoint_metadata(const fs::path& dir) {

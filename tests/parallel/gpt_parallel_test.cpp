@@ -2,6 +2,7 @@
 // every step and every final weight agree within fp32 tolerance, for each kind of parallelism and
 // their combination. Dropout is on (0.1 hidden and attention): masks are functions of global
 // element indices, so they are the same however the model is split.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,7 +16,9 @@
 #include "bignlp/comm/parallel_groups.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/data/indexed_dataset.h"
+#include "bignlp/tensor/safetensors.h"
 #include "bignlp/train/checkpoint.h"
+#include "bignlp/train/reshard.h"
 #include "bignlp/train/trainer.h"
 
 namespace bignlp::train {
@@ -49,13 +52,14 @@ struct Layout {
   bool sp = false;
   bool distributed_optimizer = false;
   model::CheckpointGranularity recompute = model::CheckpointGranularity::kNone;
+  int vocab_multiple = 16;  ///< make_vocab_size_divisible_by
   int world() const { return tp * pp * dp; }
 };
 
 TrainingConfig config_for(const Layout& l, const fs::path& results, const fs::path& prefix, int steps) {
   TrainingConfig c;
   c.model.vocab_size = 60;  // padded to 64 for TP 1, 2 and 4 alike (multiples of 16 * TP)
-  c.model.make_vocab_size_divisible_by = 16;
+  c.model.make_vocab_size_divisible_by = l.vocab_multiple;
   c.model.seq_length = 16;
   c.model.num_layers = 4;
   c.model.hidden_size = 32;
@@ -331,6 +335,66 @@ TEST_F(GptParallelTest, CheckpointResumesWithADifferentDataParallelSize) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bignlp-convert --reshard"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(GptParallelTest, ReshardedCheckpointsResumeOnAnotherLayout) {
+  // Two steps on TP 2 x PP 2, resharded to TP 1 x PP 4 and to one rank: both continue like the
+  // uninterrupted one-rank run.
+  const fs::path results = dir_->path() / "reshard";
+  run({.tp = 2, .pp = 2}, results, prefix_, 2, false, true);
+  const auto ckpt = find_latest_checkpoint(results / "checkpoints");
+  ASSERT_TRUE(ckpt);
+  const Logger log = Logger::capturing(LogLevel::kInfo);
+  for (const Layout& target : {Layout{.pp = 4}, Layout{}}) {
+    const fs::path resumed = dir_->path() / fmt::format("reshard_to_{}x{}", target.tp, target.pp);
+    const fs::path out = resumed / "checkpoints" / ckpt->filename();
+    reshard_checkpoint(*ckpt, out, target.tp, target.pp, log);
+    const CheckpointState meta = read_checkpoint_metadata(out);
+    EXPECT_EQ(meta.tp_size, target.tp);
+    EXPECT_EQ(meta.pp_size, target.pp);
+    EXPECT_EQ(meta.global_step, 2);
+    const Outcome second = run(target, resumed, prefix_, kSteps, true, false);
+    ASSERT_EQ(second.losses.size(), 2u);
+    for (int i = 0; i < 2; ++i)
+      EXPECT_NEAR(second.losses[i], reference_->losses[2 + i], 2e-5 * reference_->losses[2 + i]) << "step " << 3 + i;
+    Outcome combined = second;
+    combined.losses = reference_->losses;
+    expect_equivalent(*reference_, combined);
+  }
+  EXPECT_NE(log.captured().find("resharded"), std::string::npos);
+}
+
+TEST_F(GptParallelTest, ReshardingPadsOrCutsOnlyTheVocabularyPadding) {
+  // Vocabulary 60 with make_vocab_size_divisible_by 48: 96 rows at TP 1 and 2, 192 at TP 4. Going to
+  // TP 4 keeps rows 0..95 and zero-fills the rest; coming back to TP 2 cuts them off again.
+  const fs::path results = dir_->path() / "pad";
+  run(Layout{.vocab_multiple = 48}, results, prefix_, 1, false, true);
+  const auto ckpt = find_latest_checkpoint(results / "checkpoints");
+  ASSERT_TRUE(ckpt);
+  const std::string word = "model.language_model.embedding.word_embeddings.weight";
+  auto read_word = [&](const fs::path& dir, int tp) {
+    std::vector<float> rows;
+    for (int t = 0; t < tp; ++t) {
+      SafetensorsReader r(dir / checkpoint_shard_name(t, 0) / "model.safetensors");
+      const TensorView v = r.view(word);
+      rows.insert(rows.end(), v.data<float>(), v.data<float>() + v.numel());
+    }
+    return rows;
+  };
+  const std::vector<float> before = read_word(*ckpt, 1);
+  ASSERT_EQ(before.size(), 96u * 32u);
+  const fs::path wide = dir_->path() / "pad_tp4";
+  const Logger log = Logger::capturing(LogLevel::kInfo);
+  reshard_checkpoint(*ckpt, wide, 4, 1, log);
+  EXPECT_NE(log.captured().find("from 96 to 192 rows"), std::string::npos) << log.captured();
+  const std::vector<float> after = read_word(wide, 4);
+  ASSERT_EQ(after.size(), 192u * 32u);
+  for (std::size_t i = 0; i < before.size(); ++i) ASSERT_EQ(after[i], before[i]) << i;
+  for (std::size_t i = before.size(); i < after.size(); ++i) ASSERT_EQ(after[i], 0.0f) << i;
+  EXPECT_EQ(read_checkpoint_metadata(wide).model.padded_vocab_size(), 192);
+  const fs::path narrow = dir_->path() / "pad_tp2";
+  reshard_checkpoint(wide, narrow, 2, 1, log);
+  EXPECT_EQ(read_word(narrow, 2), before);
 }
 
 }  // namespace

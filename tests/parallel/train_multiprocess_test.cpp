@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -281,6 +282,24 @@ TEST_F(TrainMultiprocessTest, FourProcessesTp2Pp2MatchOneProcess) {
   for (const char* shard : {"tp_rank_00_pp_rank_000", "tp_rank_01_pp_rank_000", "tp_rank_00_pp_rank_001",
                             "tp_rank_01_pp_rank_001"})
     EXPECT_TRUE(fs::exists(*ckpt / shard / "model.safetensors")) << shard;
+
+  // bignlp-convert --reshard brings the checkpoint to one rank, which continues like the
+  // one-process run does from its own checkpoint.
+  const fs::path resumed = configure("resumed", 1, 1, 1);
+  const std::string cmd = fmt::format(
+      "{}/bignlp-convert --reshard --input {} --output {} --tensor-model-parallel-size 1 "
+      "--pipeline-model-parallel-size 1 2>&1",
+      BIGNLP_BIN_DIR, ckpt->string(), (resumed / "results" / "checkpoints" / ckpt->filename()).string());
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  ASSERT_EQ(launch(one, 1, "trainer.max_steps=8").status[0], 0);
+  const Job cont = launch(resumed, 1, "trainer.max_steps=8");
+  ASSERT_EQ(cont.status[0], 0) << cont.output[0];
+  EXPECT_NE(cont.output[0].find("resumed from"), std::string::npos) << cont.output[0];
+  const auto a = metrics(one), b = metrics(resumed);
+  for (int step : {7, 8}) {
+    ASSERT_TRUE(a.count(step) && b.count(step)) << step;
+    EXPECT_NEAR(b.at(step).first, a.at(step).first, 5e-5 * a.at(step).first) << "step " << step;
+  }
 }
 
 TEST_F(TrainMultiprocessTest, TwoProcessesDataParallelDistributedOptimizerOverAFileStore) {

@@ -61,6 +61,13 @@ std::string checkpoint_shard_name(int tp_rank, int pp_rank);
 void save_checkpoint(const std::filesystem::path& dir, const CheckpointState& state, const model::ParameterStore& store,
                      AdamOptimizer* optimizer, const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
 
+/// Writes one shard directory (model.safetensors with the fp32 master weights; optimizer.safetensors
+/// when exp_avg is given, moments laid out like the store's flat buffers) and fsyncs it.
+void write_checkpoint_shard(const std::filesystem::path& shard_dir, const model::ParameterStore& store,
+                            const TensorView& exp_avg, const TensorView& exp_avg_sq, const ops::OpContext& ctx);
+/// Writes <dir>/metadata.json (atomically) for `state`.
+void write_checkpoint_metadata(const std::filesystem::path& dir, const CheckpointState& state);
+
 /// Reads <dir>/metadata.json. Throws DataError naming the file when missing or malformed.
 CheckpointState read_checkpoint_metadata(const std::filesystem::path& dir);
 
