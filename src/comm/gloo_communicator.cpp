@@ -1,6 +1,9 @@
 #include "bignlp/comm/gloo_communicator.h"
 
 #include <fmt/format.h>
+#include <gloo/allgather.h>
+#include <gloo/allreduce.h>
+#include <gloo/broadcast.h>
 #include <gloo/common/error.h>
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/store.h>
@@ -91,7 +94,9 @@ class GlooTransport final : public Transport {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_gloo_communicator(Store& store, int rank, int size, const GlooOptions& options) {
+namespace {
+
+std::shared_ptr<gloo::Context> connect_gloo(Store& store, int rank, int size, const GlooOptions& options) {
   BIGNLP_CHECK(size >= 1 && rank >= 0 && rank < size, "gloo: rank {} is outside a world of {}", rank, size);
   gloo::transport::tcp::attr attr;
   if (!options.interface.empty()) {
@@ -112,9 +117,59 @@ std::unique_ptr<Communicator> make_gloo_communicator(Store& store, int rank, int
                                    rank, size, options.interface.empty() ? options.hostname : options.interface,
                                    e.what()));
   }
-  auto comm = std::make_unique<CpuCommunicator>(std::make_shared<GlooTransport>(std::move(ctx)), "world");
+  return ctx;
+}
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_gloo_communicator(Store& store, int rank, int size, const GlooOptions& options) {
+  auto comm = std::make_unique<CpuCommunicator>(std::make_shared<GlooTransport>(connect_gloo(store, rank, size, options)),
+                                                "world");
   comm->set_timeout(options.timeout);
   return comm;
+}
+
+struct GlooNativeCollectives::Impl {
+  std::shared_ptr<gloo::Context> ctx;
+  std::uint32_t tag = 0;
+};
+
+GlooNativeCollectives::GlooNativeCollectives(Store& store, int rank, int size, const GlooOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  PrefixStore prefixed(store, "gloo-native");
+  impl_->ctx = connect_gloo(prefixed, rank, size, options);
+}
+
+GlooNativeCollectives::~GlooNativeCollectives() = default;
+
+void GlooNativeCollectives::all_reduce_sum(float* data, std::size_t count) {
+  gloo::AllreduceOptions o(impl_->ctx);
+  o.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
+  o.setOutput(data, count);
+  o.setReduceFunction([](void* c, const void* a, const void* b, size_t n) {
+    auto* out = static_cast<float*>(c);
+    const auto* x = static_cast<const float*>(a);
+    const auto* y = static_cast<const float*>(b);
+    for (size_t i = 0; i < n; ++i) out[i] = x[i] + y[i];
+  });
+  o.setTag(impl_->tag++);
+  gloo::allreduce(o);
+}
+
+void GlooNativeCollectives::all_gather(const float* in, float* out, std::size_t count_per_rank) {
+  gloo::AllgatherOptions o(impl_->ctx);
+  o.setInput(const_cast<float*>(in), count_per_rank);
+  o.setOutput(out, count_per_rank * static_cast<std::size_t>(impl_->ctx->size));
+  o.setTag(impl_->tag++);
+  gloo::allgather(o);
+}
+
+void GlooNativeCollectives::broadcast(float* data, std::size_t count, int root) {
+  gloo::BroadcastOptions o(impl_->ctx);
+  o.setOutput(data, count);
+  o.setRoot(root);
+  o.setTag(impl_->tag++);
+  gloo::broadcast(o);
 }
 
 }  // namespace bignlp::comm

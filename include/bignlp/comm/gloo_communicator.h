@@ -29,4 +29,20 @@ struct GlooOptions {
 /// The world communicator of `rank` among `size` processes (collective: every rank calls it).
 std::unique_ptr<Communicator> make_gloo_communicator(Store& store, int rank, int size, const GlooOptions& options);
 
+/// gloo's own collective algorithms (gloo::allreduce ring, allgather, broadcast) on a connection set
+/// of their own: the peer the communication benchmark measures the CpuCommunicator rings against.
+/// fp32 only, sum only; collective construction like make_gloo_communicator.
+class GlooNativeCollectives {
+ public:
+  GlooNativeCollectives(Store& store, int rank, int size, const GlooOptions& options);
+  ~GlooNativeCollectives();
+  void all_reduce_sum(float* data, std::size_t count);
+  void all_gather(const float* in, float* out, std::size_t count_per_rank);
+  void broadcast(float* data, std::size_t count, int root);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace bignlp::comm
