@@ -181,12 +181,9 @@ void run_pile(const bignlp::config::ConfigView& cfg, const std::string& step, co
   const std::vector<std::string> steps = {"download", "extract", "preprocess"};
   if (std::find(steps.begin(), steps.end(), step) == steps.end()) unknown_step("pile", step, steps);
   const auto mine = bd::worker_items(pos, files);
-  log.info("pile {}: {} handles shard(s) {}", step, show(pos),
-           bignlp::join([&] {
-             std::vector<std::string> v;
-             for (int n : mine) v.push_back(bd::pile_shard_name(n));
-             return v;
-           }(), ","));
+  std::vector<std::string> names;
+  for (const int n : mine) names.push_back(bd::pile_shard_name(n));
+  log.info("pile {}: {} handles shard(s) {}", step, show(pos), names.empty() ? "none" : bignlp::join(names, ","));
   for (const int n : mine) {
     if (step == "download") bd::pile_download(c, n, log);
     else if (step == "extract") bd::pile_extract(c, n, log);
