@@ -76,6 +76,23 @@ std::string submitted_summary(const std::vector<LaunchedJob>& jobs) {
   return fmt::format("\nAlready submitted: {}. Cancel them with: scancel {}", join(lines, ", "), join(ids, " "));
 }
 
+// The local executor starts every task on this machine: a cluster-sized job is a mistake.
+void check_local_size(const StagePlan& plan) {
+  for (const JobSpec& job : plan.jobs) {
+    for (const CommandGroup& g : job.groups) {
+      const int tasks = job.group_tasks(g);
+      if (tasks > kMaxLocalTasks) {
+        throw ConfigError(fmt::format(
+            "{}: cluster_type=local runs every task on this machine, and this job has {} tasks ({} nodes x {} per "
+            "node; at most {} run locally). Use a small layout (e.g. training=gpt3/tiny, or fewer nodes and "
+            "devices), or a cluster (cluster_type=bcm)",
+            plan.stage, tasks, g.nodes > 0 ? g.nodes : job.nodes,
+            g.ntasks_per_node > 0 ? g.ntasks_per_node : job.ntasks_per_node, kMaxLocalTasks));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOptions& options, const Logger& logger,
@@ -133,6 +150,7 @@ PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOption
     const auto stage = make_stage(name, family);
     StageContext ctx{settings, {settings.stages.begin(), settings.stages.begin() + static_cast<long>(i)}, exists};
     StagePlan plan = stage->plan(StageConfig(name, std::move(resolved)), family, ctx);
+    if (settings.cluster_type == ClusterType::kLocal) check_local_size(plan);
     escape_literal_interpolations(plan.config);
     for (const auto& w : plan.warnings) result.warnings.push_back(fmt::format("{}: {}", name, w));
     plans.push_back(std::move(plan));

@@ -9,6 +9,8 @@
 //   BIGNLP_TEST_FAIL    comma list of "<prog>[:<step>[:<array index>]]" that exit with status 7
 //   BIGNLP_TEST_SLEEP   seconds to wait before finishing (SIGTERM ends the wait: exit 143)
 //   BIGNLP_TEST_ARGV    file to write the arguments to, each followed by a NUL (exact bytes)
+//   BIGNLP_TEST_ENV     file to write "NAME=VALUE" + NUL to, for every BIGNLP_TEST_* variable and
+//                       WANDB_API_KEY (exact bytes)
 //
 // With --config-path/--config-name it checks that the config file exists (exit 3 otherwise),
 // as a worker would. It prints one line to stdout and one to stderr, so log routing is visible.
@@ -25,6 +27,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+extern char** environ;
 
 namespace {
 
@@ -102,6 +106,18 @@ int main(int argc, char** argv) {
     std::string all;
     for (int i = 1; i < argc; ++i) all += std::string(argv[i]) + '\0';
     const int fd = ::open(argv_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      (void)!::write(fd, all.data(), all.size());
+      ::close(fd);
+    }
+  }
+  if (const std::string env_file = env("BIGNLP_TEST_ENV"); !env_file.empty()) {
+    std::string all;
+    for (char** e = environ; e && *e; ++e) {
+      const std::string entry(*e);
+      if (entry.rfind("BIGNLP_TEST_", 0) == 0 || entry.rfind("WANDB_API_KEY=", 0) == 0) all += entry + '\0';
+    }
+    const int fd = ::open(env_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       (void)!::write(fd, all.data(), all.size());
       ::close(fd);

@@ -28,6 +28,9 @@
 
 namespace bignlp::launch {
 
+/// The most tasks one job may start with cluster_type=local.
+inline constexpr int kMaxLocalTasks = 64;
+
 struct PipelineRequest {
   const config::ConfigNode& config;            ///< the composed config, interpolations unresolved
   const config::ResolverRegistry& resolvers;

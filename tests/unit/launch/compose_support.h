@@ -41,7 +41,8 @@ inline Composed compose_conf(const std::vector<std::string>& overrides) {
     if (!d.child_at(0).is_null()) out.choices[group] = d.child_at(0).as_string();
   }
   std::vector<std::string> values;
-  for (const auto& o : overrides) {
+  for (std::string o : overrides) {
+    if (o.starts_with("+")) o.erase(0, 1);
     const auto eq = o.find('=');
     const std::string key = o.substr(0, eq);
     if (std::find(groups.begin(), groups.end(), key) != groups.end()) {
@@ -60,8 +61,18 @@ inline Composed compose_conf(const std::vector<std::string>& overrides) {
   }
   for (const auto& o : values) {
     const auto eq = o.find('=');
-    const std::string text = o.substr(eq + 1);
-    config::ConfigNode v = text.starts_with("[") ? config::load_yaml_string(text) : config::parse_yaml_scalar(text);
+    std::string text = o.substr(eq + 1);
+    config::ConfigNode v;
+    if (text.size() >= 2 && (text.front() == '"' || text.front() == '\'') && text.back() == text.front()) {
+      std::string unquoted;  // a quoted override value: the text inside, with \x read as x
+      for (std::size_t i = 1; i + 1 < text.size(); ++i) {
+        if (text[i] == '\\' && i + 2 < text.size()) ++i;
+        unquoted += text[i];
+      }
+      v = config::ConfigNode::string(unquoted);
+    } else {
+      v = text.starts_with("[") ? config::load_yaml_string(text) : config::parse_yaml_scalar(text);
+    }
     root.set_path(o.substr(0, eq), v);
   }
   out.config = std::move(root);
