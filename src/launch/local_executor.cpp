@@ -189,6 +189,20 @@ class GroupRun {
       bool all_exited = true;
       for (const auto& t : tasks_) all_exited = all_exited && t.exited;
       if (all_exited && pfds.empty()) break;
+      // A process that left its task's process group may hold the pipes open after the task
+      // ended: stop reading a little while after the last task exited.
+      if (all_exited) {
+        if (!drain_until_) drain_until_ = Clock::now() + std::chrono::seconds(2);
+        if (Clock::now() > *drain_until_) {
+          for (auto& t : tasks_) {
+            for (int& fd : t.fds) {
+              if (fd >= 0) ::close(fd);
+              fd = -1;
+            }
+          }
+          break;
+        }
+      }
       pfds.push_back({signal_fd_, POLLIN, 0});
       const int n = ::poll(pfds.data(), pfds.size(), 100);
       if (n < 0 && errno != EINTR) throw IoError(fmt::format("poll failed: {}", std::strerror(errno)));
@@ -291,6 +305,7 @@ class GroupRun {
   int failed_ = -1;
   int signal_ = 0;
   std::optional<Clock::time_point> deadline_;
+  std::optional<Clock::time_point> drain_until_;
 };
 
 int open_log(const std::filesystem::path& path) {

@@ -211,6 +211,18 @@ TEST(LocalExecutor, SignalsAreForwardedAndReported) {
   EXPECT_EQ(termed, 2) << "SIGTERM did not reach both tasks";
 }
 
+TEST(LocalExecutor, ADetachedProcessHoldingTheOutputDoesNotHangTheJob) {
+  Fixture fx;
+  JobSpec j = fx.job("training", "bignlp-train", 1);
+  // The task leaves a process behind in a session of its own, still writing to the task's stdout.
+  j.groups[0].commands[0] = {"bash", "-c", "setsid sleep 30 & echo started"};
+  LocalExecutor exec(Logger::capturing(), fx.options());
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(exec.run(j, "1").exit_code, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_NE(read_file(j.dir / "log-bignlp-training_1.out").find("started"), std::string::npos);
+}
+
 TEST(LocalExecutor, AMissingProgramFailsWith127) {
   Fixture fx;
   JobSpec j = fx.job("training", "bignlp-train", 1);
