@@ -215,7 +215,7 @@ TEST(LocalExecutor, ADetachedProcessHoldingTheOutputDoesNotHangTheJob) {
   Fixture fx;
   JobSpec j = fx.job("training", "bignlp-train", 1);
   // The task leaves a process behind in a session of its own, still writing to the task's stdout.
-  j.groups[0].commands[0] = {"bash", "-c", "setsid sleep 30 & echo started"};
+  j.groups[0].commands[0] = {"bash", "-c", "setsid sleep 5 & echo started"};
   LocalExecutor exec(Logger::capturing(), fx.options());
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(exec.run(j, "1").exit_code, 0);
