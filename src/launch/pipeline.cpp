@@ -6,6 +6,7 @@
 #include <ostream>
 #include <set>
 
+#include "bignlp/config/repository.h"
 #include "bignlp/config/yaml.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
@@ -33,6 +34,32 @@ void register_launch_resolvers(config::ResolverRegistry& resolvers, const fs::pa
         return config::ConfigNode::string(text);
       },
       true);
+}
+
+PipelineResult run_composed(const config::ComposeResult& composed, const std::vector<std::string>& command_line,
+                            const fs::path& tree_root, const PipelineOptions& options, const Logger& logger,
+                            std::ostream& out) {
+  config::ResolverRegistry resolvers = composed.resolvers();
+  register_launch_resolvers(resolvers, tree_root);
+  std::map<std::string, std::string> choices;
+  for (const auto& c : composed.choices) {
+    if (c.option) choices[c.key] = *c.option;
+  }
+  std::vector<fs::path> dirs;
+  for (const auto& e : composed.search_path) {
+    if (!e.dir.empty()) dirs.push_back(e.dir);
+  }
+  auto list_options = [dirs](const std::string& group) -> std::vector<std::string> {
+    if (dirs.empty()) return {};
+    try {
+      const config::ConfigRepository repo(dirs.front(), {dirs.begin() + 1, dirs.end()});
+      return repo.group_options_recursive(group);
+    } catch (const ConfigError&) {
+      return {};
+    }
+  };
+  const PipelineRequest request{composed.config, resolvers, std::move(choices), command_line, list_options};
+  return run_pipeline(request, options, logger, out);
 }
 
 fs::path bignlp_tree_root(const fs::path& program) {

@@ -76,7 +76,7 @@ run_pipeline_test() {
   mkdir -p "$work/bin"
   for p in bignlp-preprocess bignlp-train bignlp-convert; do ln -s "$bin/bignlp-test-worker" "$work/bin/$p"; done
   ln -s "$bin/bignlp-bind" "$work/bin/bignlp-bind"
-  common=(cluster_type=bcm data_preparation.file_numbers=0,2 data_preparation.run.node_array_size=2
+  common=(cluster_type=bcm "data_preparation.file_numbers='0,2'" data_preparation.run.node_array_size=2
           training=gpt3/tiny training.trainer.devices=2 training.trainer.accelerator=gpu
           cluster.gpus_per_node=2 conversion.run.model_train_name=gpt3_tiny
           "bin_dir=$work/bin" "bignlp_path=$work" "+env_vars.BIGNLP_TEST_RECORD=$record")

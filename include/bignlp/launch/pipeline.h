@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bignlp/config/compose.h"
 #include "bignlp/config/interpolate.h"
 #include "bignlp/config/node.h"
 #include "bignlp/core/logging.h"
@@ -70,6 +71,12 @@ struct PipelineResult {
 /// Throws ConfigError (nothing written), RenderError, SubmitError or JobFailedError.
 PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOptions& options, const Logger& logger,
                             std::ostream& out);
+
+/// run_pipeline() for a composed config (what `bignlp` calls): the resolvers of the composition
+/// plus `bignlp_root` (= `tree_root`), its group choices, and the options of its search path.
+PipelineResult run_composed(const config::ComposeResult& composed, const std::vector<std::string>& command_line,
+                            const std::filesystem::path& tree_root, const PipelineOptions& options,
+                            const Logger& logger, std::ostream& out);
 
 /// The command line as launcher_cmd.log records it: each word shell-quoted, joined by " \\\n  ".
 std::string format_command_line(const std::vector<std::string>& argv);

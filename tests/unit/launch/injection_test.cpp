@@ -47,11 +47,12 @@ struct Env {
   testing::Composed compose(const std::string& cluster, bool dry) const {
     return testing::compose_conf({"stages=[training]", "training=gpt3/tiny", "cluster_type=" + cluster,
                                   std::string("dry_run=") + (dry ? "true" : "false"), "numa_mapping.enable=false",
-                                  "bin_dir=" + bin.string(), "base_results_dir=" + results.string(),
-                                  "wandb_api_key_file=" + key_file.string(),
-                                  "env_vars.BIGNLP_TEST_EVIL=" + std::string("\"") + replace_all(replace_all(evil, "\\", "\\\\"), "\"", "\\\"") + "\"",
-                                  "env_vars.BIGNLP_TEST_ARGV=" + (tmp.path() / "argv").string(),
-                                  "env_vars.BIGNLP_TEST_ENV=" + (tmp.path() / "env").string()});
+                                  "bin_dir=" + bin.string(),
+                                  "base_results_dir=" + testing::hydra_quoted(results.string()),
+                                  "wandb_api_key_file=" + testing::hydra_quoted(key_file.string()),
+                                  "+env_vars.BIGNLP_TEST_EVIL=" + testing::hydra_quoted(evil),
+                                  "+env_vars.BIGNLP_TEST_ARGV=" + (tmp.path() / "argv").string(),
+                                  "+env_vars.BIGNLP_TEST_ENV=" + (tmp.path() / "env").string()});
   }
 
   fs::path render(const std::string& cluster) const {

@@ -132,7 +132,7 @@ TEST(Pipeline, MissingInputsFailARealRunAndWarnInADryRun) {
 TEST(Pipeline, StagesChainWithDependencies) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[data_preparation,training,conversion]", "dry_run=true",
-                               "data_preparation.file_numbers=0,3,5-7", "base_results_dir=" + tmp.path().string()});
+                               "data_preparation.file_numbers='0,3,5-7'", "base_results_dir=" + tmp.path().string()});
   std::ostringstream out;
   DryRunSubmitter ids(500);
   const PipelineResult r = run(c, out, &ids);
@@ -244,9 +244,9 @@ struct LocalPipeline {
   PipelineResult run(std::vector<std::string> extra, std::ostream& out) {
     std::vector<std::string> o = {"stages=[data_preparation,training]", "cluster_type=local",
                                   "training=gpt3/tiny", "training.trainer.devices=2",
-                                  "data_preparation.file_numbers=0-1", "bin_dir=" + bin.string(),
+                                  "data_preparation.file_numbers='0-1'", "bin_dir=" + bin.string(),
                                   "base_results_dir=" + (tmp.path() / "results").string(),
-                                  "env_vars.BIGNLP_TEST_RECORD=" + record.string()};
+                                  "+env_vars.BIGNLP_TEST_RECORD=" + record.string()};
     o.insert(o.end(), extra.begin(), extra.end());
     const auto c = compose_conf(o);
     PipelineOptions opt;
@@ -291,7 +291,7 @@ TEST(PipelineLocal, AFailedStepStopsThePipeline) {
   LocalPipeline lp;
   std::ostringstream out;
   try {
-    lp.run({"env_vars.BIGNLP_TEST_FAIL=bignlp-preprocess:extract:1"}, out);
+    lp.run({"+env_vars.BIGNLP_TEST_FAIL=bignlp-preprocess:extract:1"}, out);
     FAIL() << "the pipeline went on after a failed step";
   } catch (const JobFailedError& e) {
     EXPECT_EQ(e.exit_code(), 7);
