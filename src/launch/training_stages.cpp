@@ -121,11 +121,30 @@ void check_datasets(const StageConfig& c, const StageContext& ctx, StagePlan& pl
   const bool weighted = prefix->is_list() && items.size() % 2 == 0 && !items.empty() &&
                         ((*prefix)[0].is_float() || (*prefix)[0].is_int());
   for (std::size_t i = weighted ? 1 : 0; i < items.size(); i += weighted ? 2 : 1) prefixes.push_back(items[i]);
+  if (ctx.runs_earlier("data_preparation") || !ctx.exists) return;
+  std::vector<std::string> missing;
+  std::size_t total = 0;
   for (const auto& pre : prefixes) {
     for (const char* ext : {".bin", ".idx"}) {
-      require_input(c, ctx, plan, p, "model.data.data_prefix", pre + ext, "data_preparation",
-                    "point model.data.data_prefix at datasets that exist");
+      ++total;
+      if (!ctx.exists(pre + ext)) missing.push_back(pre + ext);
     }
+  }
+  if (missing.empty()) return;
+  if (missing.size() == 1) {
+    require_input(c, ctx, plan, p, "model.data.data_prefix", missing.front(), "data_preparation",
+                  "point model.data.data_prefix at datasets that exist");
+    return;
+  }
+  std::string msg = fmt::format("{}: {} of the {} dataset files do not exist, e.g. '{}' and '{}'{}. Add "
+                                "data_preparation before {} in stages, or point model.data.data_prefix at datasets "
+                                "that exist",
+                                c.key("model.data.data_prefix"), missing.size(), total, missing[0], missing[1],
+                                c.origin("model.data.data_prefix"), c.stage());
+  if (ctx.settings.dry_run) {
+    plan.warnings.push_back(msg);
+  } else {
+    p.add(msg + " (a dry run, dry_run=true, only warns)");
   }
 }
 
