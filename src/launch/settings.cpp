@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <set>
 
 #include "bignlp/core/error.h"
 #include "bignlp/core/strings.h"
@@ -160,6 +162,20 @@ LaunchSettings read_launch_settings(const config::ConfigNode& root, const config
     s.cluster.overcommit = bool_of(child("overcommit"), "cluster.overcommit", false);
     s.cluster.job_name_prefix = text_of(child("job_name_prefix"), "cluster.job_name_prefix").value_or("");
     s.cluster.srun_args = list_of(child("srun_args"), "cluster.srun_args");
+    static const std::set<std::string> known = {"partition", "account", "exclusive", "gpus_per_task", "gpus_per_node",
+                                                "mem", "overcommit", "job_name_prefix", "srun_args"};
+    for (std::size_t i = 0; i < cluster.size(); ++i) {
+      const std::string& key = cluster.key_at(i);
+      if (known.count(key)) continue;
+      const config::ConfigNode& v = cluster.child_at(i);
+      if (v.is_null() || (v.is_bool() && !v.as_bool())) continue;
+      auto text = scalar_text(v);
+      if (!text) throw ConfigError(fmt::format("cluster.{}: an sbatch option needs a single value", key));
+      bool valid = !key.empty();
+      for (char c : key) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
+      if (!valid) throw ConfigError(fmt::format("cluster.{}: not an sbatch option name", key));
+      s.cluster.extra_directives[replace_all(key, "_", "-")] = v.is_bool() ? "true" : *text;
+    }
   }
   return s;
 }

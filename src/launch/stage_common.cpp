@@ -100,6 +100,7 @@ JobSpec base_job(const StageConfig& c, const StagePlan& plan, const StageContext
     j.slurm.mem = s.cluster.mem;
     j.slurm.overcommit = s.cluster.overcommit;
     j.slurm.srun_args = s.cluster.srun_args;
+    j.slurm.extra_directives = s.cluster.extra_directives;
     if (uses_gpus) {
       j.slurm.gpus_per_node = s.cluster.gpus_per_node;
       j.slurm.gpus_per_task = s.cluster.gpus_per_task;

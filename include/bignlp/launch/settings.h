@@ -7,6 +7,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -30,6 +31,9 @@ struct ClusterSettings {
   bool overcommit = false;
   std::string job_name_prefix = "bignlp-";
   std::vector<std::string> srun_args;
+  /// Any other key of the cluster config, as an `#SBATCH` option ("qos", "constraint",
+  /// "exclude", ...; '_' becomes '-'; true: a bare flag; false and null: left out).
+  std::map<std::string, std::string> extra_directives;
 };
 
 struct LaunchSettings {

@@ -58,6 +58,20 @@ TEST(Pipeline, DryRunWritesConfigScriptAndCommandLine) {
   EXPECT_FALSE(std::filesystem::exists(dir / "launcher.log"));
 }
 
+TEST(Pipeline, OtherClusterKeysBecomeSbatchOptions) {
+  TempDir tmp;
+  const auto c = compose_conf({"stages=[training]", "dry_run=true", "+cluster.qos=high", "+cluster.requeue=true",
+                               "+cluster.comment=null", "+cluster.exclude_nodes=false",
+                               "base_results_dir=" + tmp.path().string()});
+  std::ostringstream out;
+  const auto r = run(c, out);
+  const std::string script = read_file(r.jobs.at(0).script);
+  EXPECT_NE(script.find("#SBATCH --qos=high\n"), std::string::npos) << script;
+  EXPECT_NE(script.find("#SBATCH --requeue\n"), std::string::npos);
+  EXPECT_EQ(script.find("comment"), std::string::npos);
+  EXPECT_EQ(script.find("exclude"), std::string::npos);
+}
+
 TEST(Pipeline, InvalidConfigWritesNothing) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[data_preparation,training]", "training=gpt3/5b", "dry_run=true",
