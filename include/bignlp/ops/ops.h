@@ -1,0 +1,189 @@
+// The op table: every numerical operation the engine runs, declared once.
+//
+// Each op dispatches on the device of its tensors (all must be on ctx.device): the CPU reference
+// in src/ops/cpu/<op>.cpp (readable ground truth, OpenMP over rows/columns) or, in builds with
+// BIGNLP_WITH_CUDA, the CUDA implementation src/ops/cuda/<op>.cpp + kernels/<op>.cu. An op without a
+// CUDA implementation throws a RuntimeError naming it when given CUDA tensors. Argument checks
+// (shapes, dtypes, devices) happen once, before dispatch, in src/ops/<op>.cpp.
+//
+// Conventions (shape letters: docs/shapes.md):
+// - "A" below is an activation dtype: fp32, bf16 or fp16. Arithmetic is fp32 (16-bit inputs are
+//   widened, results rounded to nearest even once when stored). Statistics (LayerNorm mean/rstd,
+//   attention log-sum-exp, per-token losses) are fp32.
+// - Parameter gradients (dweight, dbias, dtable) are fp32 and always ACCUMULATED (+=): the caller
+//   zeroes them once per optimizer step, micro-batches add up. Input gradients are written (=)
+//   unless the op says otherwise.
+// - Results never depend on the thread count: every reduction has a fixed order.
+// - Token ids and targets are int32.
+// - Activations are sequence-first: rows n = t*B + b of an (N, C) = (T*B, C) matrix.
+#pragma once
+
+#include <cstdint>
+
+#include "bignlp/ops/context.h"
+#include "bignlp/tensor/tensor.h"
+
+namespace bignlp::ops {
+
+// ---------------------------------------------------------------------------------------------
+// GEMM
+
+struct GemmParams {
+  bool trans_a = false;  ///< use a^T: a is (K, M) instead of (M, K)
+  bool trans_b = false;  ///< use b^T: b is (N, K) instead of (K, N)
+  float alpha = 1.0f;
+  float beta = 0.0f;     ///< 0: c is overwritten (its old contents may be NaN); 1: accumulate into c
+};
+
+/// c = alpha * op(a) @ op(b) + beta * c + bias (bias broadcast over rows).
+/// a, b: 2-D, same dtype A; c: (M, N) of dtype A or fp32 (fp32 c with 16-bit a/b is how weight
+/// gradients accumulate into fp32 main grads); bias: (N) of c's dtype or fp32, or empty.
+/// Matrices need unit stride in the last dimension; the leading stride may exceed the row length
+/// (sub-views). Accumulation is fp32. Linear layers (weight (out, in), Megatron layout) use:
+/// forward y = x w^T (trans_b), input grad dx = dy w, weight grad dw += dy^T x (trans_a, beta 1).
+void gemm(const OpContext& ctx, const TensorView& a, const TensorView& b, const TensorView& c,
+          const GemmParams& params, const TensorView& bias = {});
+
+/// dbias (C) fp32 += sum over rows of dy (N, C) of dtype A.
+void bias_backward(const OpContext& ctx, const TensorView& dy, const TensorView& dbias);
+
+// ---------------------------------------------------------------------------------------------
+// Embedding
+
+/// out (N, C) [+]= table[ids[n] - vocab_start] for each row n; ids (N) int32; table (Vl, C) of
+/// dtype A (a vocab shard when vocab_start > 0); ids outside [vocab_start, vocab_start + Vl) give a
+/// zero row (vocab-parallel embedding: the shards are summed by the caller). `accumulate` adds to
+/// out (word + position embedding), rounding once.
+void embedding_forward(const OpContext& ctx, const TensorView& ids, const TensorView& table, const TensorView& out,
+                       std::int64_t vocab_start = 0, bool accumulate = false);
+
+/// dtable (Vl, C) fp32 += scatter of dout (N, C) rows to ids - vocab_start (ids outside the shard
+/// are skipped). Deterministic (columns are split across threads, rows summed in order).
+void embedding_backward(const OpContext& ctx, const TensorView& ids, const TensorView& dout, const TensorView& dtable,
+                        std::int64_t vocab_start = 0);
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm: y = (x - mean) / sqrt(var + eps) * weight + bias, biased variance, per row.
+
+/// x, y (N, C) A; weight, bias (C) A; mean, rstd (N) fp32 outputs for the backward pass (may be
+/// empty when no backward follows).
+void layernorm_forward(const OpContext& ctx, const TensorView& x, const TensorView& weight, const TensorView& bias,
+                       const TensorView& y, const TensorView& mean, const TensorView& rstd, float eps);
+
+/// dx (N, C) A = (or += with accumulate_dx) the input gradient; dweight, dbias (C) fp32 +=.
+void layernorm_backward(const OpContext& ctx, const TensorView& x, const TensorView& weight, const TensorView& mean,
+                        const TensorView& rstd, const TensorView& dy, const TensorView& dx, const TensorView& dweight,
+                        const TensorView& dbias, bool accumulate_dx = false);
+
+// ---------------------------------------------------------------------------------------------
+// GeLU
+
+enum class GeluApprox {
+  kTanh,  ///< 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): Megatron's fused bias-GeLU, HF gelu_new
+  kErf,   ///< 0.5 x (1 + erf(x / sqrt(2))): exact
+};
+
+/// y = gelu(x), elementwise, same shape and dtype A; y may alias x.
+void gelu_forward(const OpContext& ctx, const TensorView& x, const TensorView& y, GeluApprox approx);
+/// dx = gelu'(x) * dy; dx may alias dy.
+void gelu_backward(const OpContext& ctx, const TensorView& x, const TensorView& dy, const TensorView& dx,
+                   GeluApprox approx);
+
+// ---------------------------------------------------------------------------------------------
+// Dropout (counter-based: the mask is a function of (seed, offset, element index), ops/philox.h)
+
+struct DropoutParams {
+  float p = 0.0f;             ///< drop probability; 0 disables (the op is then a copy/add)
+  std::uint64_t seed = 0;     ///< the run's seed
+  std::uint64_t offset = 0;   ///< stream id: distinct per call site and step (see model/rng_streams)
+  std::uint64_t first_index = 0;  ///< element index of element 0 (a shard's position in the full tensor)
+};
+
+/// y = residual + keep(i) * x / (1 - p), elementwise (residual empty: 0). Same shapes, dtype A;
+/// y may alias x or residual. Element i of the (contiguous) tensor has index first_index + i.
+void dropout_forward(const OpContext& ctx, const TensorView& x, const TensorView& y, const DropoutParams& params,
+                     const TensorView& residual = {});
+/// dx = (or += with accumulate) keep(i) * dy / (1 - p); dx may alias dy.
+void dropout_backward(const OpContext& ctx, const TensorView& dy, const TensorView& dx, const DropoutParams& params,
+                      bool accumulate = false);
+
+// ---------------------------------------------------------------------------------------------
+// Attention: fused softmax(q k^T * scale [causal]) [dropout] v over Megatron's fused QKV layout.
+
+struct AttentionParams {
+  int num_heads = 0;      ///< NH heads in this tensor (per TP rank)
+  float scale = 0.0f;     ///< 0: 1/sqrt(HS)
+  bool causal = true;     ///< key j > query i masked (-inf), as Megatron's upper-triangular kernel
+  DropoutParams dropout;  ///< attention-probability dropout; element index below
+  int head_offset = 0;    ///< global index of head 0 of this tensor (TP rank r: r*NH)
+  int total_heads = 0;    ///< heads of the full model (0: num_heads); with head_offset keeps masks TP-invariant
+};
+
+/// qkv (T, B, NH*3*HS) A, head-interleaved (head h: columns [3HS h, 3HS h + HS) = q, then k, then v);
+/// out (T, B, NH*HS) A, head h at columns [HS h, HS h + HS); lse (B, NH, T) fp32 = log-sum-exp of
+/// each score row, kept for the backward pass (which recomputes probabilities; no (T, T) tensor is
+/// stored). Dropout element (b, h, i, j) has index ((b*total_heads + head_offset + h)*T + i)*T + j.
+void attention_forward(const OpContext& ctx, const TensorView& qkv, const TensorView& out, const TensorView& lse,
+                       const AttentionParams& params);
+/// dqkv (T, B, NH*3*HS) A is written (=) from dout (T, B, NH*HS) and the forward's qkv, out, lse.
+void attention_backward(const OpContext& ctx, const TensorView& qkv, const TensorView& out, const TensorView& lse,
+                        const TensorView& dout, const TensorView& dqkv, const AttentionParams& params);
+
+// ---------------------------------------------------------------------------------------------
+// Cross entropy over a (padded, possibly vocab-sharded) vocabulary
+
+/// Per row n of logits (N, Vl) (A or fp32, unit inner stride): lse[n] = logsumexp(logits[n]) and
+/// losses[n] = lse[n] - logits[n][targets[n] - vocab_start] (the target term is 0 when the target
+/// lies outside this shard: vocab-parallel callers combine shards' lse and target logits).
+/// targets (N) int32; losses, lse (N) fp32. Padded vocab columns are ordinary softmax entries.
+void cross_entropy_forward(const OpContext& ctx, const TensorView& logits, const TensorView& targets,
+                           const TensorView& losses, const TensorView& lse, std::int64_t vocab_start = 0);
+/// dlogits (N, Vl) = (exp(logits - lse) - onehot(targets - vocab_start)) * dlosses[n]; lse is the
+/// full-vocabulary log-sum-exp; dlogits may alias logits (in place).
+void cross_entropy_backward(const OpContext& ctx, const TensorView& logits, const TensorView& targets,
+                            const TensorView& lse, const TensorView& dlosses, const TensorView& dlogits,
+                            std::int64_t vocab_start = 0);
+
+/// out[n] (int32) = the column of the largest x[n] (lowest index on ties); x (N, V) A or fp32 with
+/// unit inner stride (a column slice of padded logits works).
+void argmax(const OpContext& ctx, const TensorView& x, const TensorView& out);
+
+// ---------------------------------------------------------------------------------------------
+// Optimizer
+
+struct AdamWParams {
+  float lr = 0.0f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  bool decoupled_weight_decay = true;  ///< true: AdamW (apex FusedAdam adam_w_mode); false: L2 added to g (torch Adam)
+  std::int64_t step = 1;               ///< 1-based step for bias correction
+  float grad_scale = 1.0f;             ///< g is multiplied by this first (1/loss_scale, clip coefficient)
+};
+
+/// One Adam(W) update on fp32 tensors of equal numel: param, exp_avg, exp_avg_sq updated in place
+/// from grad (apex FusedAdam math: eps outside the sqrt, bias correction, wd scaled by lr).
+/// model_param (same numel, A, or empty) receives the updated param rounded to its dtype (the
+/// bf16/fp16 compute copy of an fp32 master weight).
+void adamw_step(const OpContext& ctx, const TensorView& param, const TensorView& grad, const TensorView& exp_avg,
+                const TensorView& exp_avg_sq, const AdamWParams& params, const TensorView& model_param = {});
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise and utilities (contiguous tensors unless stated)
+
+/// Sets every element of x (any dtype) to value.
+void fill(const OpContext& ctx, const TensorView& x, double value);
+/// dst = src converted to dst's dtype (floats round to nearest even; ints <-> floats by value).
+/// Same shape; src may be strided; src and dst may be on different devices (host <-> device copies).
+void copy(const OpContext& ctx, const TensorView& src, const TensorView& dst);
+/// out = a + b elementwise (float dtypes, all the same shape; out may alias a or b).
+void add(const OpContext& ctx, const TensorView& a, const TensorView& b, const TensorView& out);
+/// x *= factor in place (float dtypes).
+void scale(const OpContext& ctx, const TensorView& x, float factor);
+/// out (a 1-element fp32 tensor) = (or += with accumulate) sum of x^2 over x (float dtypes).
+/// Partial sums over fixed 4096-element chunks in fp64, added in order: deterministic. Inf/NaN in x
+/// propagate (the fp16 overflow check uses this).
+void sum_squares(const OpContext& ctx, const TensorView& x, const TensorView& out, bool accumulate = false);
+
+}  // namespace bignlp::ops
