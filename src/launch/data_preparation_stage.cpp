@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "bignlp/core/error.h"
+#include "bignlp/core/index_list.h"
 #include "bignlp/core/strings.h"
 #include "stage_common.h"
 #include "stages.h"
