@@ -64,11 +64,18 @@ std::filesystem::path tree_root_of(const char* argv0) {
   return above_bin;
 }
 
+// The folder of this program: the workers it launches are its neighbours (bin_dir's default).
+std::filesystem::path program_dir() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path() : exe.parent_path();
+}
+
 // Resolvers for printing: the composition's (built-ins, hydra:, now:) plus the launcher's
 // `${bignlp_root:}`, as the pipeline uses them.
 cfg::ResolverRegistry resolvers_for(const cfg::ComposeResult& r, const Args& a) {
   cfg::ResolverRegistry reg = r.resolvers();
-  bignlp::launch::register_launch_resolvers(reg, a.tree_root);
+  bignlp::launch::register_launch_resolvers(reg, a.tree_root, program_dir());
   return reg;
 }
 
@@ -79,8 +86,8 @@ int run_pipeline(const cfg::ComposeResult& composed, const Args& args) {
   bignlp::launch::PipelineOptions options;
   // Local job ids name the logs: start from the process id so runs do not share log files.
   options.first_local_id = static_cast<std::uint64_t>(::getpid()) * 100;
-  bignlp::launch::run_composed(composed, args.command_line, args.tree_root, options, bignlp::Logger("bignlp"),
-                               std::cout);
+  bignlp::launch::run_composed(composed, args.command_line, args.tree_root, program_dir(), options,
+                               bignlp::Logger("bignlp"), std::cout);
   return 0;
 }
 

@@ -25,22 +25,25 @@ std::string format_command_line(const std::vector<std::string>& argv) {
   return join(words, " \\\n  ") + "\n";
 }
 
-void register_launch_resolvers(config::ResolverRegistry& resolvers, const fs::path& root) {
-  const std::string text = root.string();
-  resolvers.add(
-      "bignlp_root",
-      [text](const std::vector<config::ConfigNode>& args, config::ResolverContext&) {
-        if (!args.empty()) throw ConfigError("bignlp_root takes no arguments: write ${bignlp_root:}");
-        return config::ConfigNode::string(text);
-      },
-      true);
+void register_launch_resolvers(config::ResolverRegistry& resolvers, const fs::path& root, const fs::path& bin_dir) {
+  auto constant = [&](const std::string& name, const std::string& value) {
+    resolvers.add(
+        name,
+        [name, value](const std::vector<config::ConfigNode>& args, config::ResolverContext&) {
+          if (!args.empty()) throw ConfigError(fmt::format("{} takes no arguments: write ${{{}:}}", name, name));
+          return config::ConfigNode::string(value);
+        },
+        true);
+  };
+  constant("bignlp_root", root.string());
+  constant("bignlp_bin_dir", (bin_dir.empty() ? root / "build" / "bin" : bin_dir).string());
 }
 
 PipelineResult run_composed(const config::ComposeResult& composed, const std::vector<std::string>& command_line,
-                            const fs::path& tree_root, const PipelineOptions& options, const Logger& logger,
-                            std::ostream& out) {
+                            const fs::path& tree_root, const fs::path& bin_dir, const PipelineOptions& options,
+                            const Logger& logger, std::ostream& out) {
   config::ResolverRegistry resolvers = composed.resolvers();
-  register_launch_resolvers(resolvers, tree_root);
+  register_launch_resolvers(resolvers, tree_root, bin_dir);
   std::map<std::string, std::string> choices;
   for (const auto& c : composed.choices) {
     if (c.option) choices[c.key] = *c.option;
@@ -187,7 +190,7 @@ PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOption
   // 2. Write, render and submit, stage by stage.
   std::unique_ptr<Submitter> own = options.submitter ? nullptr : make_submitter(settings, options, logger);
   Submitter& submitter = options.submitter ? *options.submitter : *own;
-  if (settings.dry_run) out << "Dry run: the scripts and configs are written, nothing is submitted.\n";
+  if (settings.dry_run) out << "Dry run: the scripts and configs are written, nothing is submitted.\n" << std::flush;
   std::string prev_id;
   for (const StagePlan& plan : plans) {
     std::error_code ec;
@@ -195,7 +198,7 @@ PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOption
     if (ec) throw IoError(fmt::format("cannot create '{}': {}", (plan.results_dir / "results").string(), ec.message()));
     write_file_atomic(plan.config_file, config::to_yaml(plan.config));
     write_file_atomic(plan.results_dir / "launcher_cmd.log", format_command_line(request.command_line));
-    out << fmt::format("{}: config written to {}\n", plan.stage, plan.config_file.string());
+    out << fmt::format("{}: config written to {}\n", plan.stage, plan.config_file.string()) << std::flush;
 
     for (std::size_t k = 0; k < plan.jobs.size(); ++k) {
       JobSpec job = plan.jobs[k];
@@ -207,6 +210,9 @@ PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOption
           const bool same_array = job.array && prev_job->array && job.array->indices == prev_job->array->indices;
           job.dependency = (same_array ? "aftercorr:" : "afterok:") + prev_id;
         }
+      }
+      if (submitter.synchronous() && !settings.dry_run) {
+        out << fmt::format("{}{}: running here\n", plan.stage, job.step.empty() ? "" : "/" + job.step) << std::flush;
       }
       const std::string planned = submitter.planned_id(job);
       const std::string text = render_script(settings.cluster_type, job, options.templates, planned.empty() ? "0" : planned);
@@ -231,6 +237,7 @@ PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOption
       } else {
         out << fmt::format("{}: submitted {} as job {}\n", label, script.string(), id);
       }
+      out << std::flush;
       result.jobs.push_back({plan.stage, job.step, id, script, plan.config_file});
       prev_id = id;
     }

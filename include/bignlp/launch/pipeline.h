@@ -73,16 +73,19 @@ PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOption
                             std::ostream& out);
 
 /// run_pipeline() for a composed config (what `bignlp` calls): the resolvers of the composition
-/// plus `bignlp_root` (= `tree_root`), its group choices, and the options of its search path.
+/// plus `bignlp_root` and `bignlp_bin_dir`, its group choices, and the options of its search path.
 PipelineResult run_composed(const config::ComposeResult& composed, const std::vector<std::string>& command_line,
-                            const std::filesystem::path& tree_root, const PipelineOptions& options,
-                            const Logger& logger, std::ostream& out);
+                            const std::filesystem::path& tree_root, const std::filesystem::path& bin_dir,
+                            const PipelineOptions& options, const Logger& logger, std::ostream& out);
 
 /// The command line as launcher_cmd.log records it: each word shell-quoted, joined by " \\\n  ".
 std::string format_command_line(const std::vector<std::string>& argv);
 
-/// Adds the `bignlp_root` resolver (`${bignlp_root:}`: the bignlp tree `root`) to `resolvers`.
-void register_launch_resolvers(config::ResolverRegistry& resolvers, const std::filesystem::path& root);
+/// Adds the launcher's resolvers to `resolvers`: `${bignlp_root:}` (the bignlp tree `root`) and
+/// `${bignlp_bin_dir:}` (`bin_dir`: the folder of the running bignlp, where its workers are;
+/// default <root>/build/bin).
+void register_launch_resolvers(config::ResolverRegistry& resolvers, const std::filesystem::path& root,
+                               const std::filesystem::path& bin_dir = {});
 
 /// The bignlp tree a program belongs to, from its path: <root>/build*/bin/<program> -> <root>
 /// (when <root>/conf/config.yaml exists), else the folder above bin/.

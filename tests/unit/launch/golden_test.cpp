@@ -51,7 +51,8 @@ std::map<std::string, std::string> render_case(const fs::path& case_dir, const V
   const fs::path results = tmp.path() / "results";
   std::vector<std::string> o = read_overrides(case_dir / "overrides.txt");
   o.insert(o.end(), v.overrides.begin(), v.overrides.end());
-  o.insert(o.end(), {"dry_run=true", "bignlp_path=/opt/bignlp", "base_results_dir=" + results.string()});
+  o.insert(o.end(), {"dry_run=true", "bignlp_path=/opt/bignlp", "bin_dir=/opt/bignlp/build/bin",
+                     "base_results_dir=" + results.string()});
   std::vector<std::string> argv = {"bignlp"};
   for (const auto& x : o) argv.push_back(replace_all(x, results.string(), "/results"));
   std::map<std::string, std::string> out;
