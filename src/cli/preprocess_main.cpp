@@ -9,7 +9,8 @@
 //   bignlp-preprocess --config-path DIR --config-name NAME_hydra.yaml --step STEP [key=value ...]
 //     one step of the data_preparation stage, as the launcher's jobs run it (docs/data.md §5).
 //     The worker's share comes from SLURM_ARRAY_TASK_ID / SLURM_LOCALID / SLURM_PROCID /
-//     SLURM_NTASKS, its threads from SLURM_CPUS_PER_TASK (or SLURM_CPUS_ON_NODE): read here only.
+//     SLURM_NTASKS, its threads from SLURM_CPUS_PER_TASK (or SLURM_CPUS_ON_NODE shared by
+//     SLURM_NTASKS_PER_NODE tasks): read here only.
 // Index: include/bignlp/data/preprocess.h (the pipeline), tokenizer_factory.h (tokenizers),
 // indexed_dataset.h (the output format), pile_/mc4_/custom_dataset_preparation.h (the flows),
 // worker_position.h (work split). Exit codes: include/bignlp/core/error.h.
@@ -98,7 +99,12 @@ bignlp::data::WorkerPosition read_worker_position() {
   p.rank = env_int("SLURM_PROCID").value_or(0);
   p.world_size = std::max(1, env_int("SLURM_NTASKS").value_or(1));
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  p.cpus = env_int("SLURM_CPUS_PER_TASK").value_or(env_int("SLURM_CPUS_ON_NODE").value_or(hw));
+  // The task's own CPUs; else the node's shared by the tasks on it; else every core.
+  if (const auto per_task = env_int("SLURM_CPUS_PER_TASK")) {
+    p.cpus = *per_task;
+  } else {
+    p.cpus = env_int("SLURM_CPUS_ON_NODE").value_or(hw) / std::max(1, env_int("SLURM_NTASKS_PER_NODE").value_or(1));
+  }
   p.cpus = std::clamp(p.cpus, 1, hw);
   return p;
 }
@@ -181,12 +187,9 @@ void run_pile(const bignlp::config::ConfigView& cfg, const std::string& step, co
   const std::vector<std::string> steps = {"download", "extract", "preprocess"};
   if (std::find(steps.begin(), steps.end(), step) == steps.end()) unknown_step("pile", step, steps);
   const auto mine = bd::worker_items(pos, files);
-  log.info("pile {}: {} handles shard(s) {}", step, show(pos),
-           bignlp::join([&] {
-             std::vector<std::string> v;
-             for (int n : mine) v.push_back(bd::pile_shard_name(n));
-             return v;
-           }(), ","));
+  std::vector<std::string> names;
+  for (const int n : mine) names.push_back(bd::pile_shard_name(n));
+  log.info("pile {}: {} handles shard(s) {}", step, show(pos), names.empty() ? "none" : bignlp::join(names, ","));
   for (const int n : mine) {
     if (step == "download") bd::pile_download(c, n, log);
     else if (step == "extract") bd::pile_extract(c, n, log);

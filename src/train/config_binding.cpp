@@ -23,13 +23,13 @@ constexpr const char* kIgnoredKeys[] = {
     "exp_manager.checkpoint_callback_params.model_parallel_size", "exp_manager.checkpoint_callback_params.save_last",
     "model.pre_process", "model.post_process", "model.persist_layer_norm", "model.gradient_as_bucket_view",
     "model.grad_div_ar_fusion", "model.gradient_accumulation_fusion", "model.bias_dropout_add_fusion",
-    "model.masked_softmax_fusion", "model.grad_allreduce_chunk_size_mb", "model.use_cpu_initialization",
+    "model.masked_softmax_fusion", "model.use_cpu_initialization",
     "model.apex_transformer_log_level", "model.nsys_profile", "model.fp16_lm_cross_entropy", "model.megatron_amp_O2",
-    "model.resume_from_checkpoint", "model.sequence_parallel", "model.virtual_pipeline_model_parallel_size",
+    "model.resume_from_checkpoint",
     "model.num_micro_batches_with_partial_activation_checkpoints", "model.activations_checkpoint_layers_per_pipeline",
     "model.data.data_impl", "model.data.skip_warmup", "model.data.num_workers", "model.data.dataloader_type",
     "model.tokenizer.delimiter", "model.transformer_engine", "model.fp8", "model.sync_batch_comm",
-    "model.optim.bucket_cap_mb", "model.optim.overlap_grad_sync", "model.optim.contiguous_grad_buffer",
+    "model.optim.overlap_grad_sync", "model.optim.contiguous_grad_buffer",
     "model.optim.sched.max_steps"};
 
 std::string python_text(bool v) { return v ? "True" : "False"; }
@@ -112,6 +112,9 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   c.tensor_model_parallel_size = cfg.get_or<int>("model.tensor_model_parallel_size", 1);
   c.pipeline_model_parallel_size = cfg.get_or<int>("model.pipeline_model_parallel_size", 1);
   m.tensor_model_parallel_size = c.tensor_model_parallel_size;
+  c.virtual_pipeline_model_parallel_size =
+      cfg.find<int>("model.virtual_pipeline_model_parallel_size").value_or(1);  // null: no interleaving
+  c.sequence_parallel = cfg.get_or<bool>("model.sequence_parallel", false);
   m.seq_length = cfg.get<std::int64_t>("model.encoder_seq_length");
   m.max_position_embeddings = cfg.get_or<std::int64_t>("model.max_position_embeddings", m.seq_length);
   m.num_layers = cfg.get<int>("model.num_layers");
@@ -179,6 +182,11 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
 
   // model.optim.*
   c.optim.name = cfg.get<std::string>("model.optim.name");
+  // Data-parallel gradient buckets: the distributed optimizer's bucket_cap_mb, else NeMo's
+  // all-reduce chunk size.
+  const double chunk_mb = cfg.get_or<double>("model.grad_allreduce_chunk_size_mb", 125.0);
+  const double bucket_mb = cfg.get_or<double>("model.optim.bucket_cap_mb", 100.0);
+  c.grad_bucket_mb = c.optim.name == "distributed_fused_adam" ? bucket_mb : chunk_mb;
   c.optim.lr = cfg.get<double>("model.optim.lr");
   c.optim.weight_decay = cfg.get_or<double>("model.optim.weight_decay", 0.0);
   c.optim.eps = cfg.get_or<double>("model.optim.eps", 1e-8);
