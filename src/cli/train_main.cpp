@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
     const bignlp::config::ConfigView cfg(root);
     const std::optional<int> master_port = cfg.find<int>("run.master_port");
     bignlp::train::TrainingConfig tc = bignlp::train::bind_training_config(cfg);
+    tc.cpu_threads = threads;
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
     bignlp::CpuAllocator alloc;
