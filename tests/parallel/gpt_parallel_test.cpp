@@ -53,6 +53,7 @@ struct Layout {
   bool distributed_optimizer = false;
   model::CheckpointGranularity recompute = model::CheckpointGranularity::kNone;
   int vocab_multiple = 16;  ///< make_vocab_size_divisible_by
+  model::Precision precision = model::Precision::kFp32;
   int world() const { return tp * pp * dp; }
 };
 
@@ -69,6 +70,7 @@ TrainingConfig config_for(const Layout& l, const fs::path& results, const fs::pa
   c.model.hidden_dropout = 0.1f;
   c.model.attention_dropout = 0.1f;
   c.model.tensor_model_parallel_size = l.tp;
+  c.model.precision = l.precision;
   c.model.activations_checkpoint.granularity = l.recompute;
   c.model.activations_checkpoint.method = model::CheckpointMethod::kUniform;
   c.model.activations_checkpoint.num_layers = 1;
@@ -334,6 +336,26 @@ TEST_F(GptParallelTest, CheckpointResumesWithADifferentDataParallelSize) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bignlp-convert --reshard"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(GptParallelTest, MixedPrecisionLayoutsTrackTheirOneRankRun) {
+  // bf16 and fp16 (dynamic loss scaling; the overflow decision is shared through the all-reduced
+  // gradient norm): 16-bit activations and reductions add rounding, so the bound is looser.
+  for (const auto precision : {model::Precision::kBf16, model::Precision::kFp16}) {
+    SCOPED_TRACE(model::precision_name(precision));
+    const Outcome one = run(Layout{.precision = precision}, dir_->path() / ("mp1_" + model::precision_name(precision)),
+                            prefix_, kSteps);
+    const Outcome eight = run({.tp = 2, .pp = 2, .dp = 2, .sp = true, .distributed_optimizer = true,
+                               .precision = precision},
+                              dir_->path() / ("mp8_" + model::precision_name(precision)), prefix_, kSteps);
+    ASSERT_EQ(eight.losses.size(), one.losses.size());
+    for (std::size_t i = 0; i < one.losses.size(); ++i) {
+      EXPECT_NEAR(eight.losses[i], one.losses[i], 1e-3 * one.losses[i]) << "step " << i + 1;  // measured: 1e-4
+      if (std::getenv("BIGNLP_TEST_VERBOSE"))
+        std::printf("%s step %zu: %.6f vs %.6f\n", model::precision_name(precision).c_str(), i + 1, eight.losses[i],
+                    one.losses[i]);
+    }
   }
 }
 
