@@ -200,7 +200,14 @@ Job launch(const fs::path& config_dir, int ranks, const std::string& extra_args,
     pids.push_back(pid);
   }
   if (kill_rank >= 0) {
-    std::this_thread::sleep_for(1500ms);
+    // Once training runs (rank 0 printed its first step; a loaded machine may take a while to get
+    // there), kill the rank: the others must notice and fail, not hang.
+    const fs::path log0 = config_dir / "rank0.log";
+    for (int i = 0; i < 1200; ++i) {
+      std::error_code ec;
+      if (fs::exists(log0, ec) && read_file(log0).find("global_step: 1 |") != std::string::npos) break;
+      std::this_thread::sleep_for(50ms);
+    }
     kill(pids[static_cast<std::size_t>(kill_rank)], SIGKILL);
   }
   Job job;
@@ -329,8 +336,10 @@ TEST_F(TrainMultiprocessTest, ADeadRankFailsTheOthersWithAnErrorNamingIt) {
   EXPECT_EQ(job.status[1], 128 + SIGKILL);
   EXPECT_NE(job.status[0], 0);
   EXPECT_NE(job.status[0], -1) << "rank 0 hung instead of failing";
-  EXPECT_NE(job.output[0].find("rank 1"), std::string::npos) << job.output[0];
-  RecordProperty("rank0_error", job.output[0].substr(job.output[0].rfind("bignlp-train:")));
+  const auto error = job.output[0].rfind("bignlp-train:");
+  ASSERT_NE(error, std::string::npos) << job.output[0];
+  EXPECT_NE(job.output[0].find("rank 1", error), std::string::npos) << job.output[0];
+  RecordProperty("rank0_error", job.output[0].substr(error));
 }
 
 /// Runs a command line, returning its exit status and output.
