@@ -264,7 +264,9 @@ class TrainMultiprocessTest : public ::testing::Test {
     ASSERT_EQ(b.size(), a.size());
     for (const auto& [step, v] : a) {
       EXPECT_NEAR(b.at(step).first, v.first, 2e-5 * v.first) << "step " << step;
-      if (!std::isnan(v.second)) EXPECT_NEAR(b.at(step).second, v.second, 2e-5 * v.second) << "val at step " << step;
+      if (!std::isnan(v.second)) {
+        EXPECT_NEAR(b.at(step).second, v.second, 2e-5 * v.second) << "val at step " << step;
+      }
     }
   }
   TempDir dir_{"train-mp"};
@@ -388,7 +390,9 @@ TEST_F(TrainMultiprocessTest, LauncherLocalExecutorRunsTheTinyPresetOnFourRanks)
   ASSERT_EQ(b.size(), 4u) << read_file(r4 / "results" / "metrics.csv");
   for (const auto& [step, v] : a) {
     EXPECT_NEAR(b.at(step).first, v.first, 2e-5 * v.first) << "step " << step;
-    if (!std::isnan(v.second)) EXPECT_NEAR(b.at(step).second, v.second, 2e-5 * v.second) << "val at step " << step;
+    if (!std::isnan(v.second)) {
+      EXPECT_NEAR(b.at(step).second, v.second, 2e-5 * v.second) << "val at step " << step;
+    }
   }
   // The saved stage config and the submission script show the 4-rank layout.
   EXPECT_NE(read_file(r4 / "tiny_four_hydra.yaml").find("tensor_model_parallel_size: 2"), std::string::npos);
