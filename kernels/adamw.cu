@@ -1,0 +1,161 @@
+// Multi-tensor Adam(W) with fp32 master weights, and multi-tensor sums of squares (global norm).
+//
+// One launch covers a whole list of tensors: a small table (one entry per tensor, with the prefix
+// count of its chunks) is copied to device workspace, and block b finds its tensor by binary search
+// over the prefix counts. Adam math per element is the CPU reference's (apex FusedAdam):
+//   g = grad * grad_scale (+ wd p when not decoupled); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2
+//   p -= lr ((m / c1) / (sqrt(v / c2) + eps) + wd p (decoupled)); model_param = round(p)
+#include <vector>
+
+#include "bignlp/core/error.h"
+#include "kernels/common.cuh"
+
+namespace bignlp::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr std::int64_t kAdamChunk = 16384;
+
+struct AdamTableEntry {
+  float* param;
+  const float* grad;
+  float* exp_avg;
+  float* exp_avg_sq;
+  void* model_param;
+  std::int64_t numel;
+  std::int64_t chunk_begin;  // index of this tensor's first chunk
+  float weight_decay;
+  int model_dtype;  // DType value
+};
+
+struct SumTableEntry {
+  const void* x;
+  std::int64_t numel;
+  std::int64_t chunk_begin;
+  int dtype;
+};
+
+template <typename E>
+__device__ __forceinline__ int find_entry(const E* table, int count, std::int64_t block) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {  // last entry with chunk_begin <= block
+    const int mid = (lo + hi + 1) / 2;
+    if (table[mid].chunk_begin <= block) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+__global__ void adamw_kernel(const AdamTableEntry* table, int count, AdamWArgs a) {
+  const AdamTableEntry e = table[find_entry(table, count, blockIdx.x)];
+  const std::int64_t begin = (blockIdx.x - e.chunk_begin) * kAdamChunk;
+  const std::int64_t end = min(e.numel, begin + kAdamChunk);
+  for (std::int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    float p = e.param[i];
+    float g = e.grad[i] * a.grad_scale;
+    if (!a.decoupled) g += e.weight_decay * p;
+    const float m = a.beta1 * e.exp_avg[i] + (1.0f - a.beta1) * g;
+    const float v = a.beta2 * e.exp_avg_sq[i] + (1.0f - a.beta2) * g * g;
+    float u = (m / a.bias_correction1) / (sqrtf(v / a.bias_correction2) + a.eps);
+    if (a.decoupled) u += e.weight_decay * p;
+    p -= a.lr * u;
+    e.param[i] = p;
+    e.exp_avg[i] = m;
+    e.exp_avg_sq[i] = v;
+    if (e.model_param != nullptr) {
+      switch (static_cast<DType>(e.model_dtype)) {
+        case DType::kBF16: static_cast<__nv_bfloat16*>(e.model_param)[i] = __float2bfloat16_rn(p); break;
+        case DType::kF16: static_cast<__half*>(e.model_param)[i] = __float2half_rn(p); break;
+        default: static_cast<float*>(e.model_param)[i] = p; break;
+      }
+    }
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ double square_sum(const T* x, std::int64_t begin, std::int64_t end) {
+  double s = 0.0;
+  for (std::int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const double v = static_cast<double>(to_float(x[i]));
+    s += v * v;
+  }
+  return s;
+}
+
+__global__ void sum_squares_multi_kernel(const SumTableEntry* table, int count, double* partials) {
+  __shared__ double scratch[32];
+  const SumTableEntry e = table[find_entry(table, count, blockIdx.x)];
+  const std::int64_t begin = (blockIdx.x - e.chunk_begin) * kSumSquaresChunk;
+  const std::int64_t end = min(e.numel, begin + kSumSquaresChunk);
+  double s = 0.0;
+  switch (static_cast<DType>(e.dtype)) {
+    case DType::kBF16: s = square_sum(static_cast<const __nv_bfloat16*>(e.x), begin, end); break;
+    case DType::kF16: s = square_sum(static_cast<const __half*>(e.x), begin, end); break;
+    default: s = square_sum(static_cast<const float*>(e.x), begin, end); break;
+  }
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+std::size_t table_bytes(int count) {
+  const std::size_t entry = sizeof(AdamTableEntry) > sizeof(SumTableEntry) ? sizeof(AdamTableEntry) : sizeof(SumTableEntry);
+  return (static_cast<std::size_t>(count) * entry + 255) / 256 * 256;
+}
+
+}  // namespace
+
+std::size_t multi_tensor_workspace_bytes(const std::int64_t* /*numels*/, int count) { return table_bytes(count); }
+
+void launch_adamw(const AdamWTensor* tensors, int count, const AdamWArgs& args, void* workspace,
+                  std::size_t workspace_bytes, cudaStream_t stream) {
+  if (count <= 0) return;
+  if (workspace_bytes < table_bytes(count)) throw RuntimeError("launch_adamw: workspace too small");
+  std::vector<AdamTableEntry> table;
+  table.reserve(static_cast<std::size_t>(count));
+  std::int64_t chunks = 0;
+  for (int t = 0; t < count; ++t) {
+    const AdamWTensor& x = tensors[t];
+    if (x.numel <= 0) continue;
+    table.push_back(AdamTableEntry{x.param, x.grad, x.exp_avg, x.exp_avg_sq, x.model_param, x.numel, chunks,
+                                   x.weight_decay, static_cast<int>(x.model_dtype)});
+    chunks += ceil_div(x.numel, kAdamChunk);
+  }
+  if (table.empty()) return;
+  if (chunks > 0x7FFFFFFFLL) throw RuntimeError("launch_adamw: too many elements for one launch");
+  // Pageable host memory: the copy is staged before cudaMemcpyAsync returns, so `table` may go.
+  const cudaError_t status = cudaMemcpyAsync(workspace, table.data(), table.size() * sizeof(AdamTableEntry),
+                                             cudaMemcpyHostToDevice, stream);
+  if (status != cudaSuccess) throw RuntimeError(std::string("launch_adamw: table upload failed: ") + cudaGetErrorString(status));
+  adamw_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(static_cast<const AdamTableEntry*>(workspace),
+                                                                     static_cast<int>(table.size()), args);
+}
+
+std::int64_t sum_squares_multi_partials(const std::int64_t* numels, int count) {
+  std::int64_t chunks = 0;
+  for (int t = 0; t < count; ++t) chunks += ceil_div(numels[t], kSumSquaresChunk);
+  return chunks;
+}
+
+std::int64_t launch_sum_squares_multi(const void* const* xs, const DType* dtypes, const std::int64_t* numels,
+                                      int count, double* partials, void* workspace, std::size_t workspace_bytes,
+                                      cudaStream_t stream) {
+  if (count <= 0) return 0;
+  if (workspace_bytes < table_bytes(count)) throw RuntimeError("launch_sum_squares_multi: workspace too small");
+  std::vector<SumTableEntry> table;
+  std::int64_t chunks = 0;
+  for (int t = 0; t < count; ++t) {
+    if (numels[t] <= 0) continue;
+    table.push_back(SumTableEntry{xs[t], numels[t], chunks, static_cast<int>(dtypes[t])});
+    chunks += ceil_div(numels[t], kSumSquaresChunk);
+  }
+  if (table.empty()) return 0;
+  const cudaError_t status = cudaMemcpyAsync(workspace, table.data(), table.size() * sizeof(SumTableEntry),
+                                             cudaMemcpyHostToDevice, stream);
+  if (status != cudaSuccess)
+    throw RuntimeError(std::string("launch_sum_squares_multi: table upload failed: ") + cudaGetErrorString(status));
+  sum_squares_multi_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(
+      static_cast<const SumTableEntry*>(workspace), static_cast<int>(table.size()), partials);
+  return chunks;
+}
+
+}  // namespace bignlp::kernels
