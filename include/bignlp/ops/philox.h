@@ -11,6 +11,7 @@
 // Known-answer check (Random123): counter 0, key 0 -> 6627e8d5 e169c58d bc57ac4c 9b00dbd8.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "bignlp/core/host_device.h"
@@ -65,6 +66,21 @@ BIGNLP_HOST_DEVICE inline float philox_uniform(std::uint64_t seed, std::uint64_t
 /// True when dropout with probability `p` keeps element `index` of stream (seed, offset).
 BIGNLP_HOST_DEVICE inline bool dropout_keep(std::uint64_t seed, std::uint64_t offset, std::uint64_t index, float p) {
   return philox_uniform(seed, offset, index) >= p;
+}
+
+}  // namespace bignlp
+
+namespace bignlp {
+
+/// Standard normal value of element `index` in stream (seed, offset), by Box-Muller over one
+/// Philox block: elements 2k and 2k+1 share block k (cos and sin branches). Used for weight init,
+/// so a tensor-parallel shard can draw exactly its part of the full tensor (global indices).
+BIGNLP_HOST_DEVICE inline float philox_normal(std::uint64_t seed, std::uint64_t offset, std::uint64_t index) {
+  float u[4];
+  philox_uniform4(seed, offset, index >> 1, u);
+  const float radius = sqrtf(-2.0f * logf(1.0f - u[0]));  // 1 - u in (0, 1]: log is finite
+  const float angle = 6.283185307179586f * u[1];
+  return radius * ((index & 1) ? sinf(angle) : cosf(angle));
 }
 
 }  // namespace bignlp

@@ -1,0 +1,44 @@
+// Log-likelihood scoring: the primitive zero-shot tasks (LAMBADA, PIQA, ...) are built on.
+//
+// A request is a context and a continuation (token ids). Its result is the sum of
+// log p(continuation[i] | context, continuation[:i]) and whether every continuation token is the
+// model's greedy (argmax) choice. The model sees (context + continuation)[:-1]; when that exceeds
+// max_position_embeddings the oldest context tokens are dropped (the continuation must fit).
+// Requests are scored in batches of similar length (padded on the right, which causal attention
+// never sees) and results come back in request order.
+// JSONL: request lines {"context": [ids], "continuation": [ids]}; result lines
+// {"logprob": <float>, "is_greedy": <bool>}.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+#include "bignlp/model/gpt.h"
+
+namespace bignlp::eval {
+
+struct LoglikelihoodRequest {
+  std::vector<std::int32_t> context;
+  std::vector<std::int32_t> continuation;
+};
+
+struct LoglikelihoodResult {
+  double logprob = 0.0;
+  bool is_greedy = false;
+};
+
+/// Reads a JSONL request file. Throws DataError naming the file and line for malformed lines,
+/// an empty context or continuation, or ids outside [0, vocab_size) (when vocab_size > 0).
+std::vector<LoglikelihoodRequest> read_loglikelihood_requests(const std::filesystem::path& path,
+                                                              std::int64_t vocab_size = 0);
+
+/// Scores `requests` with `model`, `batch_size` sequences per forward pass.
+std::vector<LoglikelihoodResult> score_loglikelihood(model::GptModel& model,
+                                                     const std::vector<LoglikelihoodRequest>& requests,
+                                                     std::int64_t batch_size);
+
+/// Writes one JSON line per result, atomically. Throws IoError.
+void write_loglikelihood_results(const std::filesystem::path& path, const std::vector<LoglikelihoodResult>& results);
+
+}  // namespace bignlp::eval

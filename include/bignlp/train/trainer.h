@@ -1,0 +1,78 @@
+// Trainer: the pre-training loop of bignlp-train (one rank; parallel ranks build on it).
+//
+// Per optimizer step: M = GBS / (MBS * DP) micro-batches, each forward+backward with gradient
+// scale loss_scale / M (the objective is the mean of micro-batch token means), then the optimizer
+// step (unscale, global-norm clip, Adam) with the LR of the scheduler step; a skipped fp16 step
+// advances global_step but not the scheduler. consumed_samples = global_step * GBS.
+// Every log_every_n_steps: the stdout line (train/metrics.h), TensorBoard scalars and a CSV row.
+// Every val_check_interval steps: validation (limit_val_batches global batches from the start of
+// the validation split, no dropout) and a checkpoint (top-k by val_loss plus "-last"); at the end
+// (max_steps, max_time, or a stop request such as SIGTERM/SIGUSR1) a final checkpoint.
+// Resume (exp_manager.resume_if_exists) loads the newest complete checkpoint: weights, Adam
+// moments and step, scheduler step, loss-scaler state, consumed samples. Dropout streams and data
+// order are functions of the step, so a resumed run continues bit-identically on the CPU.
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "bignlp/core/logging.h"
+#include "bignlp/data/gpt_datasets.h"
+#include "bignlp/model/gpt.h"
+#include "bignlp/train/training_config.h"
+
+namespace bignlp::train {
+
+enum class StopReason { kMaxSteps, kMaxTime, kStopRequested };
+
+struct TrainResult {
+  StopReason reason = StopReason::kMaxSteps;
+  std::int64_t global_step = 0;
+  std::int64_t consumed_samples = 0;
+  std::int64_t resumed_from_step = -1;        ///< -1: fresh start
+  std::vector<double> train_losses;           ///< reduced_train_loss of every step run here
+  std::vector<std::pair<std::int64_t, double>> val_losses;  ///< (step, val_loss)
+  std::filesystem::path last_checkpoint;
+};
+
+class Trainer {
+ public:
+  /// ctx: device and allocator for the model (ctx.allocator required). `out` receives the metric
+  /// lines (stdout in bignlp-train); the progress bar goes to stderr when it is a terminal.
+  Trainer(TrainingConfig config, const Logger& log, const ops::OpContext& ctx, std::FILE* out = stdout);
+  ~Trainer();
+
+  /// Uses these datasets instead of building them from config.data (tests, benchmarks).
+  void set_datasets(data::GptDatasets datasets);
+  /// A flag polled after every step; non-zero requests a checkpoint and a clean stop (signals).
+  void set_stop_flag(const std::atomic<int>* flag) { stop_flag_ = flag; }
+  /// Called after every step with the new global step (tests).
+  void set_step_callback(std::function<void(std::int64_t)> fn) { on_step_ = std::move(fn); }
+
+  /// Runs to max_steps (or max_time / a stop request). Throws ConfigError/DataError/IoError.
+  TrainResult fit();
+
+  /// The model (valid after fit() started; for tests and tools).
+  model::GptModel* model() { return model_.get(); }
+
+ private:
+  struct State;
+  std::optional<double> validate(State& s);
+  void save(State& s, std::optional<double> val_loss, TrainResult& result);
+  void write_hparams() const;
+
+  TrainingConfig config_;
+  Logger log_;
+  ops::OpContext ctx_;
+  std::FILE* out_;
+  std::optional<data::GptDatasets> datasets_;
+  const std::atomic<int>* stop_flag_ = nullptr;
+  std::function<void(std::int64_t)> on_step_;
+  std::unique_ptr<model::GptModel> model_;
+};
+
+}  // namespace bignlp::train

