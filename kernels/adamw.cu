@@ -1,12 +1,11 @@
 // Multi-tensor Adam(W) with fp32 master weights, and multi-tensor sums of squares (global norm).
 //
-// One launch covers a whole list of tensors: a small table (one entry per tensor, with the prefix
-// count of its chunks) is copied to device workspace, and block b finds its tensor by binary search
-// over the prefix counts. Adam math per element is the CPU reference's (apex FusedAdam):
+// One launch covers up to kMaxTensorsPerLaunch tensors: their table (one entry per tensor, with the
+// prefix count of its chunks) travels by value as a kernel parameter (CUDA 12.1+ allows 32 KB), so
+// no host-to-device copy (which would synchronise the stream) is needed; block b finds its tensor
+// by binary search over the prefix counts. Longer lists take several launches. Adam math per element is the CPU reference's (apex FusedAdam):
 //   g = grad * grad_scale (+ wd p when not decoupled); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2
 //   p -= lr ((m / c1) / (sqrt(v / c2) + eps) + wd p (decoupled)); model_param = round(p)
-#include <vector>
-
 #include "bignlp/core/error.h"
 #include "kernels/common.cuh"
 
@@ -35,8 +34,16 @@ struct SumTableEntry {
   int dtype;
 };
 
+constexpr int kMaxTensorsPerLaunch = 160;  // 160 * 64 bytes: 10 KB of kernel parameters
+
 template <typename E>
-__device__ __forceinline__ int find_entry(const E* table, int count, std::int64_t block) {
+struct Table {
+  E entries[kMaxTensorsPerLaunch];
+  int count;
+};
+
+template <typename E>
+__device__ __forceinline__ int find_entry(const E (&table)[kMaxTensorsPerLaunch], int count, std::int64_t block) {
   int lo = 0, hi = count - 1;
   while (lo < hi) {  // last entry with chunk_begin <= block
     const int mid = (lo + hi + 1) / 2;
@@ -46,8 +53,8 @@ __device__ __forceinline__ int find_entry(const E* table, int count, std::int64_
   return lo;
 }
 
-__global__ void adamw_kernel(const AdamTableEntry* table, int count, AdamWArgs a) {
-  const AdamTableEntry e = table[find_entry(table, count, blockIdx.x)];
+__global__ void adamw_kernel(const __grid_constant__ Table<AdamTableEntry> table, AdamWArgs a) {
+  const AdamTableEntry& e = table.entries[find_entry(table.entries, table.count, blockIdx.x)];
   const std::int64_t begin = (blockIdx.x - e.chunk_begin) * kAdamChunk;
   const std::int64_t end = min(e.numel, begin + kAdamChunk);
   for (std::int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
@@ -82,9 +89,9 @@ __device__ __forceinline__ double square_sum(const T* x, std::int64_t begin, std
   return s;
 }
 
-__global__ void sum_squares_multi_kernel(const SumTableEntry* table, int count, double* partials) {
+__global__ void sum_squares_multi_kernel(const __grid_constant__ Table<SumTableEntry> table, double* partials) {
   __shared__ double scratch[32];
-  const SumTableEntry e = table[find_entry(table, count, blockIdx.x)];
+  const SumTableEntry& e = table.entries[find_entry(table.entries, table.count, blockIdx.x)];
   const std::int64_t begin = (blockIdx.x - e.chunk_begin) * kSumSquaresChunk;
   const std::int64_t end = min(e.numel, begin + kSumSquaresChunk);
   double s = 0.0;
@@ -97,37 +104,29 @@ __global__ void sum_squares_multi_kernel(const SumTableEntry* table, int count, 
   if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
-std::size_t table_bytes(int count) {
-  const std::size_t entry = sizeof(AdamTableEntry) > sizeof(SumTableEntry) ? sizeof(AdamTableEntry) : sizeof(SumTableEntry);
-  return (static_cast<std::size_t>(count) * entry + 255) / 256 * 256;
-}
-
 }  // namespace
 
-std::size_t multi_tensor_workspace_bytes(const std::int64_t* /*numels*/, int count) { return table_bytes(count); }
-
-void launch_adamw(const AdamWTensor* tensors, int count, const AdamWArgs& args, void* workspace,
-                  std::size_t workspace_bytes, cudaStream_t stream) {
-  if (count <= 0) return;
-  if (workspace_bytes < table_bytes(count)) throw RuntimeError("launch_adamw: workspace too small");
-  std::vector<AdamTableEntry> table;
-  table.reserve(static_cast<std::size_t>(count));
+void launch_adamw(const AdamWTensor* tensors, int count, const AdamWArgs& args, cudaStream_t stream) {
+  Table<AdamTableEntry> table{};
   std::int64_t chunks = 0;
+  auto flush = [&] {
+    if (table.count > 0)
+      adamw_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(table, args);
+    table.count = 0;
+    chunks = 0;
+  };
   for (int t = 0; t < count; ++t) {
     const AdamWTensor& x = tensors[t];
     if (x.numel <= 0) continue;
-    table.push_back(AdamTableEntry{x.param, x.grad, x.exp_avg, x.exp_avg_sq, x.model_param, x.numel, chunks,
-                                   x.weight_decay, static_cast<int>(x.model_dtype)});
-    chunks += ceil_div(x.numel, kAdamChunk);
+    const std::int64_t need = ceil_div(x.numel, kAdamChunk);
+    if (table.count == kMaxTensorsPerLaunch || chunks + need > 0x7FFFFFFFLL) flush();
+    if (need > 0x7FFFFFFFLL) throw RuntimeError("launch_adamw: tensor too large for one launch");
+    table.entries[table.count++] = AdamTableEntry{x.param,   x.grad,   x.exp_avg,      x.exp_avg_sq,
+                                                  x.model_param, x.numel, chunks, x.weight_decay,
+                                                  static_cast<int>(x.model_dtype)};
+    chunks += need;
   }
-  if (table.empty()) return;
-  if (chunks > 0x7FFFFFFFLL) throw RuntimeError("launch_adamw: too many elements for one launch");
-  // Pageable host memory: the copy is staged before cudaMemcpyAsync returns, so `table` may go.
-  const cudaError_t status = cudaMemcpyAsync(workspace, table.data(), table.size() * sizeof(AdamTableEntry),
-                                             cudaMemcpyHostToDevice, stream);
-  if (status != cudaSuccess) throw RuntimeError(std::string("launch_adamw: table upload failed: ") + cudaGetErrorString(status));
-  adamw_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(static_cast<const AdamTableEntry*>(workspace),
-                                                                     static_cast<int>(table.size()), args);
+  flush();
 }
 
 std::int64_t sum_squares_multi_partials(const std::int64_t* numels, int count) {
@@ -137,25 +136,25 @@ std::int64_t sum_squares_multi_partials(const std::int64_t* numels, int count) {
 }
 
 std::int64_t launch_sum_squares_multi(const void* const* xs, const DType* dtypes, const std::int64_t* numels,
-                                      int count, double* partials, void* workspace, std::size_t workspace_bytes,
-                                      cudaStream_t stream) {
-  if (count <= 0) return 0;
-  if (workspace_bytes < table_bytes(count)) throw RuntimeError("launch_sum_squares_multi: workspace too small");
-  std::vector<SumTableEntry> table;
-  std::int64_t chunks = 0;
+                                      int count, double* partials, cudaStream_t stream) {
+  Table<SumTableEntry> table{};
+  std::int64_t chunks = 0, written = 0;
+  auto flush = [&] {
+    if (table.count > 0)
+      sum_squares_multi_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(table, partials + written);
+    written += chunks;
+    table.count = 0;
+    chunks = 0;
+  };
   for (int t = 0; t < count; ++t) {
     if (numels[t] <= 0) continue;
-    table.push_back(SumTableEntry{xs[t], numels[t], chunks, static_cast<int>(dtypes[t])});
-    chunks += ceil_div(numels[t], kSumSquaresChunk);
+    const std::int64_t need = ceil_div(numels[t], kSumSquaresChunk);
+    if (table.count == kMaxTensorsPerLaunch || chunks + need > 0x7FFFFFFFLL) flush();
+    table.entries[table.count++] = SumTableEntry{xs[t], numels[t], chunks, static_cast<int>(dtypes[t])};
+    chunks += need;
   }
-  if (table.empty()) return 0;
-  const cudaError_t status = cudaMemcpyAsync(workspace, table.data(), table.size() * sizeof(SumTableEntry),
-                                             cudaMemcpyHostToDevice, stream);
-  if (status != cudaSuccess)
-    throw RuntimeError(std::string("launch_sum_squares_multi: table upload failed: ") + cudaGetErrorString(status));
-  sum_squares_multi_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(
-      static_cast<const SumTableEntry*>(workspace), static_cast<int>(table.size()), partials);
-  return chunks;
+  flush();
+  return written;
 }
 
 }  // namespace bignlp::kernels

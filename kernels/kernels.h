@@ -158,17 +158,13 @@ struct AdamWArgs {
   float grad_scale = 1.0f;
 };
 
-/// Bytes of device workspace for the tensor table and chunk list of a multi-tensor launch.
-std::size_t multi_tensor_workspace_bytes(const std::int64_t* numels, int count);
-/// One launch updates every tensor of the list. `tensors` is host memory; the table is copied to
-/// `workspace` (device) on `stream`.
-void launch_adamw(const AdamWTensor* tensors, int count, const AdamWArgs& args, void* workspace,
-                  std::size_t workspace_bytes, cudaStream_t stream);
+/// Updates every tensor of the list (host array) in one launch per 160 tensors; the tensor table
+/// is a kernel parameter, so nothing is copied to the device and the stream never waits.
+void launch_adamw(const AdamWTensor* tensors, int count, const AdamWArgs& args, cudaStream_t stream);
 /// Partial sums of squares of every tensor of the list into `partials` (doubles, one per
 /// (tensor, kSumSquaresChunk chunk) in list order); returns the number of partials written.
 std::int64_t launch_sum_squares_multi(const void* const* xs, const DType* dtypes, const std::int64_t* numels,
-                                      int count, double* partials, void* workspace, std::size_t workspace_bytes,
-                                      cudaStream_t stream);
+                                      int count, double* partials, cudaStream_t stream);
 /// Number of partials launch_sum_squares_multi writes.
 std::int64_t sum_squares_multi_partials(const std::int64_t* numels, int count);
 

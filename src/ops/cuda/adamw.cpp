@@ -1,4 +1,4 @@
-// CUDA Adam(W) launchers: one multi-tensor launch (kernels/adamw.cu) for one or many tensors.
+// CUDA Adam(W) launchers: multi-tensor launches (kernels/adamw.cu) for one or many tensors.
 #include <cmath>
 #include <vector>
 
@@ -38,12 +38,8 @@ kernels::AdamWTensor tensor_of(const AdamWTensors& g) {
 
 void run(const OpContext& ctx, const std::vector<kernels::AdamWTensor>& tensors, const AdamWParams& params) {
   CudaContext& cc = cuda_state(ctx);
-  std::vector<std::int64_t> numels;
-  for (const auto& t : tensors) numels.push_back(t.numel);
-  const int count = static_cast<int>(tensors.size());
-  if (count == 0) return;
-  Scratch table(*ctx.allocator, kernels::multi_tensor_workspace_bytes(numels.data(), count));
-  kernels::launch_adamw(tensors.data(), count, args_of(params), table.get(), table.bytes(), cc.stream);
+  if (tensors.empty()) return;
+  kernels::launch_adamw(tensors.data(), static_cast<int>(tensors.size()), args_of(params), cc.stream);
   BIGNLP_CUDA_LAUNCH_CHECK(cc, "adamw");
 }
 

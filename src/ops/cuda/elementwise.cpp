@@ -140,9 +140,8 @@ void sum_squares_multi(const OpContext& ctx, std::span<const TensorView> xs, con
   const int count = static_cast<int>(xs.size());
   const std::int64_t chunks = kernels::sum_squares_multi_partials(numels.data(), count);
   Scratch partials(*ctx.allocator, static_cast<std::size_t>(chunks > 0 ? chunks : 1) * sizeof(double));
-  Scratch table(*ctx.allocator, kernels::multi_tensor_workspace_bytes(numels.data(), count > 0 ? count : 1));
   kernels::launch_sum_squares_multi(ptrs.data(), dtypes.data(), numels.data(), count, partials.as<double>(),
-                                    table.get(), table.bytes(), cc.stream);
+                                    cc.stream);
   BIGNLP_CUDA_LAUNCH_CHECK(cc, "sum_squares_multi");
   kernels::launch_sum_partials(partials.as<double>(), chunks, static_cast<float*>(out.raw()), accumulate, cc.stream);
   BIGNLP_CUDA_LAUNCH_CHECK(cc, "sum_partials");
