@@ -27,6 +27,7 @@
 
 #include "bignlp/ops/philox.h"
 #include "kernels/common.cuh"
+#include "kernels/flash_layout.h"
 
 namespace bignlp::kernels::flash {
 
@@ -124,12 +125,6 @@ __device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
   }
 }
 
-/// Element offset of (row, 16-byte chunk) in a swizzled tile of HS-element rows.
-template <int HS>
-__device__ __forceinline__ int swz(int row, int chunk) {
-  return row * HS + ((chunk ^ (row & 7)) << 3);
-}
-
 /// cp.async of rows [row0, row0 + kRows) of part `part` of (b, h) into a swizzled tile.
 template <typename T, int HS, int kRows>
 __device__ __forceinline__ void load_tile(T* tile, const T* base, std::int64_t row_stride, int row0, int t_len) {
@@ -139,43 +134,8 @@ __device__ __forceinline__ void load_tile(T* tile, const T* base, std::int64_t r
     const int t = row0 + r;
     const bool valid = t < t_len;
     const T* src = valid ? base + static_cast<std::int64_t>(t) * row_stride + c * 8 : base;
-    cp_async16(tile + swz<HS>(r, c), src, valid);
+    cp_async16(tile + swizzle<HS>(r, c), src, valid);
   }
-}
-
-/// u[i] for a run-time i without indexing a register array (which would move it to local memory).
-__device__ __forceinline__ float pick4(const Philox4x32& r, std::uint64_t i) {
-  const std::uint32_t w = (i & 3) == 0 ? r.v[0] : (i & 3) == 1 ? r.v[1] : (i & 3) == 2 ? r.v[2] : r.v[3];
-  return static_cast<float>(w >> 8) * (1.0f / 16777216.0f);  // philox_uniform4's mapping
-}
-
-/// The Philox block holding element `block` * 4.. of stream (seed, offset) (philox_uniform4's counter).
-__device__ __forceinline__ Philox4x32 philox_block(std::uint64_t seed, std::uint64_t offset, std::uint64_t block) {
-  const Philox4x32 ctr{{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
-                        static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(offset >> 32)}};
-  return philox4x32_10(ctr, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
-}
-
-/// Dropout multiplier of element (query i, key j) of head `head` (global head index).
-__device__ __forceinline__ float dropout_factor(const std::uint64_t head, int t_len, int i, int j, float p,
-                                                float keep_scale, std::uint64_t seed, std::uint64_t offset) {
-  const std::uint64_t idx = (head * static_cast<std::uint64_t>(t_len) + static_cast<std::uint64_t>(i)) *
-                                static_cast<std::uint64_t>(t_len) +
-                            static_cast<std::uint64_t>(j);
-  return pick4(philox_block(seed, offset, idx >> 2), idx) >= p ? keep_scale : 0.0f;
-}
-
-/// Dropout multipliers of elements (i, j) and (i, j+1), sharing one Philox block when they can.
-__device__ __forceinline__ void dropout_pair(const std::uint64_t head, int t_len, int i, int j, float p,
-                                             float keep_scale, std::uint64_t seed, std::uint64_t offset, float& d0,
-                                             float& d1) {
-  const std::uint64_t idx = (head * static_cast<std::uint64_t>(t_len) + static_cast<std::uint64_t>(i)) *
-                                static_cast<std::uint64_t>(t_len) +
-                            static_cast<std::uint64_t>(j);
-  Philox4x32 r = philox_block(seed, offset, idx >> 2);
-  d0 = pick4(r, idx) >= p ? keep_scale : 0.0f;
-  if (((idx + 1) >> 2) != (idx >> 2)) r = philox_block(seed, offset, (idx + 1) >> 2);
-  d1 = pick4(r, idx + 1) >= p ? keep_scale : 0.0f;
 }
 
 // ---- forward ------------------------------------------------------------------------------------
@@ -200,7 +160,6 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FwdParams p) {
   T* sV = sK + 2 * kBlockN * HS;
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, tig = lane & 3;
   const int q_block = p.causal ? static_cast<int>(gridDim.x - 1 - blockIdx.x) : static_cast<int>(blockIdx.x);
   const int q0 = q_block * kBlockM;
   const int bh = blockIdx.y, b = bh / p.nh, h = bh % p.nh;
@@ -259,14 +218,12 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FwdParams p) {
       std::uint32_t a[kMTiles][4];
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) {
-        const int row = (warp * kMTiles + mt) * 16 + (lane & 15);
-        ldmatrix_x4(a[mt], sQ + swz<HS>(row, ks * 2 + (lane >> 4)));
+        ldmatrix_x4(a[mt], sQ + swizzle<HS>((warp * kMTiles + mt) * 16 + a_row(lane), ks * 2 + a_chunk(lane)));
       }
 #pragma unroll
       for (int nt = 0; nt < kNT; nt += 2) {
         std::uint32_t bf[4];
-        const int key = nt * 8 + (lane & 7) + ((lane >> 4) << 3);
-        ldmatrix_x4(bf, cK + swz<HS>(key, ks * 2 + ((lane >> 3) & 1)));
+        ldmatrix_x4(bf, cK + swizzle<HS>(nt * 8 + b_row(lane), ks * 2 + b_chunk(lane)));
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt) {
           mma_16816<T>(s[mt][nt], a[mt], bf[0], bf[1]);
@@ -279,10 +236,9 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FwdParams p) {
     const bool need_mask = (k0 + kBlockN > p.t) || (p.causal && k0 + kBlockN - 1 > q0);
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt) {
-      const int row_base = q0 + (warp * kMTiles + mt) * 16 + g;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int qi = row_base + half * 8;
+        const int qi = q0 + (warp * kMTiles + mt) * 16 + acc_row(lane, half * 2);
         float mx = -INFINITY;
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt)
@@ -290,7 +246,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FwdParams p) {
           for (int e = 0; e < 2; ++e) {
             float x = s[mt][nt][half * 2 + e] * p.scale_log2;
             if (need_mask) {
-              const int kj = k0 + nt * 8 + tig * 2 + e;
+              const int kj = k0 + nt * 8 + acc_col(lane, e);
               if (kj >= p.t || (p.causal && kj > qi)) x = -INFINITY;
             }
             s[mt][nt][half * 2 + e] = x;
@@ -320,7 +276,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FwdParams p) {
         if (kDropout && qi < p.t) {
 #pragma unroll
           for (int nt = 0; nt < kNT; ++nt) {
-            const int kj = k0 + nt * 8 + tig * 2;
+            const int kj = k0 + nt * 8 + acc_col(lane, 0);
             float d0, d1;
             dropout_pair(head, p.t, qi, kj, p.dropout_p, p.keep_scale, p.seed, p.offset, d0, d1);
             s[mt][nt][half * 2] *= d0;
@@ -335,17 +291,16 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FwdParams p) {
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
       std::uint32_t a[kMTiles][4];
 #pragma unroll
-      for (int mt = 0; mt < kMTiles; ++mt) {
-        a[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        a[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        a[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        a[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-      }
+      for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const float* acc = s[mt][2 * kk + a_from_acc_tile(r)];
+          a[mt][r] = pack2<T>(acc[a_from_acc_elem(r)], acc[a_from_acc_elem(r) + 1]);
+        }
 #pragma unroll
       for (int dt = 0; dt < kDT; dt += 2) {
         std::uint32_t bf[4];
-        const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-        ldmatrix_x4_trans(bf, cV + swz<HS>(key, dt + (lane >> 4)));
+        ldmatrix_x4_trans(bf, cV + swizzle<HS>(kk * 16 + bt_row(lane), dt + bt_chunk(lane)));
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt) {
           mma_16816<T>(o[mt][dt], a[mt], bf[0], bf[1]);
@@ -366,7 +321,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FwdParams p) {
       float l = l_run[mt][half];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const int qi = q0 + (warp * kMTiles + mt) * 16 + g + half * 8;
+      const int qi = q0 + (warp * kMTiles + mt) * 16 + acc_row(lane, half * 2);
       if (qi >= p.t) continue;
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
       T* orow = out + static_cast<std::int64_t>(qi) * out_row + static_cast<std::int64_t>(b) * p.nh * HS +
@@ -374,9 +329,9 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(FwdParams p) {
 #pragma unroll
       for (int dt = 0; dt < kDT; ++dt) {
         const std::uint32_t v = pack2<T>(o[mt][dt][half * 2] * inv, o[mt][dt][half * 2 + 1] * inv);
-        *reinterpret_cast<std::uint32_t*>(orow + dt * 8 + tig * 2) = v;
+        *reinterpret_cast<std::uint32_t*>(orow + dt * 8 + acc_col(lane, 0)) = v;
       }
-      if (tig == 0) p.lse[static_cast<std::int64_t>(bh) * p.t + qi] = (m_run[mt][half] + log2f(l)) * kLn2;
+      if ((lane & 3) == 0) p.lse[static_cast<std::int64_t>(bh) * p.t + qi] = (m_run[mt][half] + log2f(l)) * kLn2;
     }
   }
 }
@@ -410,7 +365,6 @@ __global__ void __launch_bounds__(kThreads) flash_backward_kernel(BwdParams p) {
   float* sD = sLse + 2 * kBlockM;                                   // two stages
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, tig = lane & 3;
   const int k0 = blockIdx.x * kBlockN;
   const int bh = blockIdx.y, b = bh / p.nh, h = bh % p.nh;
   const std::int64_t qkv_row = static_cast<std::int64_t>(p.b) * p.nh * 3 * HS;
@@ -479,15 +433,15 @@ __global__ void __launch_bounds__(kThreads) flash_backward_kernel(BwdParams p) {
 #pragma unroll
     for (int ks = 0; ks < HS / 16; ++ks) {
       std::uint32_t ak[4], av[4];
-      ldmatrix_x4(ak, sK + swz<HS>(key_row + (lane & 15), ks * 2 + (lane >> 4)));
-      ldmatrix_x4(av, sV + swz<HS>(key_row + (lane & 15), ks * 2 + (lane >> 4)));
+      ldmatrix_x4(ak, sK + swizzle<HS>(key_row + a_row(lane), ks * 2 + a_chunk(lane)));
+      ldmatrix_x4(av, sV + swizzle<HS>(key_row + a_row(lane), ks * 2 + a_chunk(lane)));
 #pragma unroll
       for (int nt = 0; nt < kNT; nt += 2) {
-        const int q = nt * 8 + (lane & 7) + ((lane >> 4) << 3);
-        const int chunk = ks * 2 + ((lane >> 3) & 1);
+        const int q = nt * 8 + b_row(lane);
+        const int chunk = ks * 2 + b_chunk(lane);
         std::uint32_t bq[4], bo[4];
-        ldmatrix_x4(bq, cQ + swz<HS>(q, chunk));
-        ldmatrix_x4(bo, cdO + swz<HS>(q, chunk));
+        ldmatrix_x4(bq, cQ + swizzle<HS>(q, chunk));
+        ldmatrix_x4(bo, cdO + swizzle<HS>(q, chunk));
         mma_16816<T>(s[nt], ak, bq[0], bq[1]);
         mma_16816<T>(s[nt + 1], ak, bq[2], bq[3]);
         mma_16816<T>(dp[nt], av, bo[0], bo[1]);
@@ -501,8 +455,8 @@ __global__ void __launch_bounds__(kThreads) flash_backward_kernel(BwdParams p) {
     for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int kj = k0 + key_row + g + (e >> 1) * 8;
-        const int qc = nt * 8 + tig * 2 + (e & 1);
+        const int kj = k0 + key_row + acc_row(lane, e);
+        const int qc = nt * 8 + acc_col(lane, e);
         const int qi = q0 + qc;
         float pr = exp2f(s[nt][e] * p.scale_log2 - cLse[qc]);
         if (need_mask && (kj >= p.t || (p.causal && kj > qi))) pr = 0.0f;
@@ -519,9 +473,8 @@ __global__ void __launch_bounds__(kThreads) flash_backward_kernel(BwdParams p) {
     for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int r = key_row + g + half * 8;
-        const int col = nt * 8 + tig * 2;
-        T* dst = sdS + r * kBlockM + (((col >> 3) ^ (r & 7)) << 3) + (col & 7);
+        const int r = key_row + acc_row(lane, half * 2);
+        T* dst = sdS + swizzle_elem<kBlockM>(r, nt * 8 + acc_col(lane, 0));
         *reinterpret_cast<std::uint32_t*>(dst) = pack2<T>(dp[nt][half * 2], dp[nt][half * 2 + 1]);
       }
 
@@ -529,20 +482,18 @@ __global__ void __launch_bounds__(kThreads) flash_backward_kernel(BwdParams p) {
 #pragma unroll
     for (int kk = 0; kk < kBlockM / 16; ++kk) {
       std::uint32_t ap[4], ads[4];
-      ap[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      ap[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      ap[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      ap[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      ads[0] = pack2<T>(dp[2 * kk][0], dp[2 * kk][1]);
-      ads[1] = pack2<T>(dp[2 * kk][2], dp[2 * kk][3]);
-      ads[2] = pack2<T>(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-      ads[3] = pack2<T>(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int tile = 2 * kk + a_from_acc_tile(r), e = a_from_acc_elem(r);
+        ap[r] = pack2<T>(s[tile][e], s[tile][e + 1]);
+        ads[r] = pack2<T>(dp[tile][e], dp[tile][e + 1]);
+      }
 #pragma unroll
       for (int dt = 0; dt < kDT; dt += 2) {
-        const int q = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+        const int q = kk * 16 + bt_row(lane);
         std::uint32_t bo[4], bq[4];
-        ldmatrix_x4_trans(bo, cdO + swz<HS>(q, dt + (lane >> 4)));
-        ldmatrix_x4_trans(bq, cQ + swz<HS>(q, dt + (lane >> 4)));
+        ldmatrix_x4_trans(bo, cdO + swizzle<HS>(q, dt + bt_chunk(lane)));
+        ldmatrix_x4_trans(bq, cQ + swizzle<HS>(q, dt + bt_chunk(lane)));
         mma_16816<T>(dv[dt], ap, bo[0], bo[1]);
         mma_16816<T>(dv[dt + 1], ap, bo[2], bo[3]);
         mma_16816<T>(dk[dt], ads, bq[0], bq[1]);
@@ -565,27 +516,24 @@ __global__ void __launch_bounds__(kThreads) flash_backward_kernel(BwdParams p) {
 #pragma unroll
         for (int kk = 0; kk < kBlockN / 16; ++kk) {
           std::uint32_t a[4];
-          const int key = kk * 16 + (lane & 7) + ((lane >> 4) << 3);
-          const int qchunk = (m0 >> 3) + ((lane >> 3) & 1);
-          ldmatrix_x4_trans(a, sdS + key * kBlockM + ((qchunk ^ (key & 7)) << 3));
+          ldmatrix_x4_trans(a, sdS + swizzle<kBlockM>(kk * 16 + at_row(lane), (m0 >> 3) + at_chunk(lane)));
 #pragma unroll
           for (int dt = 0; dt < kDChunk / 8; dt += 2) {
             std::uint32_t bk[4];
-            const int kr = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-            ldmatrix_x4_trans(bk, sK + swz<HS>(kr, (d0 >> 3) + dt + (lane >> 4)));
+            ldmatrix_x4_trans(bk, sK + swizzle<HS>(kk * 16 + bt_row(lane), (d0 >> 3) + dt + bt_chunk(lane)));
             mma_16816<T>(dq[dt], a, bk[0], bk[1]);
             mma_16816<T>(dq[dt + 1], a, bk[2], bk[3]);
           }
         }
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int qi = q0 + m0 + g + half * 8;
+          const int qi = q0 + m0 + acc_row(lane, half * 2);
           if (qi >= p.t) continue;
           float* row = dq_base + static_cast<std::int64_t>(qi) * HS + d0;
 #pragma unroll
           for (int dt = 0; dt < kDChunk / 8; ++dt) {
-            atomicAdd(row + dt * 8 + tig * 2, dq[dt][half * 2]);
-            atomicAdd(row + dt * 8 + tig * 2 + 1, dq[dt][half * 2 + 1]);
+            atomicAdd(row + dt * 8 + acc_col(lane, 0), dq[dt][half * 2]);
+            atomicAdd(row + dt * 8 + acc_col(lane, 1), dq[dt][half * 2 + 1]);
           }
         }
       }
@@ -597,13 +545,14 @@ __global__ void __launch_bounds__(kThreads) flash_backward_kernel(BwdParams p) {
   T* dqkv = static_cast<T*>(p.dqkv);
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const int kj = k0 + key_row + g + half * 8;
+    const int kj = k0 + key_row + acc_row(lane, half * 2);
     if (kj >= p.t) continue;
     T* row = dqkv + static_cast<std::int64_t>(kj) * qkv_row + head_col;
 #pragma unroll
     for (int dt = 0; dt < kDT; ++dt) {
-      *reinterpret_cast<std::uint32_t*>(row + HS + dt * 8 + tig * 2) = pack2<T>(dk[dt][half * 2], dk[dt][half * 2 + 1]);
-      *reinterpret_cast<std::uint32_t*>(row + 2 * HS + dt * 8 + tig * 2) =
+      *reinterpret_cast<std::uint32_t*>(row + HS + dt * 8 + acc_col(lane, 0)) =
+          pack2<T>(dk[dt][half * 2], dk[dt][half * 2 + 1]);
+      *reinterpret_cast<std::uint32_t*>(row + 2 * HS + dt * 8 + acc_col(lane, 0)) =
           pack2<T>(dv[dt][half * 2], dv[dt][half * 2 + 1]);
     }
   }
