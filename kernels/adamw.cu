@@ -36,14 +36,14 @@ struct SumTableEntry {
 
 constexpr int kMaxTensorsPerLaunch = 160;  // 160 * 64 bytes: 10 KB of kernel parameters
 
-template <typename E>
+template <typename E, int N = kMaxTensorsPerLaunch>
 struct Table {
-  E entries[kMaxTensorsPerLaunch];
+  E entries[N];
   int count;
 };
 
-template <typename E>
-__device__ __forceinline__ int find_entry(const E (&table)[kMaxTensorsPerLaunch], int count, std::int64_t block) {
+template <typename E, int N>
+__device__ __forceinline__ int find_entry(const E (&table)[N], int count, std::int64_t block) {
   int lo = 0, hi = count - 1;
   while (lo < hi) {  // last entry with chunk_begin <= block
     const int mid = (lo + hi + 1) / 2;
@@ -53,7 +53,9 @@ __device__ __forceinline__ int find_entry(const E (&table)[kMaxTensorsPerLaunch]
   return lo;
 }
 
-__global__ void adamw_kernel(const __grid_constant__ Table<AdamTableEntry> table, AdamWArgs a) {
+// N = 1 serves the single-tensor op with a small parameter block (cheaper launches).
+template <int N>
+__global__ void adamw_kernel(const __grid_constant__ Table<AdamTableEntry, N> table, AdamWArgs a) {
   const AdamTableEntry& e = table.entries[find_entry(table.entries, table.count, blockIdx.x)];
   const std::int64_t begin = (blockIdx.x - e.chunk_begin) * kAdamChunk;
   const std::int64_t end = min(e.numel, begin + kAdamChunk);
@@ -107,11 +109,19 @@ __global__ void sum_squares_multi_kernel(const __grid_constant__ Table<SumTableE
 }  // namespace
 
 void launch_adamw(const AdamWTensor* tensors, int count, const AdamWArgs& args, cudaStream_t stream) {
+  if (count == 1 && tensors[0].numel > 0 && ceil_div(tensors[0].numel, kAdamChunk) <= 0x7FFFFFFFLL) {
+    const AdamWTensor& x = tensors[0];
+    const Table<AdamTableEntry, 1> one{{AdamTableEntry{x.param, x.grad, x.exp_avg, x.exp_avg_sq, x.model_param, x.numel,
+                                                       0, x.weight_decay, static_cast<int>(x.model_dtype)}},
+                                       1};
+    adamw_kernel<1><<<static_cast<unsigned>(ceil_div(x.numel, kAdamChunk)), kThreads, 0, stream>>>(one, args);
+    return;
+  }
   Table<AdamTableEntry> table{};
   std::int64_t chunks = 0;
   auto flush = [&] {
     if (table.count > 0)
-      adamw_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(table, args);
+      adamw_kernel<kMaxTensorsPerLaunch><<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(table, args);
     table.count = 0;
     chunks = 0;
   };

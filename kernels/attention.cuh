@@ -478,24 +478,36 @@ __global__ void __launch_bounds__(kThreads) flash_backward_kernel(BwdParams p) {
         *reinterpret_cast<std::uint32_t*>(dst) = pack2<T>(dp[nt][half * 2], dp[nt][half * 2 + 1]);
       }
 
-    // dV += (P^T d) dO and dK += dS^T Q (A operands straight from the accumulators).
+    // dV += (P^T d) dO, then dK += dS^T Q (A operands straight from the accumulators; two loops
+    // keep fewer fragments live at once).
 #pragma unroll
     for (int kk = 0; kk < kBlockM / 16; ++kk) {
-      std::uint32_t ap[4], ads[4];
+      std::uint32_t ap[4];
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const int tile = 2 * kk + a_from_acc_tile(r), e = a_from_acc_elem(r);
         ap[r] = pack2<T>(s[tile][e], s[tile][e + 1]);
+      }
+#pragma unroll
+      for (int dt = 0; dt < kDT; dt += 2) {
+        std::uint32_t bo[4];
+        ldmatrix_x4_trans(bo, cdO + swizzle<HS>(kk * 16 + bt_row(lane), dt + bt_chunk(lane)));
+        mma_16816<T>(dv[dt], ap, bo[0], bo[1]);
+        mma_16816<T>(dv[dt + 1], ap, bo[2], bo[3]);
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBlockM / 16; ++kk) {
+      std::uint32_t ads[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int tile = 2 * kk + a_from_acc_tile(r), e = a_from_acc_elem(r);
         ads[r] = pack2<T>(dp[tile][e], dp[tile][e + 1]);
       }
 #pragma unroll
       for (int dt = 0; dt < kDT; dt += 2) {
-        const int q = kk * 16 + bt_row(lane);
-        std::uint32_t bo[4], bq[4];
-        ldmatrix_x4_trans(bo, cdO + swizzle<HS>(q, dt + bt_chunk(lane)));
-        ldmatrix_x4_trans(bq, cQ + swizzle<HS>(q, dt + bt_chunk(lane)));
-        mma_16816<T>(dv[dt], ap, bo[0], bo[1]);
-        mma_16816<T>(dv[dt + 1], ap, bo[2], bo[3]);
+        std::uint32_t bq[4];
+        ldmatrix_x4_trans(bq, cQ + swizzle<HS>(kk * 16 + bt_row(lane), dt + bt_chunk(lane)));
         mma_16816<T>(dk[dt], ads, bq[0], bq[1]);
         mma_16816<T>(dk[dt + 1], ads, bq[2], bq[3]);
       }
