@@ -147,11 +147,14 @@ template <typename T>
 __global__ void column_partials_kernel(const T* x, std::int64_t rows, std::int64_t cols, float* partial) {
   const std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (j >= cols) return;
-  const std::int64_t r0 = blockIdx.y * kColumnChunk;
-  const std::int64_t r1 = min(rows, r0 + kColumnChunk);
-  float s = 0.0f;
-  for (std::int64_t r = r0; r < r1; ++r) s += to_float(x[r * cols + j]);
-  partial[blockIdx.y * cols + j] = s;
+  const std::int64_t chunks = (rows + kColumnChunk - 1) / kColumnChunk;
+  for (std::int64_t chunk = blockIdx.y; chunk < chunks; chunk += gridDim.y) {  // grid.y is capped
+    const std::int64_t r0 = chunk * kColumnChunk;
+    const std::int64_t r1 = min(rows, r0 + kColumnChunk);
+    float s = 0.0f;
+    for (std::int64_t r = r0; r < r1; ++r) s += to_float(x[r * cols + j]);
+    partial[chunk * cols + j] = s;
+  }
 }
 
 __global__ void reduce_partials_kernel(const float* partial, std::int64_t chunks, std::int64_t cols, float* out) {
@@ -274,7 +277,8 @@ void launch_sum_partials(const double* partials, std::int64_t count, float* out,
 void launch_column_partials(const void* x, DType dtype, std::int64_t rows, std::int64_t cols, float* partial,
                             cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
-  const dim3 grid(static_cast<unsigned>(ceil_div(cols, kThreads)), static_cast<unsigned>(ceil_div(rows, kColumnChunk)));
+  const std::int64_t chunks = ceil_div(rows, kColumnChunk);
+  const dim3 grid(static_cast<unsigned>(ceil_div(cols, kThreads)), static_cast<unsigned>(chunks < 65535 ? chunks : 65535));
   dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     column_partials_kernel<T><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(x), rows, cols, partial);

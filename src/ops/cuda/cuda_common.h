@@ -12,13 +12,18 @@
 
 namespace bignlp::ops::cuda {
 
-/// The CUDA state of a context whose device is CUDA (checked: cuda and allocator are set).
+/// The CUDA state of a context whose device is CUDA (checked: cuda and allocator are set). Makes
+/// the context's device current for the calling thread (kernels launch on the current device;
+/// threads that drive several devices, like in-process ranks, switch here).
 inline CudaContext& cuda_state(const OpContext& ctx) {
   BIGNLP_CHECK(ctx.cuda != nullptr, "an op on {} needs OpContext::cuda (a CudaContext)", ctx.device.to_string());
   BIGNLP_CHECK(ctx.allocator != nullptr, "an op on {} needs OpContext::allocator for its temporaries",
                ctx.device.to_string());
   BIGNLP_CHECK(ctx.cuda->device == ctx.device.index, "OpContext device {} does not match its CudaContext (cuda:{})",
                ctx.device.to_string(), ctx.cuda->device);
+  int current = -1;
+  CUDA_CHECK(cudaGetDevice(&current));
+  if (current != ctx.cuda->device) CUDA_CHECK(cudaSetDevice(ctx.cuda->device));
   return *ctx.cuda;
 }
 

@@ -109,7 +109,7 @@ TEST(CachingAllocatorTest, BlocksNeverOverlapUnderRandomTraffic) {
   };
   std::vector<Live> live;
   std::size_t peak = 0, in_use = 0;
-  for (int it = 0; it < 3000; ++it) {
+  for (int it = 0; it < 1500; ++it) {
     if (!live.empty() && kind(rng) < 4) {
       const std::size_t i = rng() % live.size();
       // The block still holds its tag: nobody else wrote into it.
