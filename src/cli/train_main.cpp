@@ -13,7 +13,6 @@
 // when the config sets it. Ranks meet through a TCP store on the master (or --rendezvous file: a
 // directory under the results dir) and talk over gloo on CPUs (NCCL for GPU runs). The grid is
 // tp x pp x dp from the config (comm/process_grid.h); docs/parallel.md.
-#include <unistd.h>
 
 #include <csignal>
 
@@ -26,6 +25,7 @@
 #include "bignlp/comm/parallel_groups.h"
 #include "bignlp/comm/rendezvous.h"
 #include "bignlp/config/worker_config.h"
+#include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/train/config_binding.h"
@@ -37,17 +37,6 @@ namespace {
 std::atomic<int> g_stop_requested{0};
 
 extern "C" void request_stop(int signal) { g_stop_requested.store(signal); }
-
-/// The process environment as a map: the only place bignlp-train reads environment variables.
-std::map<std::string, std::string> environment() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string kv = *e;
-    const auto eq = kv.find('=');
-    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
-  }
-  return env;
-}
 
 }  // namespace
 
@@ -87,7 +76,7 @@ int main(int argc, char** argv) {
     ctx.allocator = &alloc;
 
     // Who we are, from the launcher's environment; the config says how many ranks to expect.
-    const std::map<std::string, std::string> env_vars = environment();
+    const std::map<std::string, std::string> env_vars = bignlp::process_environment();
     bignlp::comm::DistributedEnv env = bignlp::comm::parse_distributed_env(env_vars);
     if (env.world_size != tc.world_size())
       throw bignlp::ConfigError(fmt::format(

@@ -124,7 +124,7 @@ World connect_world(const DistributedEnv& env, const RendezvousOptions& options)
   World w;
   if (env.world_size == 1 && options.backend == Backend::kGloo) {
     w.communicator = make_single_rank_communicator();
-    w.communicator->set_timeout(options.timeout);
+    w.communicator->set_timeout(options.collective_timeout);
     return w;
   }
   if (!options.store_dir.empty()) {
@@ -170,6 +170,7 @@ World connect_world(const DistributedEnv& env, const RendezvousOptions& options)
                       "BIGNLP_NCCL=ON); use gloo on CPUs");
 #endif
   }
+  w.communicator->set_timeout(options.collective_timeout);
   return w;
 }
 

@@ -192,7 +192,7 @@ std::string to_string(const std::vector<Action>& actions, bool show_chunk) {
 // Simulation
 
 void validate_schedules(const std::vector<std::vector<Action>>& schedules, int num_microbatches, int num_chunks,
-                        bool forward_only) {
+                        bool forward_only, ValidationMode mode) {
   const int p = static_cast<int>(schedules.size());
   const int vp = num_chunks;
   BIGNLP_CHECK(p >= 1, "no schedules");
@@ -209,9 +209,11 @@ void validate_schedules(const std::vector<std::vector<Action>>& schedules, int n
     Channel channel;
     std::size_t index;
     bool is_send;
+    std::size_t action = 0;  // index in the stage's list
   };
   struct Stage {
     std::size_t pc = 0;
+    int phase = 0;  // strict mode: 1 = activation ops posted, 2 = gradient ops posted
     bool posted = false;
     std::size_t batch_end = 0;
     std::vector<Op> ops;
@@ -286,24 +288,46 @@ void validate_schedules(const std::vector<std::vector<Action>>& schedules, int n
           progress = true;
           continue;
         }
+        const auto is_gradient = [](const Action& c) {
+          return c.kind == ActionKind::kSendBackward || c.kind == ActionKind::kRecvBackward;
+        };
+        const auto complete = [&] {
+          return std::all_of(s.ops.begin(), s.ops.end(), [&](const Op& op) {
+            return op.is_send ? received[op.channel].size() > op.index : sent[op.channel].size() > op.index;
+          });
+        };
         if (!s.posted) {
           s.batch_end = s.pc;
-          while (s.batch_end < list.size() && list[s.batch_end].is_communication()) {
-            s.ops.push_back(post(r, s, list[s.batch_end]));
-            ++s.batch_end;
+          while (s.batch_end < list.size() && list[s.batch_end].is_communication()) ++s.batch_end;
+          // Default: the whole batch at once. Strict: activations first, gradients after those completed.
+          for (std::size_t i = s.pc; i < s.batch_end; ++i) {
+            if (mode == ValidationMode::kBatch || !is_gradient(list[i])) {
+              s.ops.push_back(post(r, s, list[i]));
+              s.ops.back().action = i;
+            }
           }
           s.posted = true;
+          s.phase = 1;
           progress = true;
         }
-        const bool complete = std::all_of(s.ops.begin(), s.ops.end(), [&](const Op& op) {
-          return op.is_send ? received[op.channel].size() > op.index : sent[op.channel].size() > op.index;
-        });
-        if (!complete) break;
-        for (std::size_t i = s.pc; i < s.batch_end; ++i) {
-          const Action& c = list[i];
+        if (!complete()) break;
+        if (mode == ValidationMode::kActivationsThenGradients && s.phase == 1) {
+          s.phase = 2;
+          bool any = false;
+          for (std::size_t i = s.pc; i < s.batch_end; ++i) {
+            if (is_gradient(list[i])) {
+              s.ops.push_back(post(r, s, list[i]));
+              s.ops.back().action = i;
+              any = true;
+            }
+          }
+          progress = true;
+          if (any && !complete()) break;
+        }
+        for (const Op& op : s.ops) {
+          const Action& c = list[op.action];
           const Label l{c.microbatch, c.chunk};
-          if (c.kind == ActionKind::kRecvForward || c.kind == ActionKind::kRecvBackward) {
-            const Op& op = s.ops[i - s.pc];
+          if (!op.is_send) {
             const Label expect = sent[op.channel][op.index];
             if (expect != l) {
               fail(r, c, fmt::format("receives the tensor the neighbour sent as micro-batch {} chunk {}", expect.first,

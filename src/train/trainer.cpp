@@ -356,6 +356,11 @@ TrainResult Trainer::fit() {
       for (auto& p : model_->parameters().params())
         if (model_->needs_model_parallel_reduction(p)) s.buckets->mark_ready(p.offset);
       s.buckets->finish();
+      result.dp_buckets = static_cast<int>(s.buckets->buckets().size());
+      result.dp_buckets_overlapped = s.buckets->overlapped_last_step();
+      if (s.global_step == 0 && is_rank0())
+        log_.info("data-parallel gradient reduction: {} buckets, {} started during the backward pass", result.dp_buckets,
+                  result.dp_buckets_overlapped);
     }
     const double lr = s.schedule->lr(s.scheduler_step);
     const OptimizerStepResult step = s.optimizer->step(lr, loss_scale, c.gradient_clip_val);

@@ -333,5 +333,60 @@ TEST_F(TrainMultiprocessTest, ADeadRankFailsTheOthersWithAnErrorNamingIt) {
   RecordProperty("rank0_error", job.output[0].substr(job.output[0].rfind("bignlp-train:")));
 }
 
+/// Runs a command line, returning its exit status and output.
+std::pair<int, std::string> shell(const std::string& cmd) {
+  std::string out;
+  std::FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// The whole path a user takes: `bignlp stages=[training] cluster_type=local training=gpt3/tiny`
+// with a TP 2 x PP 2 layout starts 4 bignlp-train processes through the launcher's local executor,
+// which train the model the one-rank run trains.
+TEST_F(TrainMultiprocessTest, LauncherLocalExecutorRunsTheTinyPresetOnFourRanks) {
+  const fs::path data = dir_.path() / "data";
+  fs::create_directories(data / "bpe");
+  fs::create_directories(data / "demo");
+  write_byte_vocab(data / "bpe");
+  for (const char* ext : {".bin", ".idx"})
+    fs::copy_file(prefix_.string() + ext, (data / "demo" / "my-gpt3_demo_text_document").string() + ext);
+  auto run_launcher = [&](const std::string& name, const std::string& layout) {
+    const std::string cmd = fmt::format(
+        "cd {src} && {bin}/bignlp stages=[training] cluster_type=local training=gpt3/tiny data_dir={data} "
+        "base_results_dir={results} bin_dir={bin} training.run.name={name} training.trainer.max_steps=4 "
+        "training.trainer.val_check_interval=2 training.trainer.limit_val_batches=1 "
+        "training.trainer.log_every_n_steps=1 training.model.encoder_seq_length=32 "
+        "training.model.max_position_embeddings=32 training.model.data.seq_length=32 "
+        "training.model.make_vocab_size_divisible_by=256 training.model.optim.name=distributed_fused_adam "
+        "training.model.optim.sched.warmup_steps=1 {layout}",
+        fmt::arg("src", BIGNLP_SOURCE_DIR), fmt::arg("bin", BIGNLP_BIN_DIR), fmt::arg("data", data.string()),
+        fmt::arg("results", (dir_.path() / "launcher").string()), fmt::arg("name", name), fmt::arg("layout", layout));
+    return shell(cmd);
+  };
+  const auto one = run_launcher("tiny_one", "");
+  ASSERT_EQ(one.first, 0) << one.second;
+  const auto four = run_launcher("tiny_four",
+                                 "training.trainer.devices=4 training.model.tensor_model_parallel_size=2 "
+                                 "training.model.pipeline_model_parallel_size=2");
+  ASSERT_EQ(four.first, 0) << four.second;
+  const fs::path r1 = dir_.path() / "launcher" / "tiny_one", r4 = dir_.path() / "launcher" / "tiny_four";
+  const auto a = metrics(r1), b = metrics(r4);
+  ASSERT_EQ(a.size(), 4u) << read_file(r1 / "results" / "metrics.csv");
+  ASSERT_EQ(b.size(), 4u) << read_file(r4 / "results" / "metrics.csv");
+  for (const auto& [step, v] : a) {
+    EXPECT_NEAR(b.at(step).first, v.first, 2e-5 * v.first) << "step " << step;
+    if (!std::isnan(v.second)) EXPECT_NEAR(b.at(step).second, v.second, 2e-5 * v.second) << "val at step " << step;
+  }
+  // The saved stage config and the submission script show the 4-rank layout.
+  EXPECT_NE(read_file(r4 / "tiny_four_hydra.yaml").find("tensor_model_parallel_size: 2"), std::string::npos);
+  const auto ckpt = train::find_latest_checkpoint(r4 / "results" / "checkpoints");
+  ASSERT_TRUE(ckpt);
+  EXPECT_TRUE(fs::exists(*ckpt / "tp_rank_01_pp_rank_001" / "optimizer.safetensors"));
+}
+
 }  // namespace
 }  // namespace bignlp

@@ -30,6 +30,7 @@
 #include "bignlp/comm/local_communicator.h"
 #include "bignlp/comm/rendezvous.h"
 #include "bignlp/comm/tcp_store.h"
+#include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/strings.h"
 #if defined(BIGNLP_WITH_NCCL)
@@ -173,15 +174,6 @@ void bench(comm::Communicator& c, const Options& o, comm::GlooNativeCollectives*
   }
 }
 
-std::map<std::string, std::string> environment() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string kv = *e;
-    const auto eq = kv.find('=');
-    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
-  }
-  return env;
-}
 
 int run_rank(const Options& o, comm::DistributedEnv env) {
   comm::RendezvousOptions ro;
@@ -267,7 +259,7 @@ int main(int argc, char** argv) {
       }
       return worst;
     }
-    return run_rank(o, comm::parse_distributed_env(environment()));
+    return run_rank(o, comm::parse_distributed_env(process_environment()));
   } catch (const Error& e) {
     std::cerr << "bench_comm: " << e.what() << "\n";
     return e.exit_code();

@@ -61,7 +61,11 @@ struct RendezvousOptions {
   std::filesystem::path store_dir;
   /// Address this rank's gloo pairs listen on; empty: 127.0.0.1 on one node, else node_name.
   std::string hostname;
+  /// How long ranks wait for each other while connecting.
   std::chrono::milliseconds timeout = std::chrono::minutes(5);
+  /// How long a collective may wait for the other ranks once connected (NCCL/torch default 30 min:
+  /// a rank may be busy writing a checkpoint or validating).
+  std::chrono::milliseconds collective_timeout = kDefaultCommTimeout;
   int cuda_device = 0;  ///< NCCL: the GPU of this rank (usually local_rank)
 };
 

@@ -53,13 +53,20 @@ std::vector<Action> pipeline_schedule(int pp_size, int stage, int num_microbatch
 std::string to_string(const Action& a, bool show_chunk);
 std::string to_string(const std::vector<Action>& actions, bool show_chunk);
 
+/// How a batch of communication actions completes in the simulation.
+enum class ValidationMode {
+  kBatch,                     ///< all posted at once; done when every counterpart is posted (gloo, threads)
+  kActivationsThenGradients,  ///< the activation ops complete before the gradient ops are posted (the
+                              ///< executor's two NCCL groups, issued in that order on one stream)
+};
+
 /// Checks the schedules of all p stages together, by simulation: every send meets a receive on the
 /// neighbour that names the same tensor ((mb, c) -> (mb, c) or, across the wrap, (mb, c+1) /
 /// (mb, c-1)), in the same order per direction; every forward and backward of every
 /// (micro-batch, chunk) runs exactly once, after its input (or gradient) arrived and, for a
 /// backward, after its forward; and the schedules cannot deadlock when each batch of communication
-/// blocks until all its counterparts are posted. Throws RuntimeError describing the first problem.
+/// blocks as `mode` says. Throws RuntimeError describing the first problem.
 void validate_schedules(const std::vector<std::vector<Action>>& schedules, int num_microbatches, int num_chunks,
-                        bool forward_only = false);
+                        bool forward_only = false, ValidationMode mode = ValidationMode::kBatch);
 
 }  // namespace bignlp::parallel

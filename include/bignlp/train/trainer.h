@@ -50,6 +50,8 @@ struct TrainResult {
   std::vector<double> train_losses;           ///< reduced_train_loss of every step run here
   std::vector<std::pair<std::int64_t, double>> val_losses;  ///< (step, val_loss)
   std::filesystem::path last_checkpoint;
+  int dp_buckets = 0;             ///< data-parallel gradient buckets (0 without data parallelism)
+  int dp_buckets_overlapped = 0;  ///< of those, started during the last step's backward pass
 };
 
 class Trainer {

@@ -82,6 +82,7 @@ TEST(PipelineSchedule, EveryShapeSimulatesWithMatchedMessagesAndNoDeadlock) {
           for (int r = 0; r < p; ++r) all.push_back(pipeline_schedule(p, r, m, vp, fwd_only));
           SCOPED_TRACE(::testing::Message() << "p " << p << " vp " << vp << " m " << m << " fwd_only " << fwd_only);
           EXPECT_NO_THROW(validate_schedules(all, m, vp, fwd_only));
+          EXPECT_NO_THROW(validate_schedules(all, m, vp, fwd_only, ValidationMode::kActivationsThenGradients));
           ++checked;
         }
       }
