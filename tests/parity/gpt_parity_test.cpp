@@ -102,7 +102,7 @@ class GptParity : public CudaParity {
 
 TEST_F(GptParity, TrainingStepFp32MatchesCpu) {
   // Full fp32 GEMMs (no TF32) on a context of its own, with its own allocator (one stream each).
-  ops::CudaContextOptions o = ops::cuda_options_from_environment();
+  ops::CudaContextOptions o = ops::cuda_options_from_environment(process_environment());
   o.allow_tf32 = false;
   ops::CudaContext strict(o);
   auto alloc = make_cuda_allocator(strict.device);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bignlp/core/environment.h"
 #include "bignlp/ops/cuda_context.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/buffer.h"
@@ -39,7 +40,7 @@ class CudaParity : public ::testing::Test {
  protected:
   void SetUp() override {
     if (ops::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    cuda_ = std::make_unique<ops::CudaContext>(ops::cuda_options_from_environment());
+    cuda_ = std::make_unique<ops::CudaContext>(ops::cuda_options_from_environment(process_environment()));
     dev_alloc_ = make_cuda_allocator(cuda_->device);
     gpu_ = cuda_->op_context(*dev_alloc_);
     cpu_ = ops::OpContext::cpu();

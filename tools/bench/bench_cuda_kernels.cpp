@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "bignlp/core/environment.h"
 #include "bignlp/tensor/cuda_allocator.h"
 #include "cuda_bench_util.h"
 
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench_cuda_kernels: no CUDA device\n");
       return 1;
     }
-    ops::CudaContext cc(ops::cuda_options_from_environment());
+    ops::CudaContext cc(ops::cuda_options_from_environment(process_environment()));
     auto alloc = make_cuda_allocator(cc.device);
     const ops::OpContext ctx = cc.op_context(*alloc);
     if (quick) reps = 3;

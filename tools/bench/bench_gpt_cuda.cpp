@@ -14,6 +14,7 @@
 #include <chrono>
 #include <random>
 
+#include "bignlp/core/environment.h"
 #include "bignlp/model/gpt.h"
 #include "bignlp/tensor/cuda_allocator.h"
 #include "bignlp/train/optimizer.h"
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
     if (granularity == "selective")
       c.activations_checkpoint = {model::CheckpointGranularity::kSelective, model::CheckpointMethod::kUniform, 1};
 
-    ops::CudaContext cc(ops::cuda_options_from_environment());
+    ops::CudaContext cc(ops::cuda_options_from_environment(process_environment()));
     auto alloc = make_cuda_allocator(cc.device);
     const ops::OpContext ctx = cc.op_context(*alloc);
     model::GptModel m(c, ctx);

@@ -9,14 +9,15 @@
 //
 // Sync check: when CudaContext::sync_check is set, every op synchronises the stream after each
 // launch and reports the first failing kernel by name (slow; for debugging). It defaults to on in
-// debug builds (NDEBUG undefined); programs turn it on with BIGNLP_SYNC_CHECK=1, read only by
-// cuda_options_from_environment() which a program's main() calls.
+// debug builds (NDEBUG undefined); programs turn it on with BIGNLP_SYNC_CHECK=1: main() passes
+// its environment (core/environment.h) to cuda_options_from_environment(), the one reader.
 #pragma once
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -41,9 +42,10 @@ struct CudaContextOptions {
 /// Number of CUDA devices this process can use; 0 without a driver or device (never throws).
 int cuda_device_count();
 
-/// `base` with the environment applied: BIGNLP_SYNC_CHECK=1|0 sets sync_check. The only place the
-/// engine reads that variable; call it from main() (or a test's setup), not from library code.
-CudaContextOptions cuda_options_from_environment(CudaContextOptions base = {});
+/// `base` with the environment applied: BIGNLP_SYNC_CHECK=1|0 sets sync_check (anything else is a
+/// UsageError). `env` is the process environment main() read (bignlp::process_environment()).
+CudaContextOptions cuda_options_from_environment(const std::map<std::string, std::string>& env,
+                                                 CudaContextOptions base = {});
 
 /// GEMM descriptors and algorithm choices, keyed by problem (src/ops/cuda/gemm.cpp).
 struct GemmPlanCache;

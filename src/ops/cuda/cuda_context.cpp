@@ -1,6 +1,5 @@
 #include "bignlp/ops/cuda_context.h"
 
-#include <cstdlib>
 #include <string_view>
 
 #include "bignlp/core/check.h"
@@ -18,9 +17,10 @@ int cuda_device_count() {
   return count;
 }
 
-CudaContextOptions cuda_options_from_environment(CudaContextOptions base) {
-  if (const char* v = std::getenv("BIGNLP_SYNC_CHECK"); v != nullptr) {
-    const std::string_view s(v);
+CudaContextOptions cuda_options_from_environment(const std::map<std::string, std::string>& env,
+                                                 CudaContextOptions base) {
+  if (auto it = env.find("BIGNLP_SYNC_CHECK"); it != env.end()) {
+    const std::string_view s(it->second);
     if (s == "1" || s == "true" || s == "on") {
       base.sync_check = true;
     } else if (s == "0" || s == "false" || s == "off" || s.empty()) {
