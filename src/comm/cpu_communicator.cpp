@@ -353,10 +353,11 @@ void CpuCommunicator::exchange(Task& t, int send_peer, const void* send_data, st
     if (recv_bytes > 0) recv_op = transport_->recv(members_[static_cast<std::size_t>(recv_peer)], slot, recv_data, recv_bytes);
     if (send_bytes > 0) send_op = transport_->send(members_[static_cast<std::size_t>(send_peer)], slot, send_data, send_bytes);
   } catch (const std::exception& e) {
-    throw RuntimeError(fmt::format("{} on {} failed on rank {} exchanging with ranks {} and {} (world ranks {} and {}): {}",
-                                   t.op, describe(), rank_, recv_peer, send_peer,
-                                   members_[static_cast<std::size_t>(recv_peer)],
-                                   members_[static_cast<std::size_t>(send_peer)], e.what()));
+    throw RuntimeError(fmt::format(
+        "{} on {} failed on rank {} posting a receive from rank {} (world rank {}) and a send to rank {} (world rank "
+        "{}): {}",
+        t.op, describe(), rank_, recv_peer, members_[static_cast<std::size_t>(recv_peer)], send_peer,
+        members_[static_cast<std::size_t>(send_peer)], e.what()));
   }
   if (send_op) wait_op(t, *send_op, "the send to", send_peer);
   if (recv_op) wait_op(t, *recv_op, "a message from", recv_peer);

@@ -431,5 +431,53 @@ TEST_F(GptParallelTest, ReshardingPadsOrCutsOnlyTheVocabularyPadding) {
   EXPECT_EQ(read_word(narrow, 2), before);
 }
 
+// Scoring (log-likelihood evaluation) on a tensor-parallel model: the vocab-parallel loss gives
+// the per-token log-probabilities, the logits gathered over TP ranks the greedy tokens and the
+// host copy of the logits; all equal the one-rank model's.
+TEST(GptParallelScoring, TensorParallelScoresAndLogitsMatchOneRank) {
+  model::GptConfig cfg;
+  cfg.vocab_size = 60;
+  cfg.make_vocab_size_divisible_by = 16;
+  cfg.seq_length = 8;
+  cfg.num_layers = 2;
+  cfg.hidden_size = 32;
+  cfg.num_attention_heads = 4;
+  cfg.init_method_std = 0.05f;
+  std::vector<std::int32_t> tokens, labels;
+  std::mt19937 rng(9);
+  for (int i = 0; i < 2 * 8; ++i) {
+    tokens.push_back(static_cast<std::int32_t>(rng() % 60));
+    labels.push_back(static_cast<std::int32_t>(rng() % 60));
+  }
+  const auto batch = [&] {
+    return model::GptBatch{TensorView(tokens.data(), DType::kI32, Shape{2, 8}),
+                           TensorView(labels.data(), DType::kI32, Shape{2, 8}), {}, {}};
+  };
+  CpuAllocator alloc;
+  ops::OpContext ctx = ops::OpContext::cpu(1);
+  ctx.allocator = &alloc;
+  model::GptModel one(cfg, ctx);
+  one.initialize(5);
+  const model::GptScores ref = one.score(batch());
+  const std::vector<float> ref_logits = one.logits_to_host(*one.forward(batch(), {}, false));
+  comm::LocalWorld world(2, 20s);
+  world.run([&](comm::Communicator& w) {
+    CpuAllocator a;
+    ops::OpContext c = ops::OpContext::cpu(1);
+    c.allocator = &a;
+    auto groups = comm::ParallelGroups::create(w, comm::ProcessGrid(2, w.rank(), 2, 1));
+    model::GptConfig tcfg = cfg;
+    tcfg.tensor_model_parallel_size = 2;
+    model::GptModel m(tcfg, c, parallel::ParallelContext::from(groups, {}));
+    m.initialize(5);
+    const model::GptScores got = m.score(batch());
+    EXPECT_EQ(got.argmax, ref.argmax);
+    for (std::size_t i = 0; i < ref.logprob.size(); ++i) EXPECT_NEAR(got.logprob[i], ref.logprob[i], 2e-5) << i;
+    const std::vector<float> logits = m.logits_to_host(*m.forward(batch(), {}, false));
+    ASSERT_EQ(logits.size(), ref_logits.size());
+    for (std::size_t i = 0; i < logits.size(); ++i) ASSERT_NEAR(logits[i], ref_logits[i], 2e-5) << i;
+  });
+}
+
 }  // namespace
 }  // namespace bignlp::train
