@@ -6,6 +6,7 @@
 
 #include "bignlp/core/check.h"
 #include "bignlp/parallel/column_parallel_linear.h"
+#include "bignlp/parallel/grad_buckets.h"
 #include "bignlp/parallel/mappings.h"
 #include "bignlp/parallel/vocab_parallel_cross_entropy.h"
 #include "bignlp/parallel/vocab_parallel_embedding.h"
@@ -95,18 +96,28 @@ GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const par
       output_weights_ = &store_.add(std::move(copy));
     }
   }
-  store_.allocate(*ctx_.allocator, config_.compute_dtype());
+  // The distributed optimizer updates only this DP rank's shards of the gradient buckets: the
+  // store keeps fp32 master weights for those elements only.
+  std::optional<std::vector<parallel::FlatRange>> master_ranges;
+  if (parallel_.options.distributed_optimizer_bucket_numel > 0 && parallel_.dp != nullptr &&
+      parallel_.dp->size() > 1) {
+    std::vector<parallel::FlatRange> ranges;
+    for (const auto& p : store_.params()) ranges.push_back({p.offset, p.offset + p.numel()});
+    master_ranges = parallel::GradBuckets::owned_ranges(ranges, parallel_.options.distributed_optimizer_bucket_numel,
+                                                        parallel_.dp->size(), parallel_.dp->rank());
+  }
+  store_.allocate(*ctx_.allocator, config_.compute_dtype(), std::move(master_ranges));
 }
 
 void GptModel::initialize(std::uint64_t seed) {
-  store_.initialize(ctx_, seed);
   // The last stage's copy of the tied embedding starts at 0: summing over {first, last} copies
   // the first stage's weights into it (Megatron's initialize_word_embeddings).
-  if (parallel_.pp_size() > 1 && parallel_.embedding != nullptr) {
-    Parameter* w = word_embeddings_ != nullptr ? word_embeddings_ : output_weights_;
-    parallel_.embedding->all_reduce(w->master, comm::ReduceOp::kSum);
-    store_.sync_values_from_master(ctx_);
-  }
+  Parameter* tied = nullptr;
+  if (parallel_.pp_size() > 1 && parallel_.embedding != nullptr)
+    tied = word_embeddings_ != nullptr ? word_embeddings_ : output_weights_;
+  store_.initialize(ctx_, seed, [&](Parameter& p, const TensorView& weights) {
+    if (&p == tied) parallel_.embedding->all_reduce(weights, comm::ReduceOp::kSum);
+  });
 }
 
 Shape GptModel::boundary_shape(std::int64_t batch, std::int64_t seq) const {

@@ -32,26 +32,79 @@ Parameter* ParameterStore::find(const std::string& name) {
   return nullptr;
 }
 
-void ParameterStore::allocate(Allocator& allocator, DType compute) {
+void ParameterStore::allocate(Allocator& allocator, DType compute,
+                              std::optional<std::vector<parallel::FlatRange>> master_ranges) {
   BIGNLP_CHECK(!allocated_, "parameter store allocated twice");
   BIGNLP_CHECK(is_floating(compute), "compute dtype must be floating, got {}", dtype_name(compute));
   compute_ = compute;
-  master_ = Buffer(allocator, DType::kF32, Shape{numel_});
+  master_complete_ = compute == DType::kF32 || !master_ranges;
+  master_ranges_.clear();
+  master_offsets_.clear();
+  if (master_complete_) {
+    master_ranges_.push_back({0, numel_});
+    master_offsets_.push_back(0);
+  } else {
+    std::int64_t kept = 0;
+    for (const auto& r : *master_ranges) {
+      BIGNLP_CHECK(r.begin >= 0 && r.begin < r.end && r.end <= numel_, "master range [{}, {}) is not inside [0, {})",
+                   r.begin, r.end, numel_);
+      for (const auto& o : master_ranges_)
+        BIGNLP_CHECK(o.intersect(r).size() == 0, "master ranges [{}, {}) and [{}, {}) overlap", o.begin, o.end,
+                     r.begin, r.end);
+      master_ranges_.push_back(r);
+      master_offsets_.push_back(kept);
+      kept += r.size();
+    }
+  }
+  value_ = Buffer(allocator, compute, Shape{numel_});
   grad_ = Buffer(allocator, DType::kF32, Shape{numel_});
-  if (compute != DType::kF32) value_ = Buffer(allocator, compute, Shape{numel_});
-  const TensorView value = flat_value();
+  if (compute != DType::kF32) {
+    std::int64_t kept = 0;
+    for (const auto& r : master_ranges_) kept += r.size();
+    master_ = Buffer(allocator, DType::kF32, Shape{kept});
+  }
   for (auto& p : params_) {
-    p.master = master_.view().slice(0, p.offset, p.numel()).reshape(p.shape);
+    p.value = value_.view().slice(0, p.offset, p.numel()).reshape(p.shape);
     p.grad = grad_.view().slice(0, p.offset, p.numel()).reshape(p.shape);
-    p.value = value.slice(0, p.offset, p.numel()).reshape(p.shape);
+    p.master = master_complete_ ? flat_master().slice(0, p.offset, p.numel()).reshape(p.shape) : TensorView{};
   }
   allocated_ = true;
 }
 
-TensorView ParameterStore::flat_value() const { return compute_ == DType::kF32 ? master_.view() : value_.view(); }
+TensorView ParameterStore::flat_master() const { return compute_ == DType::kF32 ? value_.view() : master_.view(); }
 
-void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed) {
+TensorView ParameterStore::master_range(const parallel::FlatRange& r) const {
+  for (std::size_t i = 0; i < master_ranges_.size(); ++i) {
+    const parallel::FlatRange& k = master_ranges_[i];
+    if (r.begin >= k.begin && r.end <= k.end)
+      return flat_master().slice(0, master_offsets_[i] + r.begin - k.begin, r.size());
+  }
+  BIGNLP_CHECK(false, "the store keeps no master weights for elements [{}, {})", r.begin, r.end);
+  return {};
+}
+
+void ParameterStore::assign(const ops::OpContext& ctx, Parameter& p, const TensorView& src) {
+  BIGNLP_CHECK(allocated_, "assign() before allocate()");
+  BIGNLP_CHECK(src.numel() == p.numel() && src.dtype() == DType::kF32 && src.is_contiguous(),
+               "assign '{}': expected {} contiguous fp32 elements, got {}", p.name, p.numel(), src.to_string());
+  if (master_complete_) {
+    // The master first, then the compute copy rounded from it (what sync_values_from_master does).
+    ops::copy(ctx, src.reshape(p.shape), p.master);
+    if (compute_ != DType::kF32) ops::copy(ctx, p.master, p.value);
+    return;
+  }
+  const TensorView flat = src.reshape(Shape{p.numel()});
+  ops::copy(ctx, flat.reshape(p.shape), p.value);
+  const parallel::FlatRange whole{p.offset, p.offset + p.numel()};
+  for (const auto& k : master_ranges_) {
+    const parallel::FlatRange part = k.intersect(whole);
+    if (part.size() > 0) ops::copy(ctx, flat.slice(0, part.begin - p.offset, part.size()), master_range(part));
+  }
+}
+
+void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed, const InitHook& hook) {
   BIGNLP_CHECK(allocated_, "initialize() before allocate()");
+  BIGNLP_CHECK(ctx.allocator != nullptr || master_complete_, "initialize() of master shards needs ctx.allocator");
   std::vector<float> host;
   for (auto& p : params_) {
     host.assign(static_cast<std::size_t>(p.numel()), 0.0f);
@@ -79,14 +132,25 @@ void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed) {
             philox_normal(seed, stream, static_cast<std::uint64_t>(global)) * p.init_std;
       }
     }
-    ops::copy(ctx, TensorView(host.data(), DType::kF32, p.shape), p.master);
+    const TensorView drawn(host.data(), DType::kF32, p.shape);
+    if (master_complete_) {
+      ops::copy(ctx, drawn, p.master);
+      if (hook) hook(p, p.master);
+      continue;
+    }
+    // Master shards only: the full weights pass through a device buffer of this parameter's size.
+    Buffer full(*ctx.allocator, DType::kF32, p.shape);
+    ops::copy(ctx, drawn, full);
+    if (hook) hook(p, full.view());
+    assign(ctx, p, full.view());
   }
-  sync_values_from_master(ctx);
+  if (master_complete_) sync_values_from_master(ctx);
 }
 
 void ParameterStore::zero_grad(const ops::OpContext& ctx) { ops::fill(ctx, grad_.view(), 0.0); }
 
 void ParameterStore::sync_values_from_master(const ops::OpContext& ctx) {
+  BIGNLP_CHECK(master_complete_, "sync_values_from_master() needs the master weights of every element");
   if (compute_ != DType::kF32) ops::copy(ctx, master_.view(), value_.view());
 }
 

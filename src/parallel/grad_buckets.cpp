@@ -7,45 +7,66 @@
 
 namespace bignlp::parallel {
 
-GradBuckets::GradBuckets(comm::Communicator* dp, const ops::OpContext& ctx, std::vector<FlatRange> params,
-                         std::int64_t bucket_numel, Mode mode)
-    : dp_(dp != nullptr && dp->size() > 1 ? dp : nullptr), ctx_(ctx), mode_(mode) {
+std::vector<FlatRange> GradBuckets::layout(const std::vector<FlatRange>& params, std::int64_t bucket_numel) {
   BIGNLP_CHECK(bucket_numel > 0, "gradient bucket size must be positive, got {}", bucket_numel);
   for (std::size_t i = 1; i < params.size(); ++i) {
     BIGNLP_CHECK(params[i].begin == params[i - 1].end, "gradient buckets need parameters back to back in the buffer");
   }
+  std::vector<FlatRange> buckets;
   FlatRange current{-1, -1};
-  std::vector<std::int64_t> members;
-  auto close = [&] {
-    if (members.empty()) return;
-    const std::size_t b = buckets_.size();
-    buckets_.push_back(current);
-    for (std::int64_t off : members) bucket_of_[off] = b;
-    params_in_bucket_.push_back(static_cast<int>(members.size()));
-    members.clear();
-  };
+  bool open = false;
   for (auto it = params.rbegin(); it != params.rend(); ++it) {
     if (it->size() == 0) continue;
-    if (!members.empty() && current.size() + it->size() > bucket_numel) close();
-    if (members.empty()) current = *it;
+    if (open && current.size() + it->size() > bucket_numel) {
+      buckets.push_back(current);
+      open = false;
+    }
+    if (!open) current = *it;
     current.begin = it->begin;
-    members.push_back(it->begin);
+    open = true;
   }
-  close();
+  if (open) buckets.push_back(current);
+  return buckets;
+}
+
+FlatRange GradBuckets::shard_of(const FlatRange& bucket, int dp_size, int rank) {
+  const std::int64_t s = (bucket.size() + dp_size - 1) / dp_size;
+  const std::int64_t begin = std::min(bucket.end, bucket.begin + rank * s);
+  return {begin, std::min(bucket.end, begin + s)};
+}
+
+std::vector<FlatRange> GradBuckets::owned_ranges(const std::vector<FlatRange>& params, std::int64_t bucket_numel,
+                                                 int dp_size, int dp_rank) {
+  std::vector<FlatRange> out;
+  for (const FlatRange& b : layout(params, bucket_numel)) {
+    const FlatRange r = shard_of(b, dp_size, dp_rank);
+    if (r.size() > 0) out.push_back(r);
+  }
+  return out;
+}
+
+GradBuckets::GradBuckets(comm::Communicator* dp, const ops::OpContext& ctx, std::vector<FlatRange> params,
+                         std::int64_t bucket_numel, Mode mode)
+    : dp_(dp != nullptr && dp->size() > 1 ? dp : nullptr), ctx_(ctx), mode_(mode) {
+  buckets_ = layout(params, bucket_numel);
+  // Every non-empty parameter lies in exactly one bucket.
+  std::size_t b = 0;
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    if (it->size() == 0) continue;
+    while (it->begin < buckets_[b].begin) ++b;
+    bucket_of_[it->begin] = b;
+  }
+  params_in_bucket_.assign(buckets_.size(), 0);
+  for (const auto& [offset, bucket] : bucket_of_) ++params_in_bucket_[bucket];
   const int d = dp_size();
-  for (const auto& b : buckets_) shard_size_.push_back((b.size() + d - 1) / d);
+  for (const auto& bucket : buckets_) shard_size_.push_back((bucket.size() + d - 1) / d);
   ready_in_bucket_.assign(buckets_.size(), 0);
   launched_.assign(buckets_.size(), false);
   pending_.resize(buckets_.size());
   staging_.resize(2 * buckets_.size());
 }
 
-FlatRange GradBuckets::shard(std::size_t b, int rank) const {
-  const FlatRange& bucket = buckets_.at(b);
-  const std::int64_t s = shard_size_.at(b);
-  const std::int64_t begin = std::min(bucket.end, bucket.begin + rank * s);
-  return {begin, std::min(bucket.end, begin + s)};
-}
+FlatRange GradBuckets::shard(std::size_t b, int rank) const { return shard_of(buckets_.at(b), dp_size(), rank); }
 
 std::vector<FlatRange> GradBuckets::owned_ranges() const {
   std::vector<FlatRange> out;
@@ -134,6 +155,40 @@ void GradBuckets::all_gather_shards(const TensorView& flat) {
     works[b]->wait(dp_->timeout());
     const FlatRange& r = buckets_[b];
     ops::copy(ctx_, out[b].view().slice(0, 0, r.size()), flat.slice(0, r.begin, r.size()));
+  }
+}
+
+void GradBuckets::gather_shards(const TensorView& local, const TensorView& full) {
+  std::int64_t owned = 0;
+  for (const FlatRange& r : owned_ranges()) owned += r.size();
+  BIGNLP_CHECK(local.numel() == owned && local.is_contiguous(),
+               "gather_shards: local holds {} elements, this rank owns {}", local.numel(), owned);
+  BIGNLP_CHECK(!full.defined() || (full.dtype() == local.dtype() && full.is_contiguous() && full.rank() == 1),
+               "gather_shards: full must be a flat contiguous {} tensor, got {}", dtype_name(local.dtype()),
+               full.to_string());
+  if (dp_ == nullptr) {
+    // One rank owns every bucket whole: its compact shards are the buckets in launch order.
+    std::int64_t off = 0;
+    for (const FlatRange& r : buckets_) {
+      if (full.defined()) ops::copy(ctx_, local.slice(0, off, r.size()), full.slice(0, r.begin, r.size()));
+      off += r.size();
+    }
+    return;
+  }
+  BIGNLP_CHECK(ctx_.allocator != nullptr, "gradient buckets: ctx.allocator is required for all-gather");
+  const int d = dp_->size();
+  std::int64_t off = 0;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    const std::int64_t s = shard_size_[b];
+    const FlatRange own = shard(b, dp_->rank());
+    Buffer in(*ctx_.allocator, local.dtype(), Shape{s});
+    if (own.size() < s) ops::fill(ctx_, in, 0.0);
+    if (own.size() > 0) ops::copy(ctx_, local.slice(0, off, own.size()), in.view().slice(0, 0, own.size()));
+    off += own.size();
+    Buffer out(*ctx_.allocator, local.dtype(), Shape{s * d});
+    dp_->all_gather(in, out);
+    const FlatRange& r = buckets_[b];
+    if (full.defined()) ops::copy(ctx_, out.view().slice(0, 0, r.size()), full.slice(0, r.begin, r.size()));
   }
 }
 

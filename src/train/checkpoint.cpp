@@ -57,20 +57,28 @@ void save_checkpoint(const fs::path& dir, const CheckpointState& state, const mo
   if (world != nullptr) world->barrier();
   const fs::path shard = tmp / checkpoint_shard_name(parallel.tp_rank(), parallel.pp_rank());
   try {
-    // The distributed optimizer's state lives in shards over the DP ranks: gather it first.
-    Buffer full_m, full_v;
+    const bool writer = parallel.dp_rank() == 0;
+    TensorView master = store.master_complete() ? store.flat_master() : TensorView{};
+    TensorView m, v;
+    if (optimizer != nullptr) {
+      m = optimizer->exp_avg();
+      v = optimizer->exp_avg_sq();
+    }
+    // The distributed optimizer's state lives in shards over the DP ranks: assemble it on the
+    // writer first (host memory, one bucket at a time).
+    std::vector<float> full_master, full_m, full_v;
     if (optimizer != nullptr && optimizer->sharded()) {
-      optimizer->gather_moments(full_m, full_v);
-      optimizer->gather_master();
-    }
-    if (parallel.dp_rank() == 0) {
-      TensorView m, v;
-      if (optimizer != nullptr) {
-        m = full_m.defined() ? full_m.view() : optimizer->exp_avg();
-        v = full_v.defined() ? full_v.view() : optimizer->exp_avg_sq();
+      optimizer->gather_state(writer, full_master, full_m, full_v);
+      if (writer) {
+        const Shape flat{store.numel()};
+        if (!full_master.empty()) master = TensorView(full_master.data(), DType::kF32, flat);
+        m = TensorView(full_m.data(), DType::kF32, flat);
+        v = TensorView(full_v.data(), DType::kF32, flat);
       }
-      write_checkpoint_shard(shard, store, m, v, ctx);
     }
+    BIGNLP_CHECK(master.defined() || !writer,
+                 "saving a checkpoint of a store that keeps master-weight shards needs its distributed optimizer");
+    if (writer) write_checkpoint_shard(shard, store, master, m, v, ctx);
   } catch (...) {
     if (world == nullptr) fs::remove_all(tmp, ec);
     throw;
@@ -94,8 +102,11 @@ void save_checkpoint(const fs::path& dir, const CheckpointState& state, const mo
   if (world != nullptr) world->barrier();
 }
 
-void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& store, const TensorView& exp_avg,
-                            const TensorView& exp_avg_sq, const ops::OpContext& ctx) {
+void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& store, const TensorView& master,
+                            const TensorView& exp_avg, const TensorView& exp_avg_sq, const ops::OpContext& ctx) {
+  BIGNLP_CHECK(master.defined() && master.numel() == store.numel(),
+               "write_checkpoint_shard: the master weights must hold the store's {} elements, got {}", store.numel(),
+               master.defined() ? master.to_string() : std::string("none"));
   std::error_code ec;
   fs::create_directories(shard, ec);
   if (ec) throw IoError(fmt::format("cannot create '{}': {}", shard.string(), ec.message()));
@@ -103,7 +114,8 @@ void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& 
   storage.reserve(3 * store.params().size());
   {
     SafetensorsWriter w;
-    for (const auto& p : store.params()) w.add(p.name, host_view(p.master, storage, ctx));
+    for (const auto& p : store.params())
+      w.add(p.name, host_view(master.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
     w.set_metadata("format", kFormat);
     w.write(shard / "model.safetensors");
   }
@@ -187,38 +199,39 @@ void load_checkpoint(const fs::path& dir, model::ParameterStore& store, AdamOpti
         "--pipeline-model-parallel-size {}",
         dir.string(), meta.tp_size, meta.pp_size, parallel.tp_size(), parallel.pp_size(), dir.string(),
         parallel.tp_size(), parallel.pp_size()));
+  std::vector<std::vector<float>> widened;  // host fp32 copies of non-fp32 entries
   const fs::path shard = dir / checkpoint_shard_name(parallel.tp_rank(), parallel.pp_rank());
-  auto load_into = [&](const SafetensorsReader& r, const std::string& name, const TensorView& dst) {
+  // The stored tensor `name` (fp32, p's shape), a host view into the reader.
+  auto entry = [&](const SafetensorsReader& r, const std::string& name, const model::Parameter& p) {
     const SafetensorsEntry* e = r.find(name);
     if (e == nullptr) throw DataError(fmt::format("{}: tensor '{}' is missing", r.path().string(), name));
-    if (!(e->shape == dst.shape()))
+    if (!(e->shape == p.shape))
       throw DataError(fmt::format("{}: tensor '{}' has shape {}, the model expects {}", r.path().string(), name,
-                                  e->shape.to_string(), dst.shape().to_string()));
-    ops::copy(ctx, r.view(name), dst);
+                                  e->shape.to_string(), p.shape.to_string()));
+    if (e->dtype == DType::kF32) return r.view(name);
+    // Another float dtype (a converted checkpoint): widen on the host.
+    auto& wide = widened.emplace_back(static_cast<std::size_t>(p.numel()));
+    const TensorView h(wide.data(), DType::kF32, p.shape);
+    ops::copy(ops::OpContext::cpu(), r.view(name), h);
+    return h;
   };
   {
     SafetensorsReader r(shard / "model.safetensors");
-    for (auto& p : store.params()) load_into(r, p.name, p.master);
+    // Each parameter's full fp32 weights: the store keeps what it keeps (all, or its master shards).
+    for (auto& p : store.params()) {
+      store.assign(ctx, p, entry(r, p.name, p));
+      widened.clear();
+    }
   }
-  store.sync_values_from_master(ctx);
   if (optimizer != nullptr) {
     if (!meta.has_optimizer_state)
       throw DataError(fmt::format("{}: checkpoint holds no optimizer state (an imported or inference checkpoint)",
                                   dir.string()));
     SafetensorsReader r(shard / "optimizer.safetensors");
-    Buffer full_m, full_v;
-    TensorView m = optimizer->exp_avg(), v = optimizer->exp_avg_sq();
-    if (optimizer->sharded()) {
-      full_m = Buffer(*ctx.allocator, DType::kF32, Shape{store.numel()});
-      full_v = Buffer(*ctx.allocator, DType::kF32, Shape{store.numel()});
-      m = full_m.view();
-      v = full_v.view();
-    }
     for (auto& p : store.params()) {
-      load_into(r, "exp_avg." + p.name, m.slice(0, p.offset, p.numel()).reshape(p.shape));
-      load_into(r, "exp_avg_sq." + p.name, v.slice(0, p.offset, p.numel()).reshape(p.shape));
+      optimizer->assign_moments(p, entry(r, "exp_avg." + p.name, p), entry(r, "exp_avg_sq." + p.name, p));
+      widened.clear();
     }
-    if (optimizer->sharded()) optimizer->load_moments(m, v);
     optimizer->set_steps(meta.optimizer_steps);
   }
 }

@@ -30,45 +30,105 @@ AdamOptimizer::AdamOptimizer(model::ParameterStore& store, const OptimizerConfig
   if (config.weight_decay < 0.0)
     throw ConfigError(fmt::format("model.optim.weight_decay: must be >= 0, got {}", config.weight_decay));
   BIGNLP_CHECK(store.allocated() && ctx.allocator != nullptr, "optimizer needs an allocated store and an allocator");
-  std::int64_t moments = store.numel();
   if (sharding_ != nullptr) {
     owned_ = sharding_->owned_ranges();
-    moments = 0;
-    for (const auto& r : owned_) moments += r.size();
+    BIGNLP_CHECK(store.master_complete() || store.master_ranges() == owned_,
+                 "the parameter store keeps master weights for other ranges than this rank's optimizer shards");
+  } else {
+    BIGNLP_CHECK(store.master_complete(),
+                 "the replicated optimizer needs the master weights of every element; the store keeps shards only");
+    owned_ = {{0, store.numel()}};
+  }
+  std::int64_t moments = 0;
+  for (const auto& r : owned_) {
+    owned_offsets_.push_back(moments);
+    moments += r.size();
   }
   exp_avg_ = Buffer(*ctx.allocator, DType::kF32, Shape{moments});
   exp_avg_sq_ = Buffer(*ctx.allocator, DType::kF32, Shape{moments});
-  norm_ = Buffer(*ctx.allocator, DType::kF32, Shape{1});
+  norm_ = Buffer(*ctx.allocator, DType::kF32, Shape{2});
   ops::fill(ctx_, exp_avg_, 0.0);
   ops::fill(ctx_, exp_avg_sq_, 0.0);
+  build_tensor_lists();
+}
+
+void AdamOptimizer::build_tensor_lists() {
+  const bool separate_values = store_->compute_dtype() != DType::kF32;
+  const float wd = static_cast<float>(config_.weight_decay);
+  const TensorView grad = store_->flat_grad(), value = store_->flat_value();
+  // Adam: every parameter (replicated), or every fragment of a parameter inside an owned range.
+  for (std::size_t i = 0; i < owned_.size(); ++i) {
+    const parallel::FlatRange& range = owned_[i];
+    for (const auto& p : store_->params()) {
+      const parallel::FlatRange part = range.intersect({p.offset, p.offset + p.numel()});
+      if (part.size() == 0) continue;
+      const std::int64_t mo = owned_offsets_[i] + part.begin - range.begin;
+      ops::AdamWTensors t;
+      t.param = store_->master_range(part);
+      t.grad = grad.slice(0, part.begin, part.size());
+      t.exp_avg = exp_avg_.view().slice(0, mo, part.size());
+      t.exp_avg_sq = exp_avg_sq_.view().slice(0, mo, part.size());
+      if (separate_values) t.model_param = value.slice(0, part.begin, part.size());
+      t.weight_decay = p.weight_decay ? wd : 0.0f;
+      adam_groups_.push_back(t);
+    }
+  }
+  // Gradient norm: with one rank and no model parallelism the whole buffer at once (every element
+  // counts once); else parameter by parameter (and owned range by owned range when sharded).
+  norm_whole_buffer_ = sharding_ == nullptr && parallel_.model_parallel == nullptr;
+  if (norm_whole_buffer_) return;
+  for (const auto& p : store_->params()) {
+    const bool counted = !p.shared && (p.tensor_parallel() || parallel_.counts_replicated_params());
+    for (const auto& range : owned_) {
+      const parallel::FlatRange part = range.intersect({p.offset, p.offset + p.numel()});
+      if (part.size() == 0) continue;
+      (counted ? norm_counted_ : norm_duplicates_).push_back(grad.slice(0, part.begin, part.size()));
+    }
+  }
+}
+
+std::size_t AdamOptimizer::state_bytes() const {
+  const std::size_t master = store_->compute_dtype() != DType::kF32 ? store_->flat_master().nbytes() : 0;
+  return exp_avg_.nbytes() + exp_avg_sq_.nbytes() + master;
+}
+
+float AdamOptimizer::all_reduce_sum(comm::Communicator& comm, float value) {
+  if (comm.device().is_cpu()) {
+    comm.all_reduce(TensorView(&value, DType::kF32, Shape{1}), comm::ReduceOp::kSum);
+    return value;
+  }
+  // A device backend (NCCL) reduces device memory: stage the scalar through the scratch buffer.
+  const TensorView slot = norm_.view().slice(0, 0, 1);
+  ops::copy(ctx_, TensorView(&value, DType::kF32, Shape{1}), slot);
+  comm.all_reduce(slot, comm::ReduceOp::kSum);
+  ops::copy(ctx_, slot, TensorView(&value, DType::kF32, Shape{1}));
+  return value;
 }
 
 double AdamOptimizer::squared_grad_norm() {
-  float sq = 0.0f;
-  const TensorView host(&sq, DType::kF32, Shape{1});
-  if (sharding_ == nullptr && parallel_.model_parallel == nullptr) {
+  float sq[2] = {0.0f, 0.0f};
+  if (norm_whole_buffer_) {
     // One replica holds every parameter once (data-parallel copies are identical).
-    ops::sum_squares(ctx_, store_->flat_grad(), norm_);
-    ops::copy(ctx_, norm_, host);
-    return sq;
+    ops::sum_squares(ctx_, store_->flat_grad(), norm_.view().slice(0, 0, 1));
+    ops::copy(ctx_, norm_.view().slice(0, 0, 1), TensorView(sq, DType::kF32, Shape{1}));
+    return sq[0];
   }
-  ops::fill(ctx_, norm_, 0.0);
-  const TensorView flat = store_->flat_grad();
-  for (const auto& p : store_->params()) {
-    if (p.shared || (!p.tensor_parallel() && !parallel_.counts_replicated_params())) continue;
-    if (sharding_ == nullptr) {
-      ops::sum_squares(ctx_, flat.slice(0, p.offset, p.numel()), norm_, /*accumulate=*/true);
-      continue;
-    }
-    for (const auto& r : owned_) {
-      const std::int64_t lo = std::max(r.begin, p.offset), hi = std::min(r.end, p.offset + p.numel());
-      if (lo < hi) ops::sum_squares(ctx_, flat.slice(0, lo, hi - lo), norm_, /*accumulate=*/true);
-    }
-  }
-  ops::copy(ctx_, norm_, host);
-  if (sharding_ != nullptr && parallel_.dp != nullptr) parallel_.dp->all_reduce(host, comm::ReduceOp::kSum);
-  if (parallel_.model_parallel != nullptr) parallel_.model_parallel->all_reduce(host, comm::ReduceOp::kSum);
-  return sq;
+  const auto sum = [&](const std::vector<TensorView>& xs, std::int64_t slot) {
+    const TensorView out = norm_.view().slice(0, slot, 1);
+    if (xs.empty())
+      ops::fill(ctx_, out, 0.0);
+    else
+      ops::sum_squares_multi(ctx_, xs, out);
+  };
+  sum(norm_counted_, 0);
+  sum(norm_duplicates_, 1);
+  ops::copy(ctx_, norm_.view(), TensorView(sq, DType::kF32, Shape{2}));
+  // Duplicates add nothing to the norm, but an overflow in one must skip the step everywhere.
+  float local = sq[0];
+  if (!std::isfinite(sq[1])) local += sq[1];
+  if (sharding_ != nullptr && parallel_.dp != nullptr) local = all_reduce_sum(*parallel_.dp, local);
+  if (parallel_.model_parallel != nullptr) local = all_reduce_sum(*parallel_.model_parallel, local);
+  return local;
 }
 
 OptimizerStepResult AdamOptimizer::step(double lr, double loss_scale, double max_grad_norm) {
@@ -92,66 +152,43 @@ OptimizerStepResult AdamOptimizer::step(double lr, double loss_scale, double max
   a.decoupled_weight_decay = decoupled_;
   a.step = steps_;
   a.grad_scale = static_cast<float>(r.clip_coeff / loss_scale);
-  const bool separate_values = store_->compute_dtype() != DType::kF32;
-  if (sharding_ != nullptr) {
-    // This rank's shards only, parameter fragment by fragment (weight decay is per parameter).
-    const TensorView master = store_->flat_master(), grad = store_->flat_grad(), value = store_->flat_value();
-    std::int64_t moment_offset = 0;
-    for (const auto& range : owned_) {
-      for (const auto& p : store_->params()) {
-        const std::int64_t lo = std::max(range.begin, p.offset), hi = std::min(range.end, p.offset + p.numel());
-        if (lo >= hi) continue;
-        a.weight_decay = p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.0f;
-        const std::int64_t mo = moment_offset + lo - range.begin;
-        ops::adamw_step(ctx_, master.slice(0, lo, hi - lo), grad.slice(0, lo, hi - lo),
-                        exp_avg_.view().slice(0, mo, hi - lo), exp_avg_sq_.view().slice(0, mo, hi - lo), a,
-                        separate_values ? value.slice(0, lo, hi - lo) : TensorView{});
-      }
-      moment_offset += range.size();
-    }
-    // Every rank gets the updated weights of the others' shards.
-    sharding_->all_gather_shards(value);
-    return r;
-  }
-  for (auto& p : store_->params()) {
-    a.weight_decay = p.weight_decay ? static_cast<float>(config_.weight_decay) : 0.0f;
-    const TensorView m = exp_avg_.view().slice(0, p.offset, p.numel());
-    const TensorView v = exp_avg_sq_.view().slice(0, p.offset, p.numel());
-    ops::adamw_step(ctx_, p.master.reshape(Shape{p.numel()}), p.grad.reshape(Shape{p.numel()}), m, v, a,
-                    separate_values ? p.value.reshape(Shape{p.numel()}) : TensorView{});
-  }
+  ops::adamw_step_multi(ctx_, adam_groups_, a);
+  // Distributed: every rank gets the updated weights of the others' shards.
+  if (sharding_ != nullptr) sharding_->all_gather_shards(store_->flat_value());
   return r;
 }
 
-void AdamOptimizer::gather_moments(Buffer& m, Buffer& v) {
-  BIGNLP_CHECK(sharding_ != nullptr, "gather_moments() is for the distributed optimizer");
+void AdamOptimizer::gather_state(bool receive, std::vector<float>& master, std::vector<float>& exp_avg,
+                                 std::vector<float>& exp_avg_sq) {
   const std::int64_t n = store_->numel();
-  m = Buffer(*ctx_.allocator, DType::kF32, Shape{n});
-  v = Buffer(*ctx_.allocator, DType::kF32, Shape{n});
-  ops::fill(ctx_, m, 0.0);
-  ops::fill(ctx_, v, 0.0);
-  std::int64_t off = 0;
-  for (const auto& r : owned_) {
-    ops::copy(ctx_, exp_avg_.view().slice(0, off, r.size()), m.view().slice(0, r.begin, r.size()));
-    ops::copy(ctx_, exp_avg_sq_.view().slice(0, off, r.size()), v.view().slice(0, r.begin, r.size()));
-    off += r.size();
+  const auto host = [&](std::vector<float>& v) {
+    v.assign(receive ? static_cast<std::size_t>(n) : 0, 0.0f);
+    return receive ? TensorView(v.data(), DType::kF32, Shape{n}) : TensorView{};
+  };
+  master.clear();
+  if (sharding_ == nullptr) {
+    if (!receive) return;
+    ops::copy(ctx_, exp_avg_, host(exp_avg));
+    ops::copy(ctx_, exp_avg_sq_, host(exp_avg_sq));
+    return;
   }
-  sharding_->all_gather_shards(m);
-  sharding_->all_gather_shards(v);
+  if (!store_->master_complete()) sharding_->gather_shards(store_->flat_master(), host(master));
+  sharding_->gather_shards(exp_avg_, host(exp_avg));
+  sharding_->gather_shards(exp_avg_sq_, host(exp_avg_sq));
 }
 
-void AdamOptimizer::gather_master() {
-  BIGNLP_CHECK(sharding_ != nullptr, "gather_master() is for the distributed optimizer");
-  if (store_->compute_dtype() != DType::kF32) sharding_->all_gather_shards(store_->flat_master());
-}
-
-void AdamOptimizer::load_moments(const TensorView& m, const TensorView& v) {
-  BIGNLP_CHECK(sharding_ != nullptr, "load_moments() is for the distributed optimizer");
-  std::int64_t off = 0;
-  for (const auto& r : owned_) {
-    ops::copy(ctx_, m.slice(0, r.begin, r.size()), exp_avg_.view().slice(0, off, r.size()));
-    ops::copy(ctx_, v.slice(0, r.begin, r.size()), exp_avg_sq_.view().slice(0, off, r.size()));
-    off += r.size();
+void AdamOptimizer::assign_moments(const model::Parameter& p, const TensorView& m, const TensorView& v) {
+  BIGNLP_CHECK(m.numel() == p.numel() && v.numel() == p.numel() && m.dtype() == DType::kF32 &&
+                   v.dtype() == DType::kF32 && m.is_contiguous() && v.is_contiguous(),
+               "assign_moments '{}': expected {} contiguous fp32 elements, got {} and {}", p.name, p.numel(),
+               m.to_string(), v.to_string());
+  const TensorView mf = m.reshape(Shape{p.numel()}), vf = v.reshape(Shape{p.numel()});
+  for (std::size_t i = 0; i < owned_.size(); ++i) {
+    const parallel::FlatRange part = owned_[i].intersect({p.offset, p.offset + p.numel()});
+    if (part.size() == 0) continue;
+    const std::int64_t mo = owned_offsets_[i] + part.begin - owned_[i].begin;
+    ops::copy(ctx_, mf.slice(0, part.begin - p.offset, part.size()), exp_avg_.view().slice(0, mo, part.size()));
+    ops::copy(ctx_, vf.slice(0, part.begin - p.offset, part.size()), exp_avg_sq_.view().slice(0, mo, part.size()));
   }
 }
 

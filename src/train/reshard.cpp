@@ -170,7 +170,8 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
             fill("exp_avg_sq." + source, v.data<float>() + p.offset);
           }
         }
-        write_checkpoint_shard(tmp / checkpoint_shard_name(tp_rank, pp_rank), store, m.view(), v.view(), ctx);
+        write_checkpoint_shard(tmp / checkpoint_shard_name(tp_rank, pp_rank), store, store.flat_master(), m.view(),
+                               v.view(), ctx);
       }
     }
     write_checkpoint_metadata(tmp, out_meta);

@@ -284,12 +284,14 @@ TrainResult Trainer::fit() {
                "the parallel context ({} ranks, {}) does not match the config ({} ranks, TP {} PP {})",
                parallel_.grid.world_size(), parallel_.grid.to_string(), c.world_size(), c.tensor_model_parallel_size,
                c.pipeline_model_parallel_size);
-  model_ = std::make_unique<model::GptModel>(c.model, ctx_, parallel_);
   const bool distributed_optimizer = c.optim.name == "distributed_fused_adam" && parallel_.dp != nullptr;
+  const auto bucket = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.grad_bucket_mb * 1024 * 1024 / 4));
+  // The store keeps fp32 master weights only for this DP rank's shards of the buckets below.
+  parallel_.options.distributed_optimizer_bucket_numel = distributed_optimizer ? bucket : 0;
+  model_ = std::make_unique<model::GptModel>(c.model, ctx_, parallel_);
   if (parallel_.dp != nullptr) {
     std::vector<parallel::FlatRange> ranges;
     for (const auto& p : model_->parameters().params()) ranges.push_back({p.offset, p.offset + p.numel()});
-    const auto bucket = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.grad_bucket_mb * 1024 * 1024 / 4));
     s.buckets = std::make_unique<parallel::GradBuckets>(
         parallel_.dp, ctx_, std::move(ranges), bucket,
         distributed_optimizer ? parallel::GradBuckets::Mode::kReduceScatter : parallel::GradBuckets::Mode::kAllReduce);

@@ -331,7 +331,9 @@ TEST_F(TrainMultiprocessTest, TaskCountMustMatchTheConfig) {
 }
 
 TEST_F(TrainMultiprocessTest, ADeadRankFailsTheOthersWithAnErrorNamingIt) {
-  const fs::path d = configure("dead", 2, 1, 1);
+  // Data parallel with the distributed optimizer: the survivor waits in a reduce-scatter, the
+  // norm's all-reduce or the parameter all-gather when its peer dies.
+  const fs::path d = configure("dead", 2, 1, 1, "distributed_fused_adam");
   write_file_atomic(d / "gpt3_mp_hydra.yaml",
                     replace_all(read_file(d / "gpt3_mp_hydra.yaml"), "max_steps: 6", "max_steps: 100000"));
   const Job job = launch(d, 2, "", /*kill_rank=*/1, 120s);

@@ -14,6 +14,12 @@
 //                   with the averaged shard i (apex DistributedFusedAdam's layout, used by the
 //                   distributed optimizer); the rest of the buffer holds stale local sums
 //
+// The layout (buckets, shards, a rank's owned ranges) is a pure function of the parameter ranges,
+// the bucket size and (d, rank), also available without a communicator (layout(), owned_ranges()):
+// the parameter store uses it to keep fp32 master weights only for the ranges the optimizer owns.
+// Worked example: parameters of 4, 3, 10, 2, 2 elements, buckets of 5 -> from the end [17, 21),
+// [7, 17), [4, 7), [0, 4); with d = 2 bucket [7, 17) has shards [7, 12) (rank 0) and [12, 17).
+//
 // Parameters whose gradients need another reduction first (sequence-parallel LayerNorms, the
 // tied embedding) are marked ready by the caller after that reduction, so their buckets start
 // later. With one DP rank (dp == null) nothing is communicated.
@@ -25,21 +31,26 @@
 
 #include "bignlp/comm/communicator.h"
 #include "bignlp/ops/context.h"
+#include "bignlp/parallel/flat_range.h"
 #include "bignlp/tensor/buffer.h"
 
 namespace bignlp::parallel {
 
-/// [begin, end) elements of the flat buffer.
-struct FlatRange {
-  std::int64_t begin = 0;
-  std::int64_t end = 0;
-  std::int64_t size() const { return end - begin; }
-  friend bool operator==(const FlatRange&, const FlatRange&) = default;
-};
-
 class GradBuckets {
  public:
   enum class Mode { kAllReduce, kReduceScatter };
+
+  /// The buckets of `params` (ranges back to back, registration order) for a cap of
+  /// `bucket_numel` elements, in launch order (from the end of the buffer); empty parameters are
+  /// skipped and a parameter never straddles two buckets.
+  static std::vector<FlatRange> layout(const std::vector<FlatRange>& params, std::int64_t bucket_numel);
+  /// Shard `rank` of `bucket` split over `dp_size` ranks: ceil(L/d) elements from
+  /// bucket.begin + rank * ceil(L/d), clipped to the bucket (possibly empty).
+  static FlatRange shard_of(const FlatRange& bucket, int dp_size, int rank);
+  /// The shards rank `dp_rank` owns in every bucket of layout(params, bucket_numel), in bucket
+  /// order, empty shards left out: what owned_ranges() returns for that rank.
+  static std::vector<FlatRange> owned_ranges(const std::vector<FlatRange>& params, std::int64_t bucket_numel,
+                                             int dp_size, int dp_rank);
 
   /// params: the parameters' ranges in the flat buffer, in registration order, back to back.
   GradBuckets(comm::Communicator* dp, const ops::OpContext& ctx, std::vector<FlatRange> params,
@@ -66,6 +77,12 @@ class GradBuckets {
   /// All-gathers every bucket's shards of `flat` (fp32 or the compute dtype, laid out like the
   /// gradients) so every rank holds the whole buffer: the distributed optimizer's parameter sync.
   void all_gather_shards(const TensorView& flat);
+  /// Assembles a whole flat buffer from compact shards: `local` (on the context's device) holds
+  /// this rank's owned_ranges() back to back; `full` (the flat size, host or device memory, same
+  /// dtype) receives every rank's shards at their places, or is empty on a rank that only sends.
+  /// One bucket at a time, so the device staging never exceeds one bucket (checkpoint saves of the
+  /// distributed optimizer's state). Collective over the DP group; with one rank a plain copy.
+  void gather_shards(const TensorView& local, const TensorView& full);
 
  private:
   void launch(std::size_t b);

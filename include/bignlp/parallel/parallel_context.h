@@ -7,6 +7,8 @@
 // code paths without parallelism.
 #pragma once
 
+#include <cstdint>
+
 #include "bignlp/comm/communicator.h"
 #include "bignlp/comm/parallel_groups.h"
 #include "bignlp/comm/process_grid.h"
@@ -22,6 +24,11 @@ struct ParallelOptions {
   bool async_tp_allreduce = true;
   /// model.virtual_pipeline_model_parallel_size (1: the plain 1F1B schedule).
   int virtual_pipeline_size = 1;
+  /// The distributed optimizer's gradient bucket size in elements (model.optim.name
+  /// distributed_fused_adam with DP > 1), 0 for the replicated optimizer. With it the model's
+  /// parameter store keeps fp32 master weights only for this DP rank's shards of those buckets
+  /// (parallel::GradBuckets::owned_ranges), the elements its optimizer updates.
+  std::int64_t distributed_optimizer_bucket_numel = 0;
 };
 
 struct ParallelContext {

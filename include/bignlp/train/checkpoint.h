@@ -11,10 +11,13 @@
 // renamed into place: a crash leaves either the old state or the complete new one, and readers
 // skip dot-directories and directories without a readable metadata.json.
 // Parallel ranks (a ParallelContext): every (tp, pp) position writes its own shard directory (the
-// DP rank 0 copy; with the distributed optimizer the DP ranks first gather the moments), rank 0
+// DP rank 0 copy; with the distributed optimizer the DP ranks first assemble the fp32 master
+// weights and moments from their shards on DP rank 0, bucket by bucket, in host memory), rank 0
 // writes metadata.json and renames the directory once all shards are in, with barriers between.
-// The shards do not depend on the data-parallel size, so a run may resume with a different number
-// of nodes; a different TP/PP layout needs `bignlp-convert --reshard`.
+// Loading reads the (tp, pp) shard on every DP rank and keeps what the rank holds (all of it, or
+// its optimizer shards). The shards do not depend on the data-parallel size or on the optimizer
+// being distributed, so a run may resume with a different number of nodes; a different TP/PP
+// layout needs `bignlp-convert --reshard`.
 // Names render exp_manager.checkpoint_callback_params.filename like PyTorch Lightning:
 // "megatron_gpt--{val_loss:.2f}-{step}-{consumed_samples}" -> "megatron_gpt--val_loss=2.35-step=100-
 // consumed_samples=800.0"; the most recent save also exists as "<name>-last".
@@ -57,14 +60,17 @@ struct CheckpointState {
 std::string checkpoint_shard_name(int tp_rank, int pp_rank);
 
 /// Writes `state`, the parameters' fp32 master weights and (when given) the optimizer moments to
-/// `dir`, atomically (see the file comment); an existing `dir` is replaced. Throws IoError.
+/// `dir`, atomically (see the file comment); an existing `dir` is replaced. Throws IoError. A store
+/// that keeps master-weight shards only needs its (distributed) optimizer.
 void save_checkpoint(const std::filesystem::path& dir, const CheckpointState& state, const model::ParameterStore& store,
                      AdamOptimizer* optimizer, const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
 
-/// Writes one shard directory (model.safetensors with the fp32 master weights; optimizer.safetensors
-/// when exp_avg is given, moments laid out like the store's flat buffers) and fsyncs it.
+/// Writes one shard directory (model.safetensors with the fp32 master weights `master`;
+/// optimizer.safetensors when exp_avg is given; all three laid out like the store's flat buffers,
+/// host or device memory) and fsyncs it.
 void write_checkpoint_shard(const std::filesystem::path& shard_dir, const model::ParameterStore& store,
-                            const TensorView& exp_avg, const TensorView& exp_avg_sq, const ops::OpContext& ctx);
+                            const TensorView& master, const TensorView& exp_avg, const TensorView& exp_avg_sq,
+                            const ops::OpContext& ctx);
 /// Writes <dir>/metadata.json (atomically) for `state`.
 void write_checkpoint_metadata(const std::filesystem::path& dir, const CheckpointState& state);
 
@@ -72,7 +78,7 @@ void write_checkpoint_metadata(const std::filesystem::path& dir, const Checkpoin
 CheckpointState read_checkpoint_metadata(const std::filesystem::path& dir);
 
 /// Loads master weights (and refreshes the compute copy) and, when `optimizer` is given, its moments,
-/// from this rank's (tp, pp) shard. Every parameter must be present with its shape; throws
+/// from this rank's (tp, pp) shard, keeping the elements the store and optimizer hold. Every parameter must be present with its shape; throws
 /// DataError naming the file and tensor, or the parallel sizes when they differ from the run's.
 void load_checkpoint(const std::filesystem::path& dir, model::ParameterStore& store, AdamOptimizer* optimizer,
                      const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
