@@ -1,6 +1,7 @@
 #include "bignlp/parallel/grad_buckets.h"
 
 #include <algorithm>
+#include <deque>
 
 #include "bignlp/core/check.h"
 #include "bignlp/ops/ops.h"
@@ -98,6 +99,8 @@ void GradBuckets::launch(std::size_t b) {
     return;
   }
   BIGNLP_CHECK(ctx_.allocator != nullptr, "gradient buckets: ctx.allocator is required for reduce-scatter");
+  // Staging is bounded: the oldest reduction completes before a bucket beyond the window starts.
+  while (staged_.size() >= kMaxStagedBuckets) complete(staged_.front());
   const int d = dp_->size();
   const std::int64_t s = shard_size_[b];
   TensorView in = bucket;
@@ -109,6 +112,20 @@ void GradBuckets::launch(std::size_t b) {
   }
   staging_[2 * b + 1] = Buffer(*ctx_.allocator, grad_.dtype(), Shape{s});
   pending_[b] = dp_->reduce_scatter_async(in, staging_[2 * b + 1], comm::ReduceOp::kAvg);
+  staged_.push_back(b);
+}
+
+void GradBuckets::complete(std::size_t b) {
+  pending_[b]->wait(dp_->timeout());
+  pending_[b].reset();
+  if (mode_ == Mode::kReduceScatter) {
+    const FlatRange own = shard(b, dp_->rank());
+    if (own.size() > 0)
+      ops::copy(ctx_, staging_[2 * b + 1].view().slice(0, 0, own.size()), grad_.slice(0, own.begin, own.size()));
+    staging_[2 * b] = Buffer();
+    staging_[2 * b + 1] = Buffer();
+    staged_.erase(std::find(staged_.begin(), staged_.end(), b));
+  }
 }
 
 void GradBuckets::finish() {
@@ -118,16 +135,7 @@ void GradBuckets::finish() {
     if (!launched_[b]) launch(b);
   }
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
-    pending_[b]->wait(dp_->timeout());
-    pending_[b].reset();
-    if (mode_ == Mode::kReduceScatter) {
-      const FlatRange own = shard(b, dp_->rank());
-      if (own.size() > 0) {
-        ops::copy(ctx_, staging_[2 * b + 1].view().slice(0, 0, own.size()), grad_.slice(0, own.begin, own.size()));
-      }
-    }
-    staging_[2 * b] = Buffer();
-    staging_[2 * b + 1] = Buffer();
+    if (pending_[b]) complete(b);
     launched_[b] = false;
     ready_in_bucket_[b] = 0;
   }
@@ -140,22 +148,31 @@ void GradBuckets::all_gather_shards(const TensorView& flat) {
   if (dp_ == nullptr) return;
   BIGNLP_CHECK(ctx_.allocator != nullptr, "gradient buckets: ctx.allocator is required for all-gather");
   const int d = dp_->size();
-  std::vector<Buffer> in(buckets_.size()), out(buckets_.size());
-  std::vector<comm::WorkPtr> works(buckets_.size());
+  struct InFlight {
+    std::size_t bucket;
+    Buffer in, out;
+    comm::WorkPtr work;
+  };
+  std::deque<InFlight> window;  // at most kMaxStagedBuckets gathers hold staging at a time
+  const auto land = [&] {
+    InFlight& f = window.front();
+    f.work->wait(dp_->timeout());
+    const FlatRange& r = buckets_[f.bucket];
+    ops::copy(ctx_, f.out.view().slice(0, 0, r.size()), flat.slice(0, r.begin, r.size()));
+    window.pop_front();
+  };
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    if (window.size() >= kMaxStagedBuckets) land();
     const std::int64_t s = shard_size_[b];
     const FlatRange own = shard(b, dp_->rank());
-    in[b] = Buffer(*ctx_.allocator, flat.dtype(), Shape{s});
-    if (own.size() < s) ops::fill(ctx_, in[b], 0.0);
-    if (own.size() > 0) ops::copy(ctx_, flat.slice(0, own.begin, own.size()), in[b].view().slice(0, 0, own.size()));
-    out[b] = Buffer(*ctx_.allocator, flat.dtype(), Shape{s * d});
-    works[b] = dp_->all_gather_async(in[b], out[b]);
+    InFlight f{b, Buffer(*ctx_.allocator, flat.dtype(), Shape{s}), Buffer(*ctx_.allocator, flat.dtype(), Shape{s * d}),
+               nullptr};
+    if (own.size() < s) ops::fill(ctx_, f.in, 0.0);
+    if (own.size() > 0) ops::copy(ctx_, flat.slice(0, own.begin, own.size()), f.in.view().slice(0, 0, own.size()));
+    f.work = dp_->all_gather_async(f.in, f.out);
+    window.push_back(std::move(f));
   }
-  for (std::size_t b = 0; b < buckets_.size(); ++b) {
-    works[b]->wait(dp_->timeout());
-    const FlatRange& r = buckets_[b];
-    ops::copy(ctx_, out[b].view().slice(0, 0, r.size()), flat.slice(0, r.begin, r.size()));
-  }
+  while (!window.empty()) land();
 }
 
 void GradBuckets::gather_shards(const TensorView& local, const TensorView& full) {

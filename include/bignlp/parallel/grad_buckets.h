@@ -20,6 +20,11 @@
 // Worked example: parameters of 4, 3, 10, 2, 2 elements, buckets of 5 -> from the end [17, 21),
 // [7, 17), [4, 7), [0, 4); with d = 2 bucket [7, 17) has shards [7, 12) (rank 0) and [12, 17).
 //
+// Reduce-scatter and the parameter all-gather stage each bucket in separate buffers (the reduced
+// shard; a padded copy when the bucket length is not a multiple of d; the gathered bucket). At most
+// kMaxStagedBuckets buckets hold staging at a time: the oldest completes before another starts, so
+// the transient memory is a few buckets, not a copy of the model.
+//
 // Parameters whose gradients need another reduction first (sequence-parallel LayerNorms, the
 // tied embedding) are marked ready by the caller after that reduction, so their buckets start
 // later. With one DP rank (dp == null) nothing is communicated.
@@ -51,6 +56,8 @@ class GradBuckets {
   /// order, empty shards left out: what owned_ranges() returns for that rank.
   static std::vector<FlatRange> owned_ranges(const std::vector<FlatRange>& params, std::int64_t bucket_numel,
                                              int dp_size, int dp_rank);
+  /// Buckets whose reduce-scatter or all-gather may hold staging buffers at the same time.
+  static constexpr std::size_t kMaxStagedBuckets = 2;
 
   /// params: the parameters' ranges in the flat buffer, in registration order, back to back.
   GradBuckets(comm::Communicator* dp, const ops::OpContext& ctx, std::vector<FlatRange> params,
@@ -86,6 +93,8 @@ class GradBuckets {
 
  private:
   void launch(std::size_t b);
+  /// Waits for bucket b's reduction; reduce-scatter: copies the shard back, frees its staging.
+  void complete(std::size_t b);
 
   comm::Communicator* dp_;
   ops::OpContext ctx_;
@@ -97,6 +106,7 @@ class GradBuckets {
   std::vector<bool> launched_;
   std::vector<comm::WorkPtr> pending_;
   std::vector<Buffer> staging_;  // padded copies / outputs of reduce-scatter
+  std::vector<std::size_t> staged_;  // reduce-scatters holding staging, oldest first
   std::vector<std::int64_t> shard_size_;
   int overlapped_ = 0, overlapped_last_step_ = 0;
   bool finishing_ = false;
