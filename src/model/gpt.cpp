@@ -112,12 +112,12 @@ GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const par
 void GptModel::initialize(std::uint64_t seed) {
   // The last stage's copy of the tied embedding starts at 0: summing over {first, last} copies
   // the first stage's weights into it (Megatron's initialize_word_embeddings).
-  Parameter* tied = nullptr;
-  if (parallel_.pp_size() > 1 && parallel_.embedding != nullptr)
-    tied = word_embeddings_ != nullptr ? word_embeddings_ : output_weights_;
-  store_.initialize(ctx_, seed, [&](Parameter& p, const TensorView& weights) {
-    if (&p == tied) parallel_.embedding->all_reduce(weights, comm::ReduceOp::kSum);
-  });
+  InitFixup tied;
+  if (parallel_.pp_size() > 1 && parallel_.embedding != nullptr) {
+    tied.param = word_embeddings_ != nullptr ? word_embeddings_ : output_weights_;
+    tied.apply = [this](const TensorView& weights) { parallel_.embedding->all_reduce(weights, comm::ReduceOp::kSum); };
+  }
+  store_.initialize(ctx_, seed, tied);
 }
 
 Shape GptModel::boundary_shape(std::int64_t batch, std::int64_t seq) const {

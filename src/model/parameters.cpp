@@ -102,9 +102,8 @@ void ParameterStore::assign(const ops::OpContext& ctx, Parameter& p, const Tenso
   }
 }
 
-void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed, const InitHook& hook) {
+void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed, const InitFixup& fixup) {
   BIGNLP_CHECK(allocated_, "initialize() before allocate()");
-  BIGNLP_CHECK(ctx.allocator != nullptr || master_complete_, "initialize() of master shards needs ctx.allocator");
   std::vector<float> host;
   for (auto& p : params_) {
     host.assign(static_cast<std::size_t>(p.numel()), 0.0f);
@@ -133,15 +132,21 @@ void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed, c
       }
     }
     const TensorView drawn(host.data(), DType::kF32, p.shape);
+    const bool fix = &p == fixup.param && fixup.apply;
     if (master_complete_) {
       ops::copy(ctx, drawn, p.master);
-      if (hook) hook(p, p.master);
+      if (fix) fixup.apply(p.master);
       continue;
     }
-    // Master shards only: the full weights pass through a device buffer of this parameter's size.
+    if (!fix) {
+      assign(ctx, p, drawn);
+      continue;
+    }
+    // Master shards only: the fixed-up weights pass through a device buffer of their size.
+    BIGNLP_CHECK(ctx.allocator != nullptr, "initialize(): the fix-up of '{}' needs ctx.allocator", p.name);
     Buffer full(*ctx.allocator, DType::kF32, p.shape);
     ops::copy(ctx, drawn, full);
-    if (hook) hook(p, full.view());
+    fixup.apply(full.view());
     assign(ctx, p, full.view());
   }
   if (master_complete_) sync_values_from_master(ctx);

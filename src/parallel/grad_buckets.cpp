@@ -98,11 +98,17 @@ void GradBuckets::launch(std::size_t b) {
     pending_[b] = dp_->all_reduce_async(bucket, comm::ReduceOp::kAvg);
     return;
   }
+  const int d = dp_->size();
+  const std::int64_t s = shard_size_[b];
+  if (r.size() == s * d) {
+    // Every shard is full: in place, the rank's averaged shard lands where it lies in the bucket.
+    pending_[b] = dp_->reduce_scatter_async(bucket, grad_.slice(0, shard(b, dp_->rank()).begin, s),
+                                            comm::ReduceOp::kAvg);
+    return;
+  }
   BIGNLP_CHECK(ctx_.allocator != nullptr, "gradient buckets: ctx.allocator is required for reduce-scatter");
   // Staging is bounded: the oldest reduction completes before a bucket beyond the window starts.
   while (staged_.size() >= kMaxStagedBuckets) complete(staged_.front());
-  const int d = dp_->size();
-  const std::int64_t s = shard_size_[b];
   TensorView in = bucket;
   if (r.size() != s * d) {
     staging_[2 * b] = Buffer(*ctx_.allocator, grad_.dtype(), Shape{s * d});
@@ -118,7 +124,7 @@ void GradBuckets::launch(std::size_t b) {
 void GradBuckets::complete(std::size_t b) {
   pending_[b]->wait(dp_->timeout());
   pending_[b].reset();
-  if (mode_ == Mode::kReduceScatter) {
+  if (mode_ == Mode::kReduceScatter && staging_[2 * b + 1].defined()) {
     const FlatRange own = shard(b, dp_->rank());
     if (own.size() > 0)
       ops::copy(ctx_, staging_[2 * b + 1].view().slice(0, 0, own.size()), grad_.slice(0, own.begin, own.size()));
@@ -154,6 +160,7 @@ void GradBuckets::all_gather_shards(const TensorView& flat) {
     comm::WorkPtr work;
   };
   std::deque<InFlight> window;  // at most kMaxStagedBuckets gathers hold staging at a time
+  std::vector<comm::WorkPtr> in_place;
   const auto land = [&] {
     InFlight& f = window.front();
     f.work->wait(dp_->timeout());
@@ -162,9 +169,14 @@ void GradBuckets::all_gather_shards(const TensorView& flat) {
     window.pop_front();
   };
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
-    if (window.size() >= kMaxStagedBuckets) land();
     const std::int64_t s = shard_size_[b];
     const FlatRange own = shard(b, dp_->rank());
+    const FlatRange& r = buckets_[b];
+    if (r.size() == s * d) {  // every shard full: gathered in place
+      in_place.push_back(dp_->all_gather_async(flat.slice(0, own.begin, s), flat.slice(0, r.begin, r.size())));
+      continue;
+    }
+    if (window.size() >= kMaxStagedBuckets) land();
     InFlight f{b, Buffer(*ctx_.allocator, flat.dtype(), Shape{s}), Buffer(*ctx_.allocator, flat.dtype(), Shape{s * d}),
                nullptr};
     if (own.size() < s) ops::fill(ctx_, f.in, 0.0);
@@ -173,6 +185,7 @@ void GradBuckets::all_gather_shards(const TensorView& flat) {
     window.push_back(std::move(f));
   }
   while (!window.empty()) land();
+  for (auto& w : in_place) w->wait(dp_->timeout());
 }
 
 void GradBuckets::gather_shards(const TensorView& local, const TensorView& full) {

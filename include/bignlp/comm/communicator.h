@@ -15,7 +15,9 @@
 //   variants are async + wait(timeout()).
 // - all_gather: out holds size() * in.numel() elements, rank r's input at [r*n, (r+1)*n).
 //   reduce_scatter: in holds size() * out.numel() elements; rank r receives the reduction of
-//   chunk r. Along dim 0 of a contiguous tensor these are concatenation and splitting.
+//   chunk r. Along dim 0 of a contiguous tensor these are concatenation and splitting. Both may
+//   run in place, as NCCL allows: all_gather's in may be out's chunk r, reduce_scatter's out may be
+//   in's chunk r (no other overlap).
 // - send/recv pair up in order per (sender, receiver): the k-th send from a to b meets the k-th
 //   recv on b from a. They are not ordered against collectives of the same communicator.
 // - split() makes the communicator of a subgroup; only the members call it, all with the same

@@ -64,6 +64,13 @@ struct Parameter {
   bool tensor_parallel() const { return partition_dim >= 0 && tp_size > 1; }
 };
 
+/// A fix-up of one parameter's freshly drawn full fp32 weights (on the store's device) before they
+/// are stored (ParameterStore::initialize): a collective such as the tied embedding's all-reduce.
+struct InitFixup {
+  const Parameter* param = nullptr;
+  std::function<void(const TensorView&)> apply;
+};
+
 class ParameterStore {
  public:
   ParameterStore() = default;
@@ -82,14 +89,12 @@ class ParameterStore {
   void allocate(Allocator& allocator, DType compute,
                 std::optional<std::vector<parallel::FlatRange>> master_ranges = std::nullopt);
 
-  /// Called with each parameter's freshly drawn full fp32 weights (on the store's device) before
-  /// they are stored: a collective fix-up such as the tied embedding's all-reduce.
-  using InitHook = std::function<void(Parameter&, const TensorView&)>;
   /// Draws every parameter from its init rule: kNormal element i of the FULL (unsharded) tensor is
   /// philox_normal(seed, fnv1a64(name), i) * init_std, so a tensor-parallel shard holds exactly its
   /// part of the single-rank weights. Writes the master weights kept and the compute copy.
-  /// Host-side generation, then copied.
-  void initialize(const ops::OpContext& ctx, std::uint64_t seed, const InitHook& hook = {});
+  /// Host-side generation, then copied (through a device buffer of its size for the fixed-up
+  /// parameter when the store keeps master shards).
+  void initialize(const ops::OpContext& ctx, std::uint64_t seed, const InitFixup& fixup = InitFixup{});
   /// Sets parameter `p` from its full fp32 weights `src` (p's shape or numel, host or device
   /// memory): the master elements this store keeps and the compute copy (rounded to its dtype).
   void assign(const ops::OpContext& ctx, Parameter& p, const TensorView& src);

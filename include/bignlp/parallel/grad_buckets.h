@@ -20,8 +20,9 @@
 // Worked example: parameters of 4, 3, 10, 2, 2 elements, buckets of 5 -> from the end [17, 21),
 // [7, 17), [4, 7), [0, 4); with d = 2 bucket [7, 17) has shards [7, 12) (rank 0) and [12, 17).
 //
-// Reduce-scatter and the parameter all-gather stage each bucket in separate buffers (the reduced
-// shard; a padded copy when the bucket length is not a multiple of d; the gathered bucket). At most
+// A bucket whose length is a multiple of d is reduce-scattered and all-gathered in place (the
+// rank's shard is its own chunk of the bucket). Any other bucket is staged in separate buffers (a
+// padded copy and the reduced shard; the shard and the gathered bucket), and at most
 // kMaxStagedBuckets buckets hold staging at a time: the oldest completes before another starts, so
 // the transient memory is a few buckets, not a copy of the model.
 //
@@ -105,7 +106,7 @@ class GradBuckets {
   std::vector<int> params_in_bucket_, ready_in_bucket_;
   std::vector<bool> launched_;
   std::vector<comm::WorkPtr> pending_;
-  std::vector<Buffer> staging_;  // padded copies / outputs of reduce-scatter
+  std::vector<Buffer> staging_;  // padded copies / outputs of staged reduce-scatters
   std::vector<std::size_t> staged_;  // reduce-scatters holding staging, oldest first
   std::vector<std::int64_t> shard_size_;
   int overlapped_ = 0, overlapped_last_step_ = 0;

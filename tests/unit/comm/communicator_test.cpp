@@ -101,6 +101,32 @@ TEST_P(CollectiveTest, AllGatherAndReduceScatter) {
   });
 }
 
+// In place, as the distributed optimizer's gradient buckets use them: all_gather's input is the
+// rank's own chunk of the output, reduce_scatter's output the rank's own chunk of the input.
+TEST_P(CollectiveTest, AllGatherAndReduceScatterInPlace) {
+  const int n = GetParam();
+  LocalWorld world(n, 20s);
+  world.run([&](Communicator& c) {
+    for (std::int64_t m : {1, 5, 128}) {
+      std::vector<float> buf(static_cast<std::size_t>(m * n), -1.0f);
+      for (std::int64_t i = 0; i < m; ++i) buf[static_cast<std::size_t>(c.rank() * m + i)] = value(c.rank(), i);
+      c.all_gather(TensorView(buf.data() + c.rank() * m, DType::kF32, Shape{m}),
+                   TensorView(buf.data(), DType::kF32, Shape{n * m}));
+      for (int r = 0; r < n; ++r) {
+        for (std::int64_t i = 0; i < m; ++i) ASSERT_EQ(buf[static_cast<std::size_t>(r * m + i)], value(r, i));
+      }
+      for (std::int64_t k = 0; k < n * m; ++k) buf[static_cast<std::size_t>(k)] = value(c.rank(), k);
+      c.reduce_scatter(TensorView(buf.data(), DType::kF32, Shape{n * m}),
+                       TensorView(buf.data() + c.rank() * m, DType::kF32, Shape{m}), ReduceOp::kAvg);
+      for (std::int64_t i = 0; i < m; ++i) {
+        double expect = 0;
+        for (int r = 0; r < n; ++r) expect += value(r, c.rank() * m + i);
+        ASSERT_NEAR(buf[static_cast<std::size_t>(c.rank() * m + i)], expect / n, 1e-5);
+      }
+    }
+  });
+}
+
 TEST_P(CollectiveTest, BroadcastFromEveryRoot) {
   const int n = GetParam();
   LocalWorld world(n, 20s);

@@ -151,5 +151,32 @@ TEST(GradBuckets, StagingIsBoundedToAFewBuckets) {
   });
 }
 
+// Buckets whose length is a multiple of d need no staging at all: reduce-scatter and all-gather
+// run in place in the flat buffers.
+TEST(GradBuckets, DivisibleBucketsReduceAndGatherInPlace) {
+  const std::vector<std::int64_t> sizes{4, 8, 4};
+  comm::LocalWorld world(2, 20s);
+  world.run([&](comm::Communicator& dp) {
+    CpuAllocator alloc;
+    ops::OpContext ctx = ops::OpContext::cpu();
+    ctx.allocator = &alloc;
+    GradBuckets g(&dp, ctx, layout(sizes), 8, GradBuckets::Mode::kReduceScatter);
+    ASSERT_EQ(g.buckets(), (std::vector<FlatRange>{{12, 16}, {4, 12}, {0, 4}}));
+    std::vector<float> grad(16);
+    for (std::int64_t i = 0; i < 16; ++i) grad[i] = static_cast<float>(dp.rank() * 10 + i);
+    g.set_buffer(TensorView(grad.data(), DType::kF32, Shape{16}));
+    for (std::int64_t off : {12, 4, 0}) g.mark_ready(off);
+    g.finish();
+    for (const auto& r : g.owned_ranges())
+      for (std::int64_t i = r.begin; i < r.end; ++i) ASSERT_FLOAT_EQ(grad[i], 5.0f + i) << i;
+    std::vector<float> params(16, -1.0f);
+    for (const auto& r : g.owned_ranges())
+      for (std::int64_t i = r.begin; i < r.end; ++i) params[i] = static_cast<float>(3 * i);
+    g.all_gather_shards(TensorView(params.data(), DType::kF32, Shape{16}));
+    for (std::int64_t i = 0; i < 16; ++i) ASSERT_EQ(params[i], static_cast<float>(3 * i)) << i;
+    EXPECT_EQ(alloc.stats().peak_in_use, 0u);
+  });
+}
+
 }  // namespace
 }  // namespace bignlp::parallel
