@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates golden files after an intended change; review `git diff tests/golden` before
 # committing. One section per area.
-#   scripts/update_golden.sh [all|launch]      (default: all)
+#   scripts/update_golden.sh [all|launch|train]      (default: all)
 # Uses the build in $BUILD_DIR (default build-cpu; `cmake --preset cpu` creates it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +14,12 @@ if [[ $what == all || $what == launch ]]; then
   cmake --build "$build" --target test_launch -j2
   BIGNLP_UPDATE_GOLDEN=1 "$build/tests/test_launch" --gtest_filter='Golden.RenderedJobsMatchTheGoldenFiles'
   echo "update_golden.sh: tests/golden/launch regenerated"
+fi
+
+# --- train: the CPU metrics of a fixed bignlp-train run (tests/golden/train/tiny_cpu_metrics.csv) --
+# Only after an intended change of CPU numerics: the test pins that GPU support changed nothing.
+if [[ $what == all || $what == train ]]; then
+  cmake --build "$build" --target test_cli_train -j2
+  BIGNLP_UPDATE_GOLDEN=1 "$build/tests/test_cli_train" --gtest_filter='TrainMainTest.CpuLossesMatchTheRecordedRun'
+  echo "update_golden.sh: tests/golden/train regenerated"
 fi

@@ -125,7 +125,12 @@ DeviceRuntime::DeviceRuntime(Device device, const std::map<std::string, std::str
 DeviceRuntime::~DeviceRuntime() {
 #if defined(BIGNLP_WITH_CUDA)
   if (cuda_) {
-    cuda_->context->synchronize();
+    try {
+      cuda_->context->synchronize();
+    } catch (...) {
+      // A pending asynchronous error was (or will be) reported by the call that met it; a
+      // destructor must not throw.
+    }
     cuda_->allocator.reset();  // before the context: its memory goes back while the device is current
   }
 #endif
