@@ -454,7 +454,7 @@ class Writer {
       }
       if (end > 0 && end + 1 < text.size() && (ch == U' ' || start >= end) &&
           column_ + static_cast<int>(end - start) > kBestWidth && split) {
-        std::u32string data = text.substr(start, end - start) + U"\\";
+        std::u32string data = (start < end ? text.substr(start, end - start) : std::u32string()) + U"\\";
         if (start < end) start = end;
         write(data);
         write_indent();
