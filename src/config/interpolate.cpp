@@ -121,6 +121,10 @@ Engine::Val Engine::eval_node(ConfigNode& n, const Path& p) {
     chain += path_text(p);
     fail(InterpolationErrorKind::kCycle, fmt::format("Recursive interpolation detected: {}", chain));
   }
+  if (stack_.size() >= 1000) {
+    fail(InterpolationErrorKind::kResolution,
+         fmt::format("interpolations chained more than 1000 deep (resolving '{}')", path_text(p)));
+  }
   const grammar::Text& text = parse(n, p);
   active_.insert(&n);
   stack_.emplace_back(&n, p);
@@ -264,9 +268,9 @@ ConfigNode Engine::eval_element(const grammar::Element& e, const Path& p) {
     }
     case Element::Kind::kDict: {
       ConfigNode out = ConfigNode::dict();
-      for (const auto& [key_tokens, value] : e.entries) {
-        ConfigNode key = primitive(key_tokens, p);
-        out.set(key.is_string() ? key.as_string() : py::str(key), eval_element(value, p));
+      for (const auto& entry : e.entries) {
+        ConfigNode key = primitive(entry.key, p);
+        out.set(key.is_string() ? key.as_string() : py::str(key), eval_element(entry.value, p));
       }
       return out;
     }
@@ -628,14 +632,9 @@ std::optional<ConfigNode> Engine::select_path(const Path& path, bool missing_as_
   try {
     if (!resolve_containers && (n->is_container() || is_interp(*n))) {
       if (n->is_container()) return *n;
-      try {
-        Val v = eval_node(*n, path);
-        if (v.ref) return *v.ref;
-        return std::move(v.owned);
-      } catch (const InterpolationError& e) {
-        if (missing_as_absent && e.kind() == InterpolationErrorKind::kToMissing) return std::nullopt;
-        throw;
-      }
+      Val v = eval_node(*n, path);
+      if (v.ref) return *v.ref;
+      return std::move(v.owned);
     }
     if (n->is_missing()) {
       if (missing_as_absent) return std::nullopt;
@@ -643,12 +642,7 @@ std::optional<ConfigNode> Engine::select_path(const Path& path, bool missing_as_
                                fmt::format("{}Missing mandatory value: {} (set it on the command line: {}=<value>)",
                                            n->provenance().error_prefix(), path_text(path), path_text(path)));
     }
-    try {
-      return materialize(*n, path);
-    } catch (const InterpolationError& e) {
-      if (missing_as_absent && e.kind() == InterpolationErrorKind::kToMissing) return std::nullopt;
-      throw;
-    }
+    return materialize(*n, path);
   } catch (const Failure& f) {
     throw InterpolationError(f.kind, f.message);
   }

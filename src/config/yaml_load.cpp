@@ -1,12 +1,7 @@
 // YAML loading with OmegaConf's typing (yaml.h). yaml-cpp parses; we type scalars ourselves because
 // yaml-cpp knows YAML 1.2 core types only, and we add merge keys and duplicate-key errors.
 #include <fmt/format.h>
-// yaml-cpp 0.7 headers trip GCC 12 flow warnings in inlined code; they are not ours to fix.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdangling-pointer"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <yaml-cpp/yaml.h>
-#pragma GCC diagnostic pop
 
 #include <cmath>
 
@@ -14,6 +9,7 @@
 #include "bignlp/config/yaml.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
+#include "bignlp/core/strings.h"
 #include "pyformat.h"
 #include "yaml_scalar.h"
 
@@ -123,11 +119,44 @@ double construct_float(std::string_view text) {
   return sign * std::strtod(v.c_str(), nullptr);
 }
 
+// yaml-cpp 0.7 decodes the escapes "\_" and "\N" of double-quoted scalars to the raw Latin-1 bytes
+// 0xA0 and 0x85 instead of UTF-8. The input was checked to be UTF-8, so any byte that does not
+// start a valid sequence came from such an escape: re-encode it as the code point it stands for.
+std::string repair_utf8(const std::string& s) {
+  bool clean = true;
+  for (unsigned char c : s) clean = clean && c < 0x80;
+  if (clean) return s;
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (std::size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    if (ok) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+      ++i;
+    }
+  }
+  return out;
+}
+
 class Loader {
  public:
   Loader(std::string file, const YamlLoadOptions& opt) : file_(std::move(file)), opt_(opt) {}
 
   ConfigNode convert(const YAML::Node& n, const std::string& path, const YAML::Mark& key_mark) {
+    struct Nest {
+      int& d;
+      explicit Nest(int& depth) : d(depth) { ++d; }
+      ~Nest() { --d; }
+    } nest(depth_);
+    if (depth_ > kMaxDepth) {
+      throw load_error(file_, n.Mark(), fmt::format("nested more than {} levels deep (a recursive alias?)", kMaxDepth));
+    }
     YAML::Mark mark = n.Mark();
     if (mark.line < 0 || (n.IsNull() && key_mark.line >= 0 && mark.line != key_mark.line)) mark = key_mark;
     ConfigNode out;
@@ -159,13 +188,15 @@ class Loader {
   }
 
  private:
+  static constexpr int kMaxDepth = 200;
   std::string file_;
   const YamlLoadOptions& opt_;
+  int depth_ = 0;
 
   static std::string child_path(const std::string& parent, const std::string& key) { return child_key_path(parent, key); }
 
   ConfigNode scalar(const YAML::Node& n, const std::string& path, const YAML::Mark& mark) {
-    const std::string& text = n.Scalar();
+    const std::string text = repair_utf8(n.Scalar());
     const std::string& tag = n.Tag();
     ConfigNode out;
     if (tag == "?") {
@@ -216,12 +247,21 @@ class Loader {
   }
 
   ConfigNode mapping(const YAML::Node& n, const std::string& path) {
+    // Merge keys recurse here without convert(): guard the depth too (a recursive alias loops).
+    struct Nest {
+      int& d;
+      explicit Nest(int& depth) : d(depth) { ++d; }
+      ~Nest() { --d; }
+    } nest(depth_);
+    if (depth_ > kMaxDepth) {
+      throw load_error(file_, n.Mark(), fmt::format("nested more than {} levels deep (a recursive alias?)", kMaxDepth));
+    }
     ConfigNode out = ConfigNode::dict();
     // Merge keys first ("<<": map or list of maps; earlier maps in the list win), then own keys.
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& k = it->first;
+      const YAML::Node k = it->first;  // a copy: it-> returns a temporary proxy
       if (k.IsScalar() && k.Tag() == "?" && k.Scalar() == "<<") {
-        const YAML::Node& v = it->second;
+        const YAML::Node v = it->second;
         if (v.IsSequence()) {
           // PyYAML: earlier maps in the list win, keys of later maps come first.
           std::vector<YAML::Node> items(v.begin(), v.end());
@@ -233,11 +273,11 @@ class Loader {
     }
     std::vector<std::pair<std::string, YAML::Mark>> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& k = it->first;
+      const YAML::Node k = it->first;  // a copy: it-> returns a temporary proxy
       std::string key;
       if (k.IsScalar()) {
         if (k.Tag() == "?" && k.Scalar() == "<<") continue;
-        key = k.Scalar();
+        key = repair_utf8(k.Scalar());
       } else if (k.IsNull()) {
         key = "None";
       } else {
@@ -256,14 +296,68 @@ class Loader {
   }
 };
 
+// PyYAML's reader accepts UTF-8 only, and only printable characters (tab, newlines and the
+// printable ranges of Unicode); anything else is an error before parsing starts.
+void check_characters(const std::string& text, const std::string& name) {
+  int line = 1, column = 1;
+  for (std::size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    std::size_t n = 1;
+    char32_t cp = c;
+    if (c >= 0x80) {
+      if ((c >> 5) == 0x6) n = 2, cp = c & 0x1F;
+      else if ((c >> 4) == 0xE) n = 3, cp = c & 0x0F;
+      else if ((c >> 3) == 0x1E) n = 4, cp = c & 0x07;
+      else n = 0;
+      bool ok = n > 0 && i + n <= text.size();
+      for (std::size_t k = 1; ok && k < n; ++k) {
+        const unsigned char cc = static_cast<unsigned char>(text[i + k]);
+        ok = (cc >> 6) == 0x2;
+        cp = (cp << 6) | (cc & 0x3F);
+      }
+      if (ok) ok = !((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)));
+      if (!ok) throw ConfigError(fmt::format("{}:{}:{}: malformed YAML: the file is not valid UTF-8", name, line, column));
+    }
+    const bool printable = cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
+                           (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) ||
+                           (cp >= 0x10000 && cp <= 0x10FFFF);
+    if (!printable) {
+      throw ConfigError(fmt::format("{}:{}:{}: malformed YAML: unacceptable character #x{:04x}: special characters are "
+                                    "not allowed",
+                                    name, line, column, static_cast<unsigned>(cp)));
+    }
+    if (cp == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += n;
+  }
+}
+
 ConfigNode load_impl(const std::string& text, const std::string& name, const YamlLoadOptions& options) {
-  std::vector<YAML::Node> docs;
+  check_characters(text, name);
+  // A config file is one document. (yaml-cpp 0.7's LoadAll can loop forever on some malformed
+  // inputs, so a second document is detected from a later "---" line instead.)
+  bool content = false;
+  int line_no = 0;
+  for (const auto& line : split(text, '\n')) {
+    ++line_no;
+    const bool marker = line.rfind("---", 0) == 0 && (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    if (marker && content) {
+      throw ConfigError(fmt::format("{}:{}:1: malformed YAML: expected a single document, found a second one", name, line_no));
+    }
+    const std::string_view t = trim(line);
+    if (!marker && !t.empty() && t[0] != '#') content = true;
+  }
+  YAML::Node doc;
   try {
-    docs = YAML::LoadAll(text);
+    doc = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw load_error(name, e.mark, "malformed YAML: " + e.msg);
   }
-  if (docs.size() > 1) throw ConfigError(fmt::format("{}: expected a single YAML document, found {}", name, docs.size()));
+  std::vector<YAML::Node> docs{doc};
   ConfigNode out;
   if (docs.empty() || docs[0].IsNull()) {
     out = ConfigNode::dict();

@@ -124,7 +124,7 @@ ConfigNode resolved_copy(const ConfigNode& root, const ResolverRegistry& resolve
 
 /// OmegaConf.select: the value at `path` with interpolations on the way and at the target resolved.
 /// nullopt when the key is absent. Reading "???" throws InterpolationError(kMissing) unless
-/// `missing_as_absent`. A container is returned resolved, or, with `resolve_containers` false, as
+/// `missing_as_absent` (an interpolation to "???" throws kToMissing either way, as in OmegaConf). A container is returned resolved, or, with `resolve_containers` false, as
 /// OmegaConf.select returns it: one step (the target of `${...}`), its content left as written.
 std::optional<ConfigNode> select(const ConfigNode& root, std::string_view path, const ResolverRegistry& resolvers,
                                  bool missing_as_absent = false, bool resolve_containers = true);
