@@ -121,9 +121,9 @@ Engine::Val Engine::eval_node(ConfigNode& n, const Path& p) {
     chain += path_text(p);
     fail(InterpolationErrorKind::kCycle, fmt::format("Recursive interpolation detected: {}", chain));
   }
-  if (stack_.size() >= 1000) {
+  if (stack_.size() >= 200) {
     fail(InterpolationErrorKind::kResolution,
-         fmt::format("interpolations chained more than 1000 deep (resolving '{}')", path_text(p)));
+         fmt::format("interpolations chained more than 200 deep (resolving '{}')", path_text(p)));
   }
   const grammar::Text& text = parse(n, p);
   active_.insert(&n);

@@ -1,10 +1,11 @@
 // Config benchmark: compose + resolve a large, launcher-shaped config tree with bignlp's config core
 // and, in the same run, with Debian's Python OmegaConf 2.2.2 doing the same work on the same files
-// (load every config of the final defaults list, embed it at its package, merge in order, resolve).
-// The Python side does not build a defaults tree (bignlp does), so the ratio understates the gap to
-// Hydra. Prints figures and the ratio; asserts nothing except that both produced the same YAML.
+// (load every config of the final defaults list, Hydra's own configs included, embed each at its
+// package, merge in order, apply the overrides, drop `hydra`, resolve). The Python side does not
+// read defaults lists or build the defaults tree (bignlp does), so the ratio understates the gap to
+// Hydra. Prints figures and the ratio; checks only that both produced the same YAML.
 //
-//   bench_config [--groups N] [--options N] [--iters N] [--peer-iters N] [--no-peer]
+//   bench_config [--groups N] [--options N] [--iters N] [--peer-iters N] [--no-peer] [--write-tree DIR]
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "bignlp/config/compose.h"
+#include "bignlp/config/repository.h"
 #include "bignlp/config/yaml.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
@@ -155,15 +157,21 @@ std::size_t count(const ConfigNode& n, std::size_t& interpolations) {
 int main(int argc, char** argv) {
   int groups = 12, options = 3, iters = 50, peer_iters = 3;
   bool no_peer = false;
+  std::string write_tree_to;
   CLI::App app{"bench_config: compose + resolve a large config, bignlp vs Python OmegaConf"};
   app.add_option("--groups", groups, "stage groups in the primary defaults list");
   app.add_option("--options", options, "options per group");
   app.add_option("--iters", iters, "bignlp iterations");
   app.add_option("--peer-iters", peer_iters, "OmegaConf iterations");
   app.add_flag("--no-peer", no_peer, "skip the Python peer");
+  app.add_option("--write-tree", write_tree_to, "only write the generated conf/ tree to this directory");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (!write_tree_to.empty()) {
+      write_tree(fs::path(write_tree_to) / "conf", groups, options);
+      return 0;
+    }
     bignlp::TempDir dir("bignlp-bench-config");
     const fs::path conf = dir.path() / "conf";
     write_tree(conf, groups, options);
@@ -194,12 +202,16 @@ int main(int argc, char** argv) {
     if (no_peer) return 0;
 
     // The plan for the peer: the configs in merge order with their packages, and the overrides.
+    // Hydra's own configs (built into bignlp) are written out so the peer loads them too.
+    for (const auto& [path, text] : bignlp::config::builtin_hydra_configs())
+      bignlp::write_file_atomic(dir.path() / "hydra_builtin" / (path + ".yaml"), text);
     std::string plan = "{\"files\": [";
     for (std::size_t i = 0; i < first.defaults.size(); ++i) {
       const auto& d = first.defaults[i];
-      if (d.config_path.rfind("hydra/", 0) == 0) continue;
+      const fs::path file = d.config_path.rfind("hydra/", 0) == 0 ? dir.path() / "hydra_builtin" / (d.config_path + ".yaml")
+                                                                 : conf / (d.config_path + ".yaml");
       plan += fmt::format("{}{{\"path\": \"{}\", \"package\": \"{}\"}}", plan.back() == '[' ? "" : ", ",
-                          (conf / (d.config_path + ".yaml")).string(), d.package);
+                          file.string(), d.package);
     }
     plan += "]}";
     bignlp::write_file_atomic(dir.path() / "plan.json", plan);

@@ -2,9 +2,10 @@
 """The Python peer of bench_config: the same composition with OmegaConf 2.2.2.
 
     omegaconf_compose.py PLAN.json ITERATIONS OURS.yaml
-PLAN lists the configs in merge order with their packages. Each iteration loads every file, drops
-its `defaults`, embeds it at its package, merges it, applies the same two overrides as the
-benchmark, and resolves (OmegaConf.resolve, what `--cfg job --resolve` does). Prints
+PLAN lists the configs in merge order with their packages (Hydra's own configs included). Each
+iteration loads every file, drops its `defaults`, embeds it at its package, merges it, applies the
+same two overrides as the benchmark, drops `hydra` and resolves (OmegaConf.resolve, what
+`--cfg job --resolve` does). Prints
 `ms_per_iteration X` and `identical yes|no` (to_yaml compared with bignlp's output).
 """
 import json
@@ -33,6 +34,8 @@ def compose(plan):
     OmegaConf.set_struct(cfg, True)
     OmegaConf.update(cfg, "stage0.trainer.num_nodes", 4, merge=True)
     OmegaConf.update(cfg, "stage1.model.extra", "${stage0.model.hidden_size}", merge=True, force_add=True)
+    OmegaConf.set_struct(cfg, False)
+    del cfg["hydra"]
     OmegaConf.resolve(cfg)
     return cfg
 
