@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates golden files after an intended change; review `git diff tests/golden` before
 # committing. One section per area.
-#   scripts/update_golden.sh [all|config]      (default: all)
+#   scripts/update_golden.sh [all|config|launch]      (default: all)
 # Uses the build in $BUILD_DIR (default build-cpu; `cmake --preset cpu` creates it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +14,11 @@ if [[ $what == all || $what == config ]]; then
   cmake --build "$build" --target test_config bignlp -j2
   BIGNLP_UPDATE_GOLDEN=1 "$build/tests/test_config" --gtest_filter='Cases/ConfigGolden.*'
   echo "update_golden.sh: tests/golden/config regenerated"
+fi
+
+# --- launch: rendered job scripts and saved stage configs (tests/golden/launch/<case>/expected) ---
+if [[ $what == all || $what == launch ]]; then
+  cmake --build "$build" --target test_launch -j2
+  BIGNLP_UPDATE_GOLDEN=1 "$build/tests/test_launch" --gtest_filter='Golden.RenderedJobsMatchTheGoldenFiles'
+  echo "update_golden.sh: tests/golden/launch regenerated"
 fi

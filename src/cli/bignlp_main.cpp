@@ -5,11 +5,14 @@
 //   bignlp/config/interpolate.h resolve_in_place(), select(): ${...} with resolvers
 //   bignlp/config/yaml.h        to_yaml(): what --cfg prints
 //   bignlp/config/defaults_list.h format_defaults_tree()/format_defaults_list() for --info
+//   bignlp/launch/pipeline.h    run_composed(): stages -> jobs -> scripts -> submission (docs/launcher.md)
 //   bignlp/core/error.h         typed errors and exit codes; the one catch is in main()
 //
 // Flags follow Hydra's (--cfg job|hydra|all, --resolve, -p/--package, --info, -m/--multirun,
 // -cp/-cn/-cd); --explain KEY is ours. Everything that is not a flag is an override.
 // Without --cfg/--info/--help/--explain the composed config goes to run_pipeline() below.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -23,7 +26,9 @@
 #include "bignlp/config/yaml.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/core/logging.h"
 #include "bignlp/core/version.h"
+#include "bignlp/launch/pipeline.h"
 
 namespace cfg = bignlp::config;
 
@@ -60,16 +65,18 @@ std::filesystem::path tree_root_of(const char* argv0) {
   return above_bin;
 }
 
-// Resolvers for printing: the composition's (built-ins, hydra:, now:) plus `${bignlp_root:}`.
+// The folder of this program: the workers it launches are its neighbours (bin_dir's default).
+std::filesystem::path program_dir() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path() : exe.parent_path();
+}
+
+// Resolvers for printing: the composition's (built-ins, hydra:, now:) plus the launcher's
+// `${bignlp_root:}`, as the pipeline uses them.
 cfg::ResolverRegistry resolvers_for(const cfg::ComposeResult& r, const Args& a) {
   cfg::ResolverRegistry reg = r.resolvers();
-  if (!reg.contains("bignlp_root")) {
-    const std::string root = a.tree_root.string();
-    reg.add("bignlp_root", [root](const std::vector<cfg::ConfigNode>& args, cfg::ResolverContext&) {
-      if (!args.empty()) throw bignlp::ConfigError("bignlp_root takes no arguments: write ${bignlp_root:}");
-      return cfg::ConfigNode::string(root);
-    });
-  }
+  bignlp::launch::register_launch_resolvers(reg, a.tree_root, program_dir());
   return reg;
 }
 
@@ -77,11 +84,12 @@ cfg::ResolverRegistry resolvers_for(const cfg::ComposeResult& r, const Args& a) 
 // Receives each composed config (one per --multirun job) when no --cfg/--info/--help/--explain is
 // given, and returns the process exit code. The launcher plugs in here.
 int run_pipeline(const cfg::ComposeResult& composed, const Args& args) {
-  (void)composed;
-  (void)args;
-  std::cerr << "bignlp: the configuration composed successfully, but this build has no stage launcher yet, so no "
-               "stages can run.\nUse --cfg job [--resolve] to print the composed configuration.\n";
-  return 1;
+  bignlp::launch::PipelineOptions options;
+  // Local job ids name the logs: start from the process id so runs do not share log files.
+  options.first_local_id = static_cast<std::uint64_t>(::getpid()) * 100;
+  bignlp::launch::run_composed(composed, args.command_line, args.tree_root, program_dir(), options,
+                               bignlp::Logger("bignlp"), std::cout);
+  return 0;
 }
 
 constexpr const char* kInfoWhat[] = {"all", "config", "defaults", "defaults-tree", "searchpath", "sources"};

@@ -4,7 +4,13 @@
 //     HF_DIR holds config.json and model.safetensors (keys with or without "transformer.");
 //     CKPT_DIR becomes a bignlp checkpoint (train/checkpoint.h) that bignlp-evaluate and
 //     training (as initial weights) read.
-// Index: model/hf_gpt2.h (mapping), train/checkpoint.h (output format).
+//
+//   bignlp-convert --reshard --input CKPT --output CKPT2 --tensor-model-parallel-size N
+//                  --pipeline-model-parallel-size M
+//     rewrites a bignlp checkpoint for another TP x PP layout (weights and Adam moments; the
+//     data-parallel size never matters). Conversion and export stages use it to reach the
+//     layout they serve with.
+// Index: model/hf_gpt2.h (mapping), train/checkpoint.h (output format), train/reshard.h.
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
@@ -13,18 +19,37 @@
 #include "bignlp/core/logging.h"
 #include "bignlp/model/hf_gpt2.h"
 #include "bignlp/train/checkpoint.h"
+#include "bignlp/train/reshard.h"
 
 namespace fs = std::filesystem;
 
 int main(int argc, char** argv) {
   CLI::App app{"bignlp-convert: import checkpoints into bignlp's checkpoint format"};
   std::string from, input, output;
-  app.add_option("--from", from, "source format")->required()->check(CLI::IsMember({"hf-gpt2"}));
+  bool reshard = false;
+  int tp = 1, pp = 1;
+  auto* from_opt = app.add_option("--from", from, "source format")->check(CLI::IsMember({"hf-gpt2"}));
+  auto* reshard_opt = app.add_flag("--reshard", reshard, "rewrite a bignlp checkpoint for another TP x PP layout");
+  from_opt->excludes(reshard_opt);
   app.add_option("--input", input, "source checkpoint directory")->required();
   app.add_option("--output", output, "bignlp checkpoint directory to write")->required();
+  auto* tp_opt = app.add_option("--tensor-model-parallel-size", tp, "--reshard: tensor-parallel size of the output")
+                     ->check(CLI::PositiveNumber);
+  auto* pp_opt = app.add_option("--pipeline-model-parallel-size", pp, "--reshard: pipeline-parallel size of the output")
+                     ->check(CLI::PositiveNumber);
+  tp_opt->needs(reshard_opt);
+  pp_opt->needs(reshard_opt);
   CLI11_PARSE(app, argc, argv);
+  if (from.empty() && !reshard) {
+    std::cerr << "bignlp-convert: give --from FORMAT (import) or --reshard (change the TP x PP layout)\n";
+    return static_cast<int>(bignlp::ExitCode::kUsage);
+  }
   bignlp::Logger log("bignlp-convert");
   try {
+    if (reshard) {
+      bignlp::train::reshard_checkpoint(input, output, tp, pp, log);
+      return 0;
+    }
     bignlp::CpuAllocator alloc;
     bignlp::ops::OpContext ctx = bignlp::ops::OpContext::cpu();
     ctx.allocator = &alloc;

@@ -138,32 +138,30 @@ GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t 
   const bool cached = options.use_cache && fs::exists(doc_path, ec) && fs::exists(sample_path, ec) &&
                       fs::exists(shuffle_path, ec);
   const auto start = std::chrono::steady_clock::now();
+  std::string stale;
   if (cached) {
-    doc_npy_.emplace(doc_path);
-    sample_npy_.emplace(sample_path);
-    shuffle_npy_.emplace(shuffle_path);
-    doc_idx_ = doc_npy_->values<std::int32_t>();
-    sample_idx_ = sample_npy_->values<std::int32_t>();
-    if (shuffle_npy_->descr() == npy_descr<std::int64_t>()) {
-      shuffle64_ = shuffle_npy_->values<std::int64_t>();
+    try {
+      doc_npy_.emplace(doc_path);
+      sample_npy_.emplace(sample_path);
+      shuffle_npy_.emplace(shuffle_path);
+      stale = check_cache(doc_begin, doc_end, options);
+    } catch (const DataError& e) {
+      stale = e.what();
+    }
+    if (stale.empty()) {
+      loaded_from_cache_ = true;
     } else {
-      shuffle32_ = shuffle_npy_->values<std::uint32_t>();
+      if (log != nullptr) log->warn("'{}_*.npy' do not match '{}' ({}); rebuilding them", cache.string(), data_->prefix().string(), stale);
+      doc_npy_.reset();
+      sample_npy_.reset();
+      shuffle_npy_.reset();
+      doc_idx_ = {};
+      sample_idx_ = {};
+      shuffle32_ = {};
+      shuffle64_ = {};
     }
-    const auto& sshape = sample_npy_->shape();
-    const std::int64_t n = static_cast<std::int64_t>(shuffle32_.size() + shuffle64_.size());
-    if (sshape.size() != 2 || sshape[1] != 2 || sshape[0] != n + 1 || doc_npy_->shape().size() != 1) {
-      throw DataError(fmt::format("'{}': index cache files disagree (sample_idx shape [{}], {} shuffle entries); "
-                                  "delete the three *_idx.npy files to rebuild them",
-                                  sample_path.string(), fmt::join(sshape, ", "), n));
-    }
-    for (const std::int32_t doc : doc_idx_) {
-      if (doc < 0 || static_cast<std::size_t>(doc) >= data_->num_sequences()) {
-        throw DataError(fmt::format("'{}': document {} is outside '{}' ({} sequences); the cache belongs to other data",
-                                    doc_path.string(), doc, data_->prefix().string(), data_->num_sequences()));
-      }
-    }
-    loaded_from_cache_ = true;
-  } else {
+  }
+  if (!loaded_from_cache_) {
     built_ = build_gpt_index_maps(data_->sizes(), doc_begin, doc_end, options.num_samples, options.seq_length,
                                   options.seed, options.add_extra_token);
     const auto n = static_cast<std::int64_t>(built_.shuffle_idx.size());
@@ -195,6 +193,44 @@ GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t 
                 num_samples_, options.num_samples, options.use_cache ? fmt::format(", cached as '{}_*.npy'", cache.string()) : "");
     }
   }
+}
+
+std::string GptDataset::check_cache(std::int64_t doc_begin, std::int64_t doc_end, const GptDatasetOptions& options) {
+  if (doc_npy_->descr() != npy_descr<std::int32_t>() || sample_npy_->descr() != npy_descr<std::int32_t>() ||
+      (shuffle_npy_->descr() != npy_descr<std::int64_t>() && shuffle_npy_->descr() != npy_descr<std::uint32_t>())) {
+    return "unexpected dtypes";
+  }
+  doc_idx_ = doc_npy_->values<std::int32_t>();
+  sample_idx_ = sample_npy_->values<std::int32_t>();
+  if (shuffle_npy_->descr() == npy_descr<std::int64_t>()) {
+    shuffle64_ = shuffle_npy_->values<std::int64_t>();
+  } else {
+    shuffle32_ = shuffle_npy_->values<std::uint32_t>();
+  }
+  const auto& sshape = sample_npy_->shape();
+  const auto n = static_cast<std::int64_t>(shuffle32_.size() + shuffle64_.size());
+  if (sshape.size() != 2 || sshape[1] != 2 || sshape[0] != n + 1 || doc_npy_->shape().size() != 1) {
+    return fmt::format("sample_idx shape [{}] and {} shuffle entries disagree", fmt::join(sshape, ", "), n);
+  }
+  // doc_idx must hold every document of the split the same number of times (the epochs), and the
+  // sample count must follow from the documents' current token counts.
+  const std::int64_t docs = doc_end - doc_begin;
+  if (docs <= 0 || static_cast<std::int64_t>(doc_idx_.size()) % docs != 0) return "doc_idx does not cover the split";
+  const std::int64_t epochs = static_cast<std::int64_t>(doc_idx_.size()) / docs;
+  std::vector<std::int64_t> count(static_cast<std::size_t>(docs), 0);
+  for (const std::int32_t d : doc_idx_) {
+    if (d < doc_begin || d >= doc_end) return fmt::format("document {} is outside the split [{}, {})", d, doc_begin, doc_end);
+    ++count[static_cast<std::size_t>(d - doc_begin)];
+  }
+  for (const auto c : count) {
+    if (c != epochs) return "doc_idx is not a permutation of the split's documents";
+  }
+  std::int64_t tokens = 0;
+  for (std::int64_t d = doc_begin; d < doc_end; ++d) tokens += data_->sizes()[static_cast<std::size_t>(d)];
+  const std::int64_t extra = options.add_extra_token ? 1 : 0;
+  const std::int64_t expected = tokens == 0 ? 0 : (epochs * tokens - extra) / options.seq_length;
+  if (n != expected) return fmt::format("{} samples cached, the data now gives {}", n, expected);
+  return {};
 }
 
 std::int64_t GptDataset::shuffle(std::int64_t i) const {

@@ -5,6 +5,10 @@
 #include <algorithm>
 
 #include "bignlp/core/check.h"
+#include "bignlp/parallel/column_parallel_linear.h"
+#include "bignlp/parallel/mappings.h"
+#include "bignlp/parallel/vocab_parallel_cross_entropy.h"
+#include "bignlp/parallel/vocab_parallel_embedding.h"
 
 namespace bignlp::model {
 namespace {
@@ -12,6 +16,8 @@ namespace {
 constexpr const char* kWordEmbeddings = "model.language_model.embedding.word_embeddings.weight";
 constexpr const char* kPositionEmbeddings = "model.language_model.embedding.position_embeddings.weight";
 constexpr const char* kFinalLayerNorm = "model.language_model.encoder.final_layernorm";
+// The last pipeline stage's copy of the tied word embedding (NeMo's name for it).
+constexpr const char* kOutputWordEmbeddings = "model.word_embeddings.weight";
 
 /// Host copy of a (B, T) tensor transposed to sequence-first (N = T*B) order.
 template <typename T>
@@ -33,35 +39,95 @@ std::uint64_t dropout_offset(std::int64_t step, std::int64_t micro, std::int64_t
   return static_cast<std::uint64_t>(step * num_micro_batches + micro) << 20;
 }
 
-GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx) : config_(config), ctx_(ctx) {
+GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel)
+    : config_(config),
+      ctx_(ctx),
+      parallel_(parallel),
+      plan_(config.num_layers, parallel.pp_size(), parallel.options.virtual_pipeline_size) {
   config_.validate();
   BIGNLP_CHECK(ctx_.allocator != nullptr, "GptModel needs an OpContext with an allocator");
   BIGNLP_CHECK(ctx_.allocator->device() == ctx_.device, "allocator device {} differs from the context device {}",
                ctx_.allocator->device().to_string(), ctx_.device.to_string());
-  Parameter word;
-  word.name = kWordEmbeddings;
-  word.shape = Shape{config_.padded_vocab_size(), config_.hidden_size};
-  word.init = ParamInit::kNormal;
-  word.init_std = config_.init_method_std;
-  word.partition_dim = 0;
-  word_embeddings_ = &store_.add(std::move(word));
-  Parameter pos;
-  pos.name = kPositionEmbeddings;
-  pos.shape = Shape{config_.positions(), config_.hidden_size};
-  pos.init = ParamInit::kNormal;
-  pos.init_std = config_.init_method_std;
-  position_embeddings_ = &store_.add(std::move(pos));
-  layers_.reserve(static_cast<std::size_t>(config_.num_layers));
-  for (int l = 0; l < config_.num_layers; ++l) layers_.emplace_back(config_, store_, l);
-  final_layernorm_ = std::make_unique<LayerNorm>(store_, kFinalLayerNorm, config_.hidden_size, config_.layernorm_epsilon);
+  const int t = parallel_.tp != nullptr ? parallel_.tp->size() : 1;
+  BIGNLP_CHECK(std::max(1, config_.tensor_model_parallel_size) == parallel_.tp_size(),
+               "the model config pads the vocabulary for tensor_model_parallel_size {}, but the parallel context has {} "
+               "tensor-parallel ranks",
+               config_.tensor_model_parallel_size, parallel_.tp_size());
+  const std::int64_t vocab_rows = config_.padded_vocab_size() / t;
+  const int stage = parallel_.pp_rank();
+  auto word_shard = [&](const char* name, ParamInit init) {
+    Parameter w;
+    w.name = name;
+    w.shape = Shape{vocab_rows, config_.hidden_size};
+    w.init = init;
+    w.init_std = config_.init_method_std;
+    w.partition_dim = 0;
+    w.tp_rank = t > 1 ? parallel_.tp->rank() : 0;
+    w.tp_size = t;
+    return w;
+  };
+  if (plan_.has_embedding(stage, 0)) {
+    word_embeddings_ = &store_.add(word_shard(kWordEmbeddings, ParamInit::kNormal));
+    Parameter pos;
+    pos.name = kPositionEmbeddings;
+    pos.shape = Shape{config_.positions(), config_.hidden_size};
+    pos.init = ParamInit::kNormal;
+    pos.init_std = config_.init_method_std;
+    position_embeddings_ = &store_.add(std::move(pos));
+  }
+  chunk_layers_.resize(static_cast<std::size_t>(plan_.num_chunks()));
+  layers_.reserve(plan_.stage_layers(stage).size());
+  for (int c = 0; c < plan_.num_chunks(); ++c) {
+    const parallel::LayerRange range = plan_.layers(stage, c);
+    for (int l = range.begin; l < range.end; ++l) {
+      chunk_layers_[static_cast<std::size_t>(c)].push_back(static_cast<int>(layers_.size()));
+      layers_.emplace_back(config_, store_, l, parallel_);
+    }
+  }
+  if (plan_.has_head(stage, plan_.num_chunks() - 1)) {
+    final_layernorm_ = std::make_unique<LayerNorm>(store_, kFinalLayerNorm, config_.hidden_size,
+                                                   config_.layernorm_epsilon, parallel_.sequence_parallel());
+    if (word_embeddings_ != nullptr) {
+      output_weights_ = word_embeddings_;
+    } else {
+      Parameter copy = word_shard(kOutputWordEmbeddings, ParamInit::kZeros);
+      copy.shared = true;
+      output_weights_ = &store_.add(std::move(copy));
+    }
+  }
   store_.allocate(*ctx_.allocator, config_.compute_dtype());
 }
 
-void GptModel::initialize(std::uint64_t seed) { store_.initialize(ctx_, seed); }
+void GptModel::initialize(std::uint64_t seed) {
+  store_.initialize(ctx_, seed);
+  // The last stage's copy of the tied embedding starts at 0: summing over {first, last} copies
+  // the first stage's weights into it (Megatron's initialize_word_embeddings).
+  if (parallel_.pp_size() > 1 && parallel_.embedding != nullptr) {
+    Parameter* w = word_embeddings_ != nullptr ? word_embeddings_ : output_weights_;
+    parallel_.embedding->all_reduce(w->master, comm::ReduceOp::kSum);
+    store_.sync_values_from_master(ctx_);
+  }
+}
+
+Shape GptModel::boundary_shape(std::int64_t batch, std::int64_t seq) const {
+  const std::int64_t t = parallel_.sequence_parallel() ? parallel_.tp_size() : 1;
+  return Shape{seq / t, batch, config_.hidden_size};
+}
+
+std::int64_t GptModel::local_rows(std::int64_t rows) const {
+  return parallel_.sequence_parallel() ? rows / parallel_.tp_size() : rows;
+}
+
+std::uint64_t GptModel::local_first_element(std::int64_t rows) const {
+  return parallel_.sequence_parallel()
+             ? static_cast<std::uint64_t>(parallel::sp_row_offset(*parallel_.tp, rows) * config_.hidden_size)
+             : 0;
+}
 
 // Activation checkpointing plan (megatron-model.md §7.1): full+uniform recomputes chunks of k
 // layers from each chunk's input; full+block recomputes each of the first k layers from its own
 // input; selective keeps everything but the core attention (uniform: all layers, block: first k).
+// l counts the layers of one model chunk (a pipeline stage's share) from 0.
 bool GptModel::layer_fully_checkpointed(int l) const {
   const auto& ac = config_.activations_checkpoint;
   if (ac.granularity != CheckpointGranularity::kFull || ac.num_layers <= 0) return false;
@@ -73,9 +139,9 @@ int GptModel::chunk_start(int l) const {
   return ac.method == CheckpointMethod::kUniform ? l / ac.num_layers * ac.num_layers : l;
 }
 
-int GptModel::chunk_end(int l) const {
+int GptModel::chunk_end(int l, int count) const {
   const auto& ac = config_.activations_checkpoint;
-  return ac.method == CheckpointMethod::kUniform ? std::min(config_.num_layers, chunk_start(l) + ac.num_layers) : l + 1;
+  return ac.method == CheckpointMethod::kUniform ? std::min(count, chunk_start(l) + ac.num_layers) : l + 1;
 }
 
 bool GptModel::layer_selective(int l) const {
@@ -84,14 +150,24 @@ bool GptModel::layer_selective(int l) const {
   return ac.method == CheckpointMethod::kUniform || l < ac.num_layers;
 }
 
+void GptModel::prepare_targets(GptActivations& a, const GptBatch& batch) {
+  if (!batch.labels.defined()) return;
+  Allocator& alloc = *ctx_.allocator;
+  const std::int64_t n = a.pass.rows();
+  std::vector<std::int32_t> targets = to_sequence_first<std::int32_t>(batch.labels, "labels");
+  a.targets = Buffer(alloc, DType::kI32, Shape{n});
+  ops::copy(ctx_, TensorView(targets.data(), DType::kI32, Shape{n}), a.targets);
+  if (batch.loss_mask.defined()) {
+    a.loss_mask = to_sequence_first<float>(batch.loss_mask, "loss_mask");
+  } else {
+    a.loss_mask.assign(static_cast<std::size_t>(n), 1.0f);
+  }
+  a.mask_sum = 0.0;
+  for (float m : a.loss_mask) a.mask_sum += m;
+}
+
 void GptModel::embed(GptActivations& a, const GptBatch& batch, bool training) {
   Allocator& alloc = *ctx_.allocator;
-  BIGNLP_CHECK(batch.tokens.dtype() == DType::kI32, "GptBatch.tokens must be int32, got {}",
-               dtype_name(batch.tokens.dtype()));
-  a.pass.batch = batch.tokens.size(0);
-  a.pass.seq = batch.tokens.size(1);
-  BIGNLP_CHECK(a.pass.seq <= config_.positions(), "sequence length {} exceeds max_position_embeddings {}", a.pass.seq,
-               config_.positions());
   const std::int64_t n = a.pass.rows(), c = config_.hidden_size;
   std::vector<std::int32_t> ids = to_sequence_first<std::int32_t>(batch.tokens, "tokens");
   for (std::int32_t id : ids)
@@ -107,42 +183,53 @@ void GptModel::embed(GptActivations& a, const GptBatch& batch, bool training) {
   a.positions = Buffer(alloc, DType::kI32, Shape{n});
   ops::copy(ctx_, TensorView(ids.data(), DType::kI32, Shape{n}), a.ids);
   ops::copy(ctx_, TensorView(positions.data(), DType::kI32, Shape{n}), a.positions);
-  if (batch.labels.defined()) {
-    std::vector<std::int32_t> targets = to_sequence_first<std::int32_t>(batch.labels, "labels");
-    a.targets = Buffer(alloc, DType::kI32, Shape{n});
-    ops::copy(ctx_, TensorView(targets.data(), DType::kI32, Shape{n}), a.targets);
-    if (batch.loss_mask.defined()) {
-      a.loss_mask = to_sequence_first<float>(batch.loss_mask, "loss_mask");
-    } else {
-      a.loss_mask.assign(static_cast<std::size_t>(n), 1.0f);
-    }
-    a.mask_sum = 0.0;
-    for (float m : a.loss_mask) a.mask_sum += m;
+  Buffer full(alloc, config_.compute_dtype(), Shape{n, c});
+  if (parallel_.tp != nullptr) {
+    // Vocab-parallel lookup (all-reduced over TP); exactly one rank contributes each row.
+    parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size())
+        .forward(ctx_, a.ids, word_embeddings_->value, full);
+  } else {
+    ops::embedding_forward(ctx_, a.ids, word_embeddings_->value, full);
   }
-  a.inputs.resize(static_cast<std::size_t>(config_.num_layers) + 1);
-  a.inputs[0] = Buffer(alloc, config_.compute_dtype(), Shape{n, c});
-  ops::embedding_forward(ctx_, a.ids, word_embeddings_->value, a.inputs[0]);
-  ops::embedding_forward(ctx_, a.positions, position_embeddings_->value, a.inputs[0], 0, /*accumulate=*/true);
+  ops::embedding_forward(ctx_, a.positions, position_embeddings_->value, full, 0, /*accumulate=*/true);
+  if (parallel_.sequence_parallel()) {
+    a.inputs[0] = Buffer(alloc, config_.compute_dtype(), Shape{local_rows(n), c});
+    parallel::scatter_to_sp_region_forward(ctx_, *parallel_.tp, full, a.inputs[0]);
+  } else {
+    a.inputs[0] = std::move(full);
+  }
   if (training && config_.hidden_dropout > 0.0f)
     ops::dropout_forward(ctx_, a.inputs[0], a.inputs[0],
-                         ops::DropoutParams{config_.hidden_dropout, a.pass.seed, a.pass.offset_base, 0});
+                         ops::DropoutParams{config_.hidden_dropout, a.pass.seed, a.pass.offset_base, local_first_element(n)});
 }
 
 void GptModel::head(GptActivations& a) {
   Allocator& alloc = *ctx_.allocator;
-  const std::int64_t n = a.pass.rows(), c = config_.hidden_size, vp = config_.padded_vocab_size();
+  const std::int64_t n = a.pass.rows(), nl = local_rows(n), c = config_.hidden_size,
+                     vl = output_weights_->shape[0];
   const DType dt = config_.compute_dtype();
-  a.final_out = Buffer(alloc, dt, Shape{n, c});
-  a.final_mean = Buffer(alloc, DType::kF32, Shape{n});
-  a.final_rstd = Buffer(alloc, DType::kF32, Shape{n});
+  a.final_out = Buffer(alloc, dt, Shape{nl, c});
+  a.final_mean = Buffer(alloc, DType::kF32, Shape{nl});
+  a.final_rstd = Buffer(alloc, DType::kF32, Shape{nl});
   final_layernorm_->forward(ctx_, a.inputs.back(), a.final_out, a.final_mean, a.final_rstd);
-  a.logits = Buffer(alloc, dt, Shape{a.pass.seq, a.pass.batch, vp});
-  ops::gemm(ctx_, a.final_out, word_embeddings_->value, a.logits.view().reshape(Shape{n, vp}),
-            ops::GemmParams{false, true});
+  a.logits = Buffer(alloc, dt, Shape{a.pass.seq, a.pass.batch, vl});
+  if (parallel_.tp != nullptr) {
+    parallel::ColumnParallelLinear(parallel_.tp, parallel_.sequence_parallel(), parallel_.options.async_tp_allreduce)
+        .forward(ctx_, parallel::LinearWeights{output_weights_->value, {}, output_weights_->grad, {}}, a.final_out,
+                 a.logits.view().reshape(Shape{n, vl}));
+  } else {
+    ops::gemm(ctx_, a.final_out, output_weights_->value, a.logits.view().reshape(Shape{n, vl}),
+              ops::GemmParams{false, true});
+  }
   if (!a.targets.defined()) return;
   a.losses = Buffer(alloc, DType::kF32, Shape{n});
   a.lse = Buffer(alloc, DType::kF32, Shape{n});
-  ops::cross_entropy_forward(ctx_, a.logits.view().reshape(Shape{n, vp}), a.targets, a.losses, a.lse);
+  if (parallel_.tp != nullptr) {
+    parallel::VocabParallelCrossEntropy(parallel_.tp, parallel_.tp->rank() * vl)
+        .forward(ctx_, a.logits.view().reshape(Shape{n, vl}), a.targets, a.losses, a.lse);
+  } else {
+    ops::cross_entropy_forward(ctx_, a.logits.view().reshape(Shape{n, vl}), a.targets, a.losses, a.lse);
+  }
   a.token_losses.assign(static_cast<std::size_t>(n), 0.0f);
   ops::copy(ctx_, a.losses, TensorView(a.token_losses.data(), DType::kF32, Shape{n}));
   double sum = 0.0;
@@ -151,75 +238,183 @@ void GptModel::head(GptActivations& a) {
 }
 
 std::unique_ptr<GptActivations> GptModel::forward(const GptBatch& batch, const DropoutRng& rng, bool training) {
+  BIGNLP_CHECK(parallel_.pp_size() == 1 && plan_.num_chunks() == 1,
+               "GptModel::forward runs the whole model; with pipeline stages use forward_chunk");
+  return forward_chunk(0, batch, rng, training, {}, {});
+}
+
+std::unique_ptr<GptActivations> GptModel::forward_chunk(int chunk, const GptBatch& batch, const DropoutRng& rng,
+                                                        bool training, const TensorView& input,
+                                                        const TensorView& output) {
+  BIGNLP_CHECK(chunk >= 0 && chunk < plan_.num_chunks(), "model chunk {} outside [0, {})", chunk, plan_.num_chunks());
   auto a = std::make_unique<GptActivations>();
+  a->chunk = chunk;
   a->pass.training = training;
   a->pass.seed = rng.seed;
   a->pass.offset_base = rng.offset_base;
-  embed(*a, batch, training);
-  const std::int64_t n = a->pass.rows(), c = config_.hidden_size;
-  a->layers.resize(layers_.size());
-  for (int l = 0; l < config_.num_layers; ++l) {
+  BIGNLP_CHECK(batch.tokens.defined() && batch.tokens.dtype() == DType::kI32, "GptBatch.tokens must be int32, got {}",
+               batch.tokens.defined() ? dtype_name(batch.tokens.dtype()) : "nothing");
+  a->pass.batch = batch.tokens.size(0);
+  a->pass.seq = batch.tokens.size(1);
+  BIGNLP_CHECK(a->pass.seq <= config_.positions(), "sequence length {} exceeds max_position_embeddings {}", a->pass.seq,
+               config_.positions());
+  const std::int64_t n = a->pass.rows(), nl = local_rows(n), c = config_.hidden_size;
+  const auto& chunk_layers = chunk_layers_[static_cast<std::size_t>(chunk)];
+  const int count = static_cast<int>(chunk_layers.size());
+  if (has_head(chunk)) prepare_targets(*a, batch);
+  a->inputs.resize(static_cast<std::size_t>(count) + 1);
+  if (has_embedding(chunk)) {
+    embed(*a, batch, training);
+  } else {
+    BIGNLP_CHECK(input.defined() && input.numel() == nl * c, "chunk {} of stage {} needs the previous stage's activation "
+                 "({} x {}), got {}", chunk, parallel_.pp_rank(), nl, c, input.defined() ? input.to_string() : "nothing");
+    a->inputs[0] = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{nl, c});
+    ops::copy(ctx_, input.reshape(Shape{nl, c}), a->inputs[0]);
+  }
+  a->layers.resize(static_cast<std::size_t>(count));
+  for (int l = 0; l < count; ++l) {
     ActivationStorage storage = ActivationStorage::kAll;
     if (!training || layer_fully_checkpointed(l))
       storage = ActivationStorage::kNone;
     else if (layer_selective(l))
       storage = ActivationStorage::kNoCoreAttention;
-    a->inputs[l + 1] = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{n, c});
-    layers_[l].forward(ctx_, a->pass, a->inputs[l], a->inputs[l + 1], a->layers[l], storage);
+    a->inputs[l + 1] = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{nl, c});
+    layers_[chunk_layers[l]].forward(ctx_, a->pass, a->inputs[l], a->inputs[l + 1], a->layers[l], storage);
     // Inputs that neither a backward pass nor a recomputation will read again are released now.
     if (!training || (layer_fully_checkpointed(l) && chunk_start(l) != l)) a->inputs[l] = Buffer();
   }
-  head(*a);
+  if (has_head(chunk)) {
+    head(*a);
+  } else {
+    BIGNLP_CHECK(output.defined() && output.numel() == nl * c, "chunk {} of stage {} needs an output of {} x {}", chunk,
+                 parallel_.pp_rank(), nl, c);
+    ops::copy(ctx_, a->inputs.back(), output.reshape(Shape{nl, c}));
+    a->inputs.back() = Buffer();  // not read by any backward
+  }
   return a;
 }
 
-void GptModel::backward(GptActivations& a, float grad_scale) {
-  BIGNLP_CHECK(a.pass.training && a.logits.defined() && a.targets.defined(),
-               "backward() needs the activations of a training forward() with labels");
+void GptModel::backward(GptActivations& a, float grad_scale) { backward_chunk(a, grad_scale, {}, {}); }
+
+void GptModel::backward_chunk(GptActivations& a, float grad_scale, const TensorView& output_grad,
+                              const TensorView& input_grad) {
+  const int chunk = a.chunk;
   Allocator& alloc = *ctx_.allocator;
-  const std::int64_t n = a.pass.rows(), c = config_.hidden_size, vp = config_.padded_vocab_size();
+  const std::int64_t n = a.pass.rows(), nl = local_rows(n), c = config_.hidden_size;
   const DType dt = config_.compute_dtype();
-  std::vector<float> dlosses(static_cast<std::size_t>(n), 0.0f);
-  if (a.mask_sum > 0.0)
-    for (std::int64_t i = 0; i < n; ++i)
-      dlosses[i] = static_cast<float>(a.loss_mask[i] / a.mask_sum * static_cast<double>(grad_scale));
-  {
+  const auto& chunk_layers = chunk_layers_[static_cast<std::size_t>(chunk)];
+  const int count = static_cast<int>(chunk_layers.size());
+  Buffer dx(alloc, dt, Shape{nl, c});
+  if (has_head(chunk)) {
+    BIGNLP_CHECK(a.pass.training && a.logits.defined() && a.targets.defined(),
+                 "backward() needs the activations of a training forward() with labels");
+    const std::int64_t vl = output_weights_->shape[0];
+    std::vector<float> dlosses(static_cast<std::size_t>(n), 0.0f);
+    if (a.mask_sum > 0.0)
+      for (std::int64_t i = 0; i < n; ++i)
+        dlosses[i] = static_cast<float>(a.loss_mask[i] / a.mask_sum * static_cast<double>(grad_scale));
     Buffer dl(alloc, DType::kF32, Shape{n});
     ops::copy(ctx_, TensorView(dlosses.data(), DType::kF32, Shape{n}), dl);
-    const TensorView logits = a.logits.view().reshape(Shape{n, vp});
-    ops::cross_entropy_backward(ctx_, logits, a.targets, a.lse, dl, logits);  // in place: dlogits
-    Buffer d_final(alloc, dt, Shape{n, c});
-    ops::gemm(ctx_, logits, word_embeddings_->value, d_final, ops::GemmParams{});
-    ops::gemm(ctx_, logits, a.final_out, word_embeddings_->grad, ops::GemmParams{true, false, 1.0f, 1.0f});
+    const TensorView logits = a.logits.view().reshape(Shape{n, vl});
+    Buffer d_final(alloc, dt, Shape{nl, c});
+    if (parallel_.tp != nullptr) {
+      parallel::VocabParallelCrossEntropy(parallel_.tp, parallel_.tp->rank() * vl)
+          .backward(ctx_, logits, a.targets, a.lse, dl, logits);
+      parallel::ColumnParallelLinear(parallel_.tp, parallel_.sequence_parallel(), parallel_.options.async_tp_allreduce)
+          .backward(ctx_, parallel::LinearWeights{output_weights_->value, {}, output_weights_->grad, {}}, a.final_out,
+                    logits, d_final);
+    } else {
+      ops::cross_entropy_backward(ctx_, logits, a.targets, a.lse, dl, logits);  // in place: dlogits
+      ops::gemm(ctx_, logits, output_weights_->value, d_final, ops::GemmParams{});
+      ops::gemm(ctx_, logits, a.final_out, output_weights_->grad, ops::GemmParams{true, false, 1.0f, 1.0f});
+    }
     a.logits = Buffer();
     a.losses = Buffer();
     a.lse = Buffer();
     a.final_out = Buffer();
-    Buffer dx(alloc, dt, Shape{n, c});
     final_layernorm_->backward(ctx_, a.inputs.back(), a.final_mean, a.final_rstd, d_final, dx, false);
     a.final_mean = Buffer();
     a.final_rstd = Buffer();
     a.inputs.back() = Buffer();
-    for (int l = config_.num_layers - 1; l >= 0; --l) {
-      if (layer_fully_checkpointed(l) && l == chunk_end(l) - 1) {
-        // Recompute the chunk [start, l] from its saved input; the last output is not needed.
-        const int start = chunk_start(l);
-        for (int j = start; j <= l; ++j) {
-          Buffer out(alloc, dt, Shape{n, c});
-          layers_[j].forward(ctx_, a.pass, a.inputs[j], out, a.layers[j],
-                             layer_selective(j) ? ActivationStorage::kNoCoreAttention : ActivationStorage::kAll);
-          if (j < l) a.inputs[j + 1] = std::move(out);
-        }
+    notify(&final_layernorm_->weight());
+    notify(&final_layernorm_->bias());
+    if (output_weights_ != word_embeddings_) notify(output_weights_);
+  } else {
+    BIGNLP_CHECK(output_grad.defined() && output_grad.numel() == nl * c,
+                 "chunk {} of stage {} needs the next stage's gradient ({} x {})", chunk, parallel_.pp_rank(), nl, c);
+    ops::copy(ctx_, output_grad.reshape(Shape{nl, c}), dx);
+  }
+  for (int l = count - 1; l >= 0; --l) {
+    if (layer_fully_checkpointed(l) && l == chunk_end(l, count) - 1) {
+      // Recompute the chunk [start, l] from its saved input; the last output is not needed.
+      const int start = chunk_start(l);
+      for (int j = start; j <= l; ++j) {
+        Buffer out(alloc, dt, Shape{nl, c});
+        layers_[chunk_layers[j]].forward(ctx_, a.pass, a.inputs[j], out, a.layers[j],
+                                         layer_selective(j) ? ActivationStorage::kNoCoreAttention : ActivationStorage::kAll);
+        if (j < l) a.inputs[j + 1] = std::move(out);
       }
-      layers_[l].backward(ctx_, a.pass, a.inputs[l], a.layers[l], dx);
-      a.inputs[l] = Buffer();
     }
+    const TransformerLayer& layer = layers_[chunk_layers[l]];
+    layer.backward(ctx_, a.pass, a.inputs[l], a.layers[l], dx);
+    a.inputs[l] = Buffer();
+    for (Parameter* p : {&layer.ln1_weight(), &layer.ln1_bias(), &layer.qkv().weight(), layer.qkv().bias(),
+                         &layer.dense().weight(), layer.dense().bias(), &layer.ln2_weight(), &layer.ln2_bias(),
+                         &layer.fc1().weight(), layer.fc1().bias(), &layer.fc2().weight(), layer.fc2().bias()})
+      notify(p);
+  }
+  if (has_embedding(chunk)) {
     if (a.pass.training && config_.hidden_dropout > 0.0f)
-      ops::dropout_backward(ctx_, dx, dx, ops::DropoutParams{config_.hidden_dropout, a.pass.seed, a.pass.offset_base, 0});
-    ops::embedding_backward(ctx_, a.ids, dx, word_embeddings_->grad);
-    ops::embedding_backward(ctx_, a.positions, dx, position_embeddings_->grad);
+      ops::dropout_backward(ctx_, dx, dx,
+                            ops::DropoutParams{config_.hidden_dropout, a.pass.seed, a.pass.offset_base,
+                                               local_first_element(n)});
+    Buffer full;
+    TensorView d_embed = dx;
+    if (parallel_.sequence_parallel()) {
+      full = Buffer(alloc, dt, Shape{n, c});
+      parallel::scatter_to_sp_region_backward(*parallel_.tp, dx, full);
+      d_embed = full.view();
+    }
+    ops::embedding_backward(ctx_, a.ids, d_embed, word_embeddings_->grad,
+                            parallel_.tp != nullptr ? parallel_.tp->rank() * word_embeddings_->shape[0] : 0);
+    ops::embedding_backward(ctx_, a.positions, d_embed, position_embeddings_->grad);
+    notify(word_embeddings_);
+    notify(position_embeddings_);
+  } else {
+    BIGNLP_CHECK(input_grad.defined() && input_grad.numel() == nl * c, "chunk {} of stage {} needs an input gradient",
+                 chunk, parallel_.pp_rank());
+    ops::copy(ctx_, dx, input_grad.reshape(Shape{nl, c}));
   }
   a.layers.clear();
+}
+
+void GptModel::reduce_model_parallel_grads() {
+  if (parallel_.sequence_parallel()) {
+    // LayerNorm gradients of a sequence slice are partial: one coalesced all-reduce over TP.
+    std::int64_t total = 0;
+    for (const auto& p : store_.params())
+      if (p.sequence_parallel) total += p.numel();
+    if (total > 0) {
+      Buffer flat(*ctx_.allocator, DType::kF32, Shape{total});
+      std::int64_t off = 0;
+      for (const auto& p : store_.params()) {
+        if (!p.sequence_parallel) continue;
+        ops::copy(ctx_, p.grad.reshape(Shape{p.numel()}), flat.view().slice(0, off, p.numel()));
+        off += p.numel();
+      }
+      parallel_.tp->all_reduce(flat, comm::ReduceOp::kSum);
+      off = 0;
+      for (auto& p : store_.params()) {
+        if (!p.sequence_parallel) continue;
+        ops::copy(ctx_, flat.view().slice(0, off, p.numel()), p.grad.reshape(Shape{p.numel()}));
+        off += p.numel();
+      }
+    }
+  }
+  if (parallel_.pp_size() > 1 && parallel_.embedding != nullptr) {
+    Parameter* w = word_embeddings_ != nullptr ? word_embeddings_ : output_weights_;
+    parallel_.embedding->all_reduce(w->grad, comm::ReduceOp::kSum);
+  }
 }
 
 float GptModel::train_micro_batch(const GptBatch& batch, const DropoutRng& rng, float grad_scale) {
@@ -231,12 +426,22 @@ float GptModel::train_micro_batch(const GptBatch& batch, const DropoutRng& rng, 
 
 float GptModel::evaluate(const GptBatch& batch) { return forward(batch, DropoutRng{}, /*training=*/false)->loss; }
 
+Buffer GptModel::gather_logits(const GptActivations& a) const {
+  if (parallel_.tp == nullptr) return Buffer();
+  const std::int64_t n = a.pass.rows(), vl = output_weights_->shape[0];
+  Buffer full(*ctx_.allocator, a.logits.dtype(), Shape{n, vl * parallel_.tp->size()});
+  parallel::gather_from_tp_region_forward(ctx_, *parallel_.tp, a.logits.view().reshape(Shape{n, vl}), full);
+  return full;
+}
+
 GptScores GptModel::score(const GptBatch& batch) {
   auto a = forward(batch, DropoutRng{}, /*training=*/false);
   BIGNLP_CHECK(a->targets.defined(), "score() needs labels");
   const std::int64_t n = a->pass.rows(), b = a->pass.batch, t = a->pass.seq, vp = config_.padded_vocab_size();
   Buffer argmax(*ctx_.allocator, DType::kI32, Shape{n});
-  ops::argmax(ctx_, a->logits.view().reshape(Shape{n, vp}).slice(1, 0, config_.vocab_size), argmax);
+  Buffer gathered = gather_logits(*a);
+  const TensorView logits = gathered.defined() ? gathered.view() : a->logits.view().reshape(Shape{n, vp});
+  ops::argmax(ctx_, logits.slice(1, 0, config_.vocab_size), argmax);
   std::vector<std::int32_t> am(static_cast<std::size_t>(n));
   ops::copy(ctx_, argmax, TensorView(am.data(), DType::kI32, Shape{n}));
   GptScores s;
@@ -254,7 +459,9 @@ std::vector<float> GptModel::logits_to_host(const GptActivations& a) const {
   BIGNLP_CHECK(a.logits.defined(), "no logits kept (backward() releases them)");
   const std::int64_t b = a.pass.batch, t = a.pass.seq, vp = config_.padded_vocab_size();
   std::vector<float> sf(static_cast<std::size_t>(b * t * vp)), out(sf.size());
-  ops::copy(ctx_, a.logits, TensorView(sf.data(), DType::kF32, Shape{t, b, vp}));
+  Buffer gathered = gather_logits(a);
+  ops::copy(ctx_, gathered.defined() ? gathered.view().reshape(Shape{t, b, vp}) : a.logits.view(),
+            TensorView(sf.data(), DType::kF32, Shape{t, b, vp}));
   for (std::int64_t ti = 0; ti < t; ++ti)
     for (std::int64_t bi = 0; bi < b; ++bi)
       std::copy_n(&sf[(ti * b + bi) * vp], vp, &out[(bi * t + ti) * vp]);

@@ -6,13 +6,12 @@
 
 #include "bignlp/core/error.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/data/vocab_padding.h"
 
 namespace bignlp::model {
 
 std::int64_t GptConfig::padded_vocab_size() const {
-  const std::int64_t multiple = make_vocab_size_divisible_by * std::max(1, tensor_model_parallel_size);
-  if (multiple <= 1) return vocab_size;
-  return (vocab_size + multiple - 1) / multiple * multiple;
+  return data::padded_vocab_size(vocab_size, make_vocab_size_divisible_by, std::max(1, tensor_model_parallel_size));
 }
 
 DType GptConfig::compute_dtype() const {

@@ -60,4 +60,17 @@ void sum_squares(const OpContext& ctx, const TensorView& x, const TensorView& ou
   BIGNLP_OPS_DISPATCH(BIGNLP_OPS_CUDA_ELEMENTWISE, sum_squares, ctx, x, out, accumulate);
 }
 
+void sum_squares_multi(const OpContext& ctx, std::span<const TensorView> xs, const TensorView& out, bool accumulate) {
+  constexpr std::string_view op = "sum_squares_multi";
+  for (const TensorView& x : xs) {
+    check_on_device(ctx, op, "xs[i]", x);
+    check_float(op, "xs[i]", x);
+    check_contiguous(op, "xs[i]", x);
+  }
+  check_on_device(ctx, op, "out", out);
+  check_dtype(op, "out", out, {DType::kF32});
+  BIGNLP_CHECK(out.numel() == 1, "sum_squares_multi: out must hold one element, got {}", out.to_string());
+  BIGNLP_OPS_DISPATCH(BIGNLP_OPS_CUDA_ELEMENTWISE, sum_squares_multi, ctx, xs, out, accumulate);
+}
+
 }  // namespace bignlp::ops

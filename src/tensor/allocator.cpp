@@ -42,9 +42,12 @@ void* CpuAllocator::allocate(std::size_t bytes) {
     }
     BIGNLP_CHECK(ptr != nullptr, "out of host memory allocating {} ({} in use)", format_bytes(size),
                  format_bytes(stats_.in_use));
+    ++stats_.system_allocations;
   }
   stats_.in_use += size;
   stats_.peak_in_use = std::max(stats_.peak_in_use, stats_.in_use);
+  stats_.reserved = stats_.in_use + stats_.cached;
+  stats_.peak_reserved = std::max(stats_.peak_reserved, stats_.reserved);
   ++stats_.allocations;
   return ptr;
 }
@@ -60,6 +63,7 @@ void CpuAllocator::deallocate(void* ptr, std::size_t bytes) noexcept {
   } else {
     std::free(ptr);
   }
+  stats_.reserved = stats_.in_use + stats_.cached;
 }
 
 AllocatorStats CpuAllocator::stats() const {
@@ -70,6 +74,7 @@ AllocatorStats CpuAllocator::stats() const {
 void CpuAllocator::reset_peak() {
   std::lock_guard lock(mutex_);
   stats_.peak_in_use = stats_.in_use;
+  stats_.peak_reserved = stats_.reserved;
 }
 
 void CpuAllocator::release_cached() {
@@ -77,6 +82,7 @@ void CpuAllocator::release_cached() {
   for (auto& [s, p] : free_) std::free(p);
   free_.clear();
   stats_.cached = 0;
+  stats_.reserved = stats_.in_use;
 }
 
 }  // namespace bignlp

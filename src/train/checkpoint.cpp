@@ -10,6 +10,7 @@
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
 #include "bignlp/ops/ops.h"
+#include "bignlp/tensor/buffer.h"
 #include "bignlp/tensor/safetensors.h"
 #include "bignlp/train/optimizer.h"
 
@@ -40,34 +41,85 @@ std::string random_suffix() {
 std::string checkpoint_shard_name(int tp_rank, int pp_rank) { return fmt::format("tp_rank_{:02d}_pp_rank_{:03d}", tp_rank, pp_rank); }
 
 void save_checkpoint(const fs::path& dir, const CheckpointState& state, const model::ParameterStore& store,
-                     const AdamOptimizer* optimizer, const ops::OpContext& ctx) {
+                     AdamOptimizer* optimizer, const ops::OpContext& ctx, const parallel::ParallelContext& parallel) {
   const fs::path parent = dir.parent_path();
-  const fs::path tmp = parent / fmt::format(".tmp-{}-{}", dir.filename().string(), random_suffix());
+  comm::Communicator* world = parallel.world;
+  const bool lead = parallel.grid.rank() == 0;
+  // All ranks assemble one directory, so its name must not be random per rank.
+  const fs::path tmp = parent / (world != nullptr ? fmt::format(".tmp-{}-step{}", dir.filename().string(), state.global_step)
+                                                  : fmt::format(".tmp-{}-{}", dir.filename().string(), random_suffix()));
   std::error_code ec;
-  fs::create_directories(tmp / checkpoint_shard_name(0, 0), ec);
-  if (ec) throw IoError(fmt::format("cannot create '{}': {}", tmp.string(), ec.message()));
+  if (lead) {
+    fs::remove_all(tmp, ec);  // a leftover of an interrupted save
+    fs::create_directories(tmp, ec);
+    if (ec) throw IoError(fmt::format("cannot create '{}': {}", tmp.string(), ec.message()));
+  }
+  if (world != nullptr) world->barrier();
+  const fs::path shard = tmp / checkpoint_shard_name(parallel.tp_rank(), parallel.pp_rank());
   try {
-    const fs::path shard = tmp / checkpoint_shard_name(0, 0);
-    std::vector<std::vector<float>> storage;
-    storage.reserve(3 * store.params().size());
-    {
-      SafetensorsWriter w;
-      for (const auto& p : store.params()) w.add(p.name, host_view(p.master, storage, ctx));
-      w.set_metadata("format", kFormat);
-      w.write(shard / "model.safetensors");
+    // The distributed optimizer's state lives in shards over the DP ranks: gather it first.
+    Buffer full_m, full_v;
+    if (optimizer != nullptr && optimizer->sharded()) {
+      optimizer->gather_moments(full_m, full_v);
+      optimizer->gather_master();
     }
-    if (optimizer != nullptr) {
-      SafetensorsWriter w;
-      std::vector<std::string> names;
-      for (const auto& p : store.params()) {
-        w.add("exp_avg." + p.name,
-              host_view(optimizer->exp_avg().slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
-        w.add("exp_avg_sq." + p.name,
-              host_view(optimizer->exp_avg_sq().slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
+    if (parallel.dp_rank() == 0) {
+      TensorView m, v;
+      if (optimizer != nullptr) {
+        m = full_m.defined() ? full_m.view() : optimizer->exp_avg();
+        v = full_v.defined() ? full_v.view() : optimizer->exp_avg_sq();
       }
-      w.write(shard / "optimizer.safetensors");
+      write_checkpoint_shard(shard, store, m, v, ctx);
     }
-    storage.clear();
+  } catch (...) {
+    if (world == nullptr) fs::remove_all(tmp, ec);
+    throw;
+  }
+  if (world != nullptr) world->barrier();
+  if (!lead) {
+    if (world != nullptr) world->barrier();  // the directory is in place when this returns
+    return;
+  }
+  try {
+    CheckpointState st = state;
+    st.has_optimizer_state = optimizer != nullptr;
+    write_checkpoint_metadata(tmp, st);
+    fsync_path(tmp);
+    rename_directory_atomic(tmp, dir, /*replace=*/true);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    if (world != nullptr) world->barrier();
+    throw;
+  }
+  if (world != nullptr) world->barrier();
+}
+
+void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& store, const TensorView& exp_avg,
+                            const TensorView& exp_avg_sq, const ops::OpContext& ctx) {
+  std::error_code ec;
+  fs::create_directories(shard, ec);
+  if (ec) throw IoError(fmt::format("cannot create '{}': {}", shard.string(), ec.message()));
+  std::vector<std::vector<float>> storage;
+  storage.reserve(3 * store.params().size());
+  {
+    SafetensorsWriter w;
+    for (const auto& p : store.params()) w.add(p.name, host_view(p.master, storage, ctx));
+    w.set_metadata("format", kFormat);
+    w.write(shard / "model.safetensors");
+  }
+  if (exp_avg.defined()) {
+    SafetensorsWriter w;
+    for (const auto& p : store.params()) {
+      w.add("exp_avg." + p.name, host_view(exp_avg.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
+      w.add("exp_avg_sq." + p.name, host_view(exp_avg_sq.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
+    }
+    w.write(shard / "optimizer.safetensors");
+  }
+  fsync_path(shard);
+}
+
+void write_checkpoint_metadata(const fs::path& dir, const CheckpointState& state) {
+  {
     nlohmann::json meta;
     meta["format"] = kFormat;
     meta["version"] = kVersion;
@@ -85,14 +137,8 @@ void save_checkpoint(const fs::path& dir, const CheckpointState& state, const mo
     meta["tokenizer"] = state.tokenizer;
     meta["tensor_model_parallel_size"] = state.tp_size;
     meta["pipeline_model_parallel_size"] = state.pp_size;
-    meta["has_optimizer_state"] = optimizer != nullptr;
-    write_file_atomic(tmp / "metadata.json", meta.dump(2) + "\n");
-    fsync_path(shard);
-    fsync_path(tmp);
-    rename_directory_atomic(tmp, dir, /*replace=*/true);
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
+    meta["has_optimizer_state"] = state.has_optimizer_state;
+    write_file_atomic(dir / "metadata.json", meta.dump(2) + "\n");
   }
 }
 
@@ -132,12 +178,16 @@ CheckpointState read_checkpoint_metadata(const fs::path& dir) {
 }
 
 void load_checkpoint(const fs::path& dir, model::ParameterStore& store, AdamOptimizer* optimizer,
-                     const ops::OpContext& ctx) {
+                     const ops::OpContext& ctx, const parallel::ParallelContext& parallel) {
   const CheckpointState meta = read_checkpoint_metadata(dir);
-  if (meta.tp_size != 1 || meta.pp_size != 1)
-    throw DataError(fmt::format("{}: checkpoint has tensor/pipeline parallel sizes {}/{}; this loader reads 1/1",
-                                dir.string(), meta.tp_size, meta.pp_size));
-  const fs::path shard = dir / checkpoint_shard_name(0, 0);
+  if (meta.tp_size != parallel.tp_size() || meta.pp_size != parallel.pp_size())
+    throw DataError(fmt::format(
+        "{}: checkpoint was written with tensor/pipeline parallel sizes {}/{}, this run uses {}/{}; convert it with "
+        "bignlp-convert --reshard --input {} --output <dir> --tensor-model-parallel-size {} "
+        "--pipeline-model-parallel-size {}",
+        dir.string(), meta.tp_size, meta.pp_size, parallel.tp_size(), parallel.pp_size(), dir.string(),
+        parallel.tp_size(), parallel.pp_size()));
+  const fs::path shard = dir / checkpoint_shard_name(parallel.tp_rank(), parallel.pp_rank());
   auto load_into = [&](const SafetensorsReader& r, const std::string& name, const TensorView& dst) {
     const SafetensorsEntry* e = r.find(name);
     if (e == nullptr) throw DataError(fmt::format("{}: tensor '{}' is missing", r.path().string(), name));
@@ -156,10 +206,19 @@ void load_checkpoint(const fs::path& dir, model::ParameterStore& store, AdamOpti
       throw DataError(fmt::format("{}: checkpoint holds no optimizer state (an imported or inference checkpoint)",
                                   dir.string()));
     SafetensorsReader r(shard / "optimizer.safetensors");
-    for (auto& p : store.params()) {
-      load_into(r, "exp_avg." + p.name, optimizer->exp_avg().slice(0, p.offset, p.numel()).reshape(p.shape));
-      load_into(r, "exp_avg_sq." + p.name, optimizer->exp_avg_sq().slice(0, p.offset, p.numel()).reshape(p.shape));
+    Buffer full_m, full_v;
+    TensorView m = optimizer->exp_avg(), v = optimizer->exp_avg_sq();
+    if (optimizer->sharded()) {
+      full_m = Buffer(*ctx.allocator, DType::kF32, Shape{store.numel()});
+      full_v = Buffer(*ctx.allocator, DType::kF32, Shape{store.numel()});
+      m = full_m.view();
+      v = full_v.view();
     }
+    for (auto& p : store.params()) {
+      load_into(r, "exp_avg." + p.name, m.slice(0, p.offset, p.numel()).reshape(p.shape));
+      load_into(r, "exp_avg_sq." + p.name, v.slice(0, p.offset, p.numel()).reshape(p.shape));
+    }
+    if (optimizer->sharded()) optimizer->load_moments(m, v);
     optimizer->set_steps(meta.optimizer_steps);
   }
 }

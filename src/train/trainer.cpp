@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
@@ -13,6 +14,8 @@
 #include "bignlp/train/metrics.h"
 #include "bignlp/train/optimizer.h"
 #include "bignlp/train/tensorboard.h"
+#include "bignlp/parallel/grad_buckets.h"
+#include "bignlp/parallel/pipeline_executor.h"
 
 namespace fs = std::filesystem;
 
@@ -21,6 +24,7 @@ namespace bignlp::train {
 using Clock = std::chrono::steady_clock;
 
 struct Trainer::State {
+  std::unique_ptr<parallel::GradBuckets> buckets;  // data-parallel reduction (DP > 1)
   std::unique_ptr<AdamOptimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
   std::unique_ptr<DynamicLossScaler> scaler;
@@ -56,6 +60,52 @@ void Trainer::write_hparams() const {
   write_file_atomic(config_.exp_manager.explicit_log_dir / "hparams.yaml", text);
 }
 
+// The pipeline executor's view of the model: micro-batch j of the step is read from the loader and
+// run through forward_chunk / backward_chunk; activations wait in a map between the two.
+class Trainer::PipelineAdapter final : public parallel::PipelineModel {
+ public:
+  PipelineAdapter(Trainer& t, GptDataLoader& loader, std::function<std::int64_t(std::int64_t)> first_sample,
+                  std::function<model::DropoutRng(std::int64_t)> rng, bool training, float grad_scale,
+                  parallel::GradBuckets* buckets = nullptr)
+      : t_(t), loader_(loader), first_(std::move(first_sample)), rng_(std::move(rng)), training_(training),
+        grad_scale_(grad_scale), buckets_(buckets) {}
+
+  Shape boundary_shape() const override {
+    return t_.model_->boundary_shape(t_.config_.micro_batch_size, t_.config_.model.seq_length);
+  }
+  DType boundary_dtype() const override { return t_.config_.model.compute_dtype(); }
+
+  void forward(int mb, int chunk, const TensorView& input, const TensorView& output) override {
+    const model::GptBatch batch = loader_.batch(first_(mb));
+    auto acts = t_.model_->forward_chunk(chunk, batch, rng_(mb), training_, input, output);
+    if (t_.model_->stage_plan().has_head(t_.parallel_.pp_rank(), chunk)) loss_sum_ += acts->loss;
+    if (training_) acts_[{mb, chunk}] = std::move(acts);
+  }
+
+  void backward(int mb, int chunk, const TensorView& output_grad, const TensorView& input_grad,
+                bool last_of_chunk) override {
+    auto it = acts_.find({mb, chunk});
+    BIGNLP_CHECK(it != acts_.end(), "no activations for micro-batch {} chunk {}", mb, chunk);
+    if (last_of_chunk && buckets_ != nullptr) t_.model_->set_grad_ready_hook(t_.bucket_hook(*buckets_));
+    t_.model_->backward_chunk(*it->second, grad_scale_, output_grad, input_grad);
+    t_.model_->set_grad_ready_hook({});
+    acts_.erase(it);
+  }
+
+  double loss_sum() const { return loss_sum_; }
+
+ private:
+  Trainer& t_;
+  GptDataLoader& loader_;
+  std::function<std::int64_t(std::int64_t)> first_;
+  std::function<model::DropoutRng(std::int64_t)> rng_;
+  bool training_;
+  float grad_scale_;
+  parallel::GradBuckets* buckets_;
+  std::map<std::pair<int, int>, std::unique_ptr<model::GptActivations>> acts_;
+  double loss_sum_ = 0.0;
+};
+
 std::optional<double> Trainer::validate(State& s) {
   if (!s.valid_loader) return std::nullopt;
   const std::int64_t gbs = config_.global_batch_size, mbs = config_.micro_batch_size;
@@ -65,14 +115,76 @@ std::optional<double> Trainer::validate(State& s) {
                              : static_cast<std::int64_t>(config_.limit_val_batches);
   batches = std::min(batches, available);
   if (batches <= 0) return std::nullopt;
+  const std::int64_t m = config_.num_micro_batches();
+  const int dp = parallel_.dp_size(), d = parallel_.dp_rank();
   double sum = 0.0;
   std::int64_t count = 0;
-  for (std::int64_t b = 0; b < batches; ++b)
-    for (std::int64_t m = 0; m < gbs / mbs; ++m) {
-      sum += model_->evaluate(s.valid_loader->batch(b * gbs + m * mbs));
-      ++count;
+  for (std::int64_t b = 0; b < batches; ++b) {
+    const auto first = [&](std::int64_t k) { return b * gbs + (k * dp + d) * mbs; };
+    if (parallel_.pp_size() == 1) {
+      for (std::int64_t k = 0; k < m; ++k) sum += model_->evaluate(s.valid_loader->batch(first(k)));
+    } else {
+      PipelineAdapter adapter(*this, *s.valid_loader, first, [](std::int64_t) { return model::DropoutRng{}; }, false, 0.0f);
+      parallel::PipelineExecutor exec(parallel_.pp, parallel_.pp_backward, *ctx_.allocator);
+      exec.run(parallel::pipeline_schedule(parallel_.pp_size(), parallel_.pp_rank(), static_cast<int>(m),
+                                           model_->num_chunks(), /*forward_only=*/true),
+               model_->num_chunks(), adapter);
+      sum += adapter.loss_sum();
     }
-  return sum / static_cast<double>(count);
+    count += m;
+  }
+  return reduce_loss(sum, count);
+}
+
+model::GradReadyHook Trainer::bucket_hook(parallel::GradBuckets& buckets) {
+  return [this, &buckets](model::Parameter& p) {
+    // Gradients that still need a TP or embedding-group sum are marked after it (fit()).
+    if (!model_->needs_model_parallel_reduction(p)) buckets.mark_ready(p.offset);
+  };
+}
+
+double Trainer::run_micro_batches(State& s, double loss_scale) {
+  const TrainingConfig& c = config_;
+  const std::int64_t m = c.num_micro_batches(), mbs = c.micro_batch_size;
+  const int dp = parallel_.dp_size(), d = parallel_.dp_rank();
+  const std::int64_t consumed = s.consumed_samples, step = s.global_step;
+  // Local micro-batch k is the step's global micro-batch k*dp + d.
+  const auto first = [=](std::int64_t k) { return consumed + (k * dp + d) * mbs; };
+  const auto rng = [=, &c](std::int64_t k) {
+    return model::DropoutRng{c.seed, model::dropout_offset(step, k * dp + d, m * dp)};
+  };
+  const float grad_scale = static_cast<float>(loss_scale / static_cast<double>(m));
+  double loss_sum = 0.0;
+  if (parallel_.pp_size() == 1) {
+    for (std::int64_t k = 0; k < m; ++k) {
+      if (k == m - 1 && s.buckets) model_->set_grad_ready_hook(bucket_hook(*s.buckets));
+      loss_sum += model_->train_micro_batch(s.train_loader->batch(first(k)), rng(k), grad_scale);
+    }
+    model_->set_grad_ready_hook({});
+    return loss_sum;
+  }
+  PipelineAdapter adapter(*this, *s.train_loader, first, rng, true, grad_scale, s.buckets.get());
+  parallel::PipelineExecutor exec(parallel_.pp, parallel_.pp_backward, *ctx_.allocator);
+  exec.run(parallel::pipeline_schedule(parallel_.pp_size(), parallel_.pp_rank(), static_cast<int>(m),
+                                       model_->num_chunks()),
+           model_->num_chunks(), adapter);
+  return adapter.loss_sum();
+}
+
+double Trainer::reduce_loss(double local_sum, std::int64_t micro_batches) const {
+  if (parallel_.pp == nullptr && parallel_.dp == nullptr) return local_sum / static_cast<double>(micro_batches);
+  float v = static_cast<float>(local_sum / static_cast<double>(micro_batches));
+  const TensorView t(&v, DType::kF32, Shape{1});
+  if (parallel_.pp != nullptr) parallel_.pp->all_reduce(t, comm::ReduceOp::kSum);  // only the last stage has it
+  if (parallel_.dp != nullptr) parallel_.dp->all_reduce(t, comm::ReduceOp::kAvg);
+  return v;
+}
+
+bool Trainer::any_rank(bool flag) const {
+  if (parallel_.world == nullptr) return flag;
+  std::int32_t v = flag ? 1 : 0;
+  parallel_.world->all_reduce(TensorView(&v, DType::kI32, Shape{1}), comm::ReduceOp::kMax);
+  return v != 0;
 }
 
 void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result) {
@@ -92,12 +204,21 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
   st.pp_size = config_.pipeline_model_parallel_size;
   const auto& em = config_.exp_manager;
   const std::string name = render_checkpoint_name(em.filename, s.global_step, s.consumed_samples, val_loss);
+  // Every rank takes part in each save; only rank 0 deletes, between barriers, so all ranks see
+  // the same directory when they decide what to save.
+  comm::Communicator* world = parallel_.world;
+  const auto sync = [world] {
+    if (world != nullptr) world->barrier();
+  };
   // "-last": the newest state, replacing the previous one.
   const std::vector<fs::path> before = list_checkpoints(dir);
+  sync();
   const fs::path last = dir / (name + "-last");
-  save_checkpoint(last, st, model_->parameters(), s.optimizer.get(), ctx_);
-  for (const auto& p : before)
-    if (ends_with(p.filename().string(), "-last") && p != last) fs::remove_all(p);
+  save_checkpoint(last, st, model_->parameters(), s.optimizer.get(), ctx_, parallel_);
+  if (is_rank0())
+    for (const auto& p : before)
+      if (ends_with(p.filename().string(), "-last") && p != last) fs::remove_all(p);
+  sync();
   result.last_checkpoint = last;
   // Top-k by the monitored validation loss.
   if (val_loss && em.save_top_k != 0) {
@@ -110,18 +231,21 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
     const double key = em.mode == "min" ? *val_loss : -*val_loss;
     std::sort(ranked.begin(), ranked.end());
     const bool keep = em.save_top_k < 0 || static_cast<int>(ranked.size()) < em.save_top_k || key < ranked.back().first;
+    sync();
     if (keep) {
-      save_checkpoint(dir / name, st, model_->parameters(), s.optimizer.get(), ctx_);
+      save_checkpoint(dir / name, st, model_->parameters(), s.optimizer.get(), ctx_, parallel_);
       ranked.emplace_back(key, dir / name);
       std::sort(ranked.begin(), ranked.end());
       while (em.save_top_k > 0 && static_cast<int>(ranked.size()) > em.save_top_k) {
-        fs::remove_all(ranked.back().second);
+        if (is_rank0()) fs::remove_all(ranked.back().second);
         ranked.pop_back();
       }
+      sync();
     }
   }
   s.last_saved_step = s.global_step;
-  log_.info("saved checkpoint {} (step {}, consumed_samples {})", last.string(), s.global_step, s.consumed_samples);
+  if (is_rank0())
+    log_.info("saved checkpoint {} (step {}, consumed_samples {})", last.string(), s.global_step, s.consumed_samples);
 }
 
 TrainResult Trainer::fit() {
@@ -142,15 +266,36 @@ TrainResult Trainer::fit() {
     dc.seq_length = static_cast<std::int32_t>(c.model.seq_length);
     dc.seed = static_cast<std::uint32_t>(c.seed);
     dc.index_mapping_dir = c.data.index_mapping_dir;
+    // Rank 0 builds the index caches first; the others then read them instead of racing to write.
+    if (parallel_.world != nullptr && !is_rank0()) parallel_.world->barrier();
     datasets_ = data::build_gpt_datasets(dc, &log_);
+    if (parallel_.world != nullptr && is_rank0()) parallel_.world->barrier();
   }
   if (!datasets_->train) throw ConfigError("model.data.splits_string: the training split holds no documents");
   s.train_loader = std::make_unique<GptDataLoader>(datasets_->train, c.micro_batch_size, c.model.seq_length, c.data);
   if (datasets_->valid)
     s.valid_loader = std::make_unique<GptDataLoader>(datasets_->valid, c.micro_batch_size, c.model.seq_length, c.data);
 
-  model_ = std::make_unique<model::GptModel>(c.model, ctx_);
-  s.optimizer = std::make_unique<AdamOptimizer>(model_->parameters(), c.optim, ctx_);
+  parallel_.options.sequence_parallel = c.sequence_parallel && parallel_.tp != nullptr;
+  parallel_.options.virtual_pipeline_size = c.virtual_pipeline_model_parallel_size;
+  if (parallel_.options.sequence_parallel) parallel_.options.async_tp_allreduce = false;
+  BIGNLP_CHECK(parallel_.grid.world_size() == c.world_size() && parallel_.tp_size() == c.tensor_model_parallel_size &&
+                   parallel_.pp_size() == c.pipeline_model_parallel_size,
+               "the parallel context ({} ranks, {}) does not match the config ({} ranks, TP {} PP {})",
+               parallel_.grid.world_size(), parallel_.grid.to_string(), c.world_size(), c.tensor_model_parallel_size,
+               c.pipeline_model_parallel_size);
+  model_ = std::make_unique<model::GptModel>(c.model, ctx_, parallel_);
+  const bool distributed_optimizer = c.optim.name == "distributed_fused_adam" && parallel_.dp != nullptr;
+  if (parallel_.dp != nullptr) {
+    std::vector<parallel::FlatRange> ranges;
+    for (const auto& p : model_->parameters().params()) ranges.push_back({p.offset, p.offset + p.numel()});
+    const auto bucket = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.grad_bucket_mb * 1024 * 1024 / 4));
+    s.buckets = std::make_unique<parallel::GradBuckets>(
+        parallel_.dp, ctx_, std::move(ranges), bucket,
+        distributed_optimizer ? parallel::GradBuckets::Mode::kReduceScatter : parallel::GradBuckets::Mode::kAllReduce);
+  }
+  s.optimizer = std::make_unique<AdamOptimizer>(model_->parameters(), c.optim, ctx_, parallel_,
+                                                distributed_optimizer ? s.buckets.get() : nullptr);
   LrScheduleConfig sched = c.sched;
   sched.lr = c.optim.lr;
   sched.max_steps = c.max_steps;
@@ -171,7 +316,7 @@ TrainResult Trainer::fit() {
   }
   if (resume) {
     const CheckpointState st = read_checkpoint_metadata(*resume);
-    load_checkpoint(*resume, model_->parameters(), s.optimizer.get(), ctx_);
+    load_checkpoint(*resume, model_->parameters(), s.optimizer.get(), ctx_, parallel_);
     s.global_step = st.global_step;
     s.consumed_samples = st.consumed_samples;
     s.scheduler_step = st.scheduler_step;
@@ -179,39 +324,54 @@ TrainResult Trainer::fit() {
     s.last_saved_step = st.global_step;
     result.resumed_from_step = st.global_step;
     result.last_checkpoint = *resume;
-    log_.info("resumed from {} (step {}, consumed_samples {})", resume->string(), st.global_step, st.consumed_samples);
+    if (is_rank0())
+      log_.info("resumed from {} (step {}, consumed_samples {})", resume->string(), st.global_step, st.consumed_samples);
   } else {
     model_->initialize(c.seed);
   }
-  write_hparams();
-
-  TensorBoardWriter tb(log_dir);
-  CsvMetricsWriter csv(log_dir / "metrics.csv");
-  ProgressBar bar(stderr, c.max_steps);
+  // Metrics, TensorBoard and hparams come from rank 0 only.
+  std::unique_ptr<TensorBoardWriter> tb;
+  std::unique_ptr<CsvMetricsWriter> csv;
+  if (is_rank0()) {
+    write_hparams();
+    tb = std::make_unique<TensorBoardWriter>(log_dir);
+    csv = std::make_unique<CsvMetricsWriter>(log_dir / "metrics.csv");
+  }
+  ProgressBar bar(is_rank0() ? stderr : nullptr, c.max_steps);
   const std::int64_t m = c.num_micro_batches(), mbs = c.micro_batch_size, gbs = c.global_batch_size;
   const double flops_per_step = static_cast<double>(gbs) * model::model_flops_per_sequence(c.model);
-  log_.info("training {} parameters: {} micro-batches of {} per step, global batch {}, {} steps",
-            c.model.num_parameters(), m, mbs, gbs, c.max_steps);
+  if (is_rank0())
+    log_.info("training {} parameters: {} micro-batches of {} per step and data-parallel rank, global batch {}, {} "
+              "steps on {} ranks ({})",
+              c.model.num_parameters(), m, mbs, gbs, c.max_steps, parallel_.grid.world_size(), parallel_.grid.to_string());
 
   while (s.global_step < c.max_steps) {
     const auto t0 = Clock::now();
     model_->parameters().zero_grad(ctx_);
     const double loss_scale = s.scaler->scale();
-    double loss_sum = 0.0;
-    for (std::int64_t k = 0; k < m; ++k) {
-      const model::GptBatch batch = s.train_loader->batch(s.consumed_samples + k * mbs);
-      const model::DropoutRng rng{c.seed, model::dropout_offset(s.global_step, k, m)};
-      loss_sum += model_->train_micro_batch(batch, rng, static_cast<float>(loss_scale / static_cast<double>(m)));
+    if (s.buckets) s.buckets->set_buffer(model_->parameters().flat_grad());
+    const double loss_sum = run_micro_batches(s, loss_scale);
+    model_->reduce_model_parallel_grads();
+    if (s.buckets) {
+      for (auto& p : model_->parameters().params())
+        if (model_->needs_model_parallel_reduction(p)) s.buckets->mark_ready(p.offset);
+      s.buckets->finish();
+      result.dp_buckets = static_cast<int>(s.buckets->buckets().size());
+      result.dp_buckets_overlapped = s.buckets->overlapped_last_step();
+      if (s.global_step == 0 && is_rank0())
+        log_.info("data-parallel gradient reduction: {} buckets, {} started during the backward pass", result.dp_buckets,
+                  result.dp_buckets_overlapped);
     }
     const double lr = s.schedule->lr(s.scheduler_step);
     const OptimizerStepResult step = s.optimizer->step(lr, loss_scale, c.gradient_clip_val);
     s.scaler->update(step.skipped);
     if (!step.skipped) ++s.scheduler_step;
-    if (step.skipped) log_.warn("step {}: non-finite gradients at loss scale {}; step skipped", s.global_step + 1, loss_scale);
+    if (step.skipped && is_rank0())
+      log_.warn("step {}: non-finite gradients at loss scale {}; step skipped", s.global_step + 1, loss_scale);
     ++s.global_step;
     s.consumed_samples += gbs;
+    const double loss = reduce_loss(loss_sum, m);
     const double step_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    const double loss = loss_sum / static_cast<double>(m);
     result.train_losses.push_back(loss);
 
     std::optional<double> val_loss;
@@ -220,7 +380,7 @@ TrainResult Trainer::fit() {
       val_loss = validate(s);
       if (val_loss) result.val_losses.emplace_back(s.global_step, *val_loss);
     }
-    if (s.global_step % c.log_every_n_steps == 0 || val_loss || s.global_step == c.max_steps) {
+    if (is_rank0() && (s.global_step % c.log_every_n_steps == 0 || val_loss || s.global_step == c.max_steps)) {
       StepMetrics sm;
       sm.global_step = s.global_step;
       sm.consumed_samples = s.consumed_samples;
@@ -236,38 +396,41 @@ TrainResult Trainer::fit() {
       bar.clear();
       std::fprintf(out_, "%s\n", format_step_line(sm).c_str());
       std::fflush(out_);
-      csv.write(sm);
-      tb.add_scalar("reduced_train_loss", loss, s.global_step);
-      tb.add_scalar("lr", lr, s.global_step);
-      tb.add_scalar("global_step", static_cast<double>(s.global_step), s.global_step);
-      tb.add_scalar("consumed_samples", static_cast<double>(s.consumed_samples), s.global_step);
-      tb.add_scalar("train_step_timing", step_seconds, s.global_step);
-      tb.add_scalar("train_step_timing in s", step_seconds, s.global_step);
-      tb.add_scalar("tokens_per_second", sm.tokens_per_second, s.global_step);
-      tb.add_scalar("tflops_per_device", sm.tflops_per_device, s.global_step);
-      tb.add_scalar("grad_norm", step.grad_norm, s.global_step);
-      if (sm.loss_scale) tb.add_scalar("loss_scale", *sm.loss_scale, s.global_step);
-      if (val_loss) tb.add_scalar("val_loss", *val_loss, s.global_step);
-      tb.flush();
+      csv->write(sm);
+      tb->add_scalar("reduced_train_loss", loss, s.global_step);
+      tb->add_scalar("lr", lr, s.global_step);
+      tb->add_scalar("global_step", static_cast<double>(s.global_step), s.global_step);
+      tb->add_scalar("consumed_samples", static_cast<double>(s.consumed_samples), s.global_step);
+      tb->add_scalar("train_step_timing", step_seconds, s.global_step);
+      tb->add_scalar("train_step_timing in s", step_seconds, s.global_step);
+      tb->add_scalar("tokens_per_second", sm.tokens_per_second, s.global_step);
+      tb->add_scalar("tflops_per_device", sm.tflops_per_device, s.global_step);
+      tb->add_scalar("grad_norm", step.grad_norm, s.global_step);
+      if (sm.loss_scale) tb->add_scalar("loss_scale", *sm.loss_scale, s.global_step);
+      if (val_loss) tb->add_scalar("val_loss", *val_loss, s.global_step);
+      tb->flush();
     }
     bar.update(s.global_step, loss, step_seconds);
     if (validate_now) save(s, val_loss, result);
     if (on_step_) on_step_(s.global_step);
 
-    if (stop_flag_ != nullptr && stop_flag_->load() != 0) {
+    // Every rank must stop at the same step: the decisions are combined over the world.
+    if (any_rank(stop_flag_ != nullptr && stop_flag_->load() != 0)) {
       result.reason = StopReason::kStopRequested;
       break;
     }
     if (c.max_time_seconds > 0.0 &&
-        std::chrono::duration<double>(Clock::now() - fit_start).count() >= c.max_time_seconds) {
+        any_rank(std::chrono::duration<double>(Clock::now() - fit_start).count() >= c.max_time_seconds)) {
       result.reason = StopReason::kMaxTime;
       break;
     }
   }
   bar.finish();
   if (result.reason != StopReason::kMaxSteps || s.last_saved_step != s.global_step) {
-    if (result.reason == StopReason::kStopRequested) log_.info("stop requested: saving a checkpoint at step {}", s.global_step);
-    if (result.reason == StopReason::kMaxTime) log_.info("trainer.max_time reached: saving a checkpoint at step {}", s.global_step);
+    if (result.reason == StopReason::kStopRequested && is_rank0())
+      log_.info("stop requested: saving a checkpoint at step {}", s.global_step);
+    if (result.reason == StopReason::kMaxTime && is_rank0())
+      log_.info("trainer.max_time reached: saving a checkpoint at step {}", s.global_step);
     save(s, std::nullopt, result);
   }
   result.global_step = s.global_step;

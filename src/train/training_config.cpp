@@ -35,6 +35,24 @@ void TrainingConfig::validate() const {
         "model.global_batch_size: {} is not divisible by model.micro_batch_size {} x data-parallel size {} (= {}); "
         "use a multiple of {}",
         global_batch_size, micro_batch_size, data_parallel_size(), per_step, per_step));
+  const int vp = virtual_pipeline_model_parallel_size;
+  if (vp < 1)
+    throw ConfigError(fmt::format("model.virtual_pipeline_model_parallel_size: must be >= 1 (or null), got {}", vp));
+  if (vp > 1 && pipeline_model_parallel_size < 2)
+    throw ConfigError("model.virtual_pipeline_model_parallel_size: the interleaved schedule needs "
+                      "model.pipeline_model_parallel_size >= 2");
+  if (vp > 1 && num_micro_batches() % pipeline_model_parallel_size != 0)
+    throw ConfigError(fmt::format(
+        "model.virtual_pipeline_model_parallel_size: the interleaved schedule needs the micro-batches per step ({} = "
+        "global_batch_size / (micro_batch_size x data-parallel size)) to be a multiple of "
+        "model.pipeline_model_parallel_size ({})",
+        num_micro_batches(), pipeline_model_parallel_size));
+  if (sequence_parallel && tensor_model_parallel_size > 1 && model.seq_length % tensor_model_parallel_size != 0)
+    throw ConfigError(fmt::format("model.sequence_parallel: encoder_seq_length {} is not divisible by "
+                                  "model.tensor_model_parallel_size {}",
+                                  model.seq_length, tensor_model_parallel_size));
+  if (grad_bucket_mb <= 0.0)
+    throw ConfigError(fmt::format("model.grad_allreduce_chunk_size_mb: must be positive, got {}", grad_bucket_mb));
   if (max_steps <= 0) throw ConfigError(fmt::format("trainer.max_steps: must be positive, got {}", max_steps));
   if (val_check_interval < 0)
     throw ConfigError(fmt::format("trainer.val_check_interval: must be >= 0, got {}", val_check_interval));

@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -51,20 +53,33 @@ std::string run(const std::string& cmd, int* rc) {
 
 struct Result {
   std::string name;
-  double seconds = 0;
+  double seconds = 0;      // wall
   std::uint64_t tokens = 0;
   std::uint64_t bytes = 0;
+  double cpu_seconds = 0;  // CPU time of the encoding threads (0: unknown)
 };
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Wall-clock rates, and the rate per CPU-second (robust when other jobs share the machine); the
+// ratios against js-tiktoken are taken on both.
 void print(const Result& r, const Result* ref) {
   const double mbs = static_cast<double>(r.bytes) / r.seconds / 1e6;
+  const double mb_cpu = r.cpu_seconds > 0 ? static_cast<double>(r.bytes) / r.cpu_seconds / 1e6 : 0.0;
   std::string ratio;
   if (ref && ref->seconds > 0 && ref->bytes > 0) {
     const double ref_mbs = static_cast<double>(ref->bytes) / ref->seconds / 1e6;
-    ratio = fmt::format("  {:6.1f}x js-tiktoken", mbs / ref_mbs);
+    ratio = fmt::format("  {:6.1f}x", mbs / ref_mbs);
+    if (mb_cpu > 0 && ref->cpu_seconds > 0) {
+      ratio += fmt::format(" {:6.1f}x", mb_cpu / (static_cast<double>(ref->bytes) / ref->cpu_seconds / 1e6));
+    }
   }
-  std::cout << fmt::format("  {:<38} {:8.2f} MB/s {:10.2f} M tokens/s  ({} tokens, {:.3f} s){}\n", r.name, mbs,
-                           static_cast<double>(r.tokens) / r.seconds / 1e6, r.tokens, r.seconds, ratio);
+  std::cout << fmt::format("  {:<36} {:8.2f} {:8.2f} {:9.2f} {:8.2f}{}\n", r.name, mbs,
+                           static_cast<double>(r.tokens) / r.seconds / 1e6, r.cpu_seconds, mb_cpu, ratio);
 }
 
 // Python peers: {"tokens":..., "seconds":...} or nothing when the module is absent.
@@ -124,37 +139,32 @@ int main(int argc, char** argv) {
     {
       auto enc = tok.make_encoder();
       std::vector<std::int32_t> ids;
-      Result cold{"bignlp, 1 thread, cold cache (1 pass)"};
-      auto t0 = Clock::now();
+      Result cold{"bignlp, 1 thread, 1 pass, cold cache"};
+      const auto t0 = Clock::now();
+      const double c0 = thread_cpu_seconds();
       for (auto p : pieces) {
         ids.clear();
         enc->encode(p, ids);
         cold.tokens += ids.size();
       }
       cold.seconds = seconds_since(t0);
+      cold.cpu_seconds = thread_cpu_seconds() - c0;
       cold.bytes = text.size();
-      Result warm{"bignlp, 1 thread"};
-      t0 = Clock::now();
-      for (int r = 0; r < repeats; ++r) {
-        for (auto p : pieces) {
-          ids.clear();
-          enc->encode(p, ids);
-          warm.tokens += ids.size();
-        }
-      }
-      warm.seconds = seconds_since(t0);
-      warm.bytes = bytes;
       results.push_back(cold);
-      results.push_back(warm);
     }
-    {
-      Result par{fmt::format("bignlp, {} threads", threads)};
+    // The corpus `repeats` times over `n` threads, one fresh encoder (word cache) per thread. Also
+    // the CPU time the threads used: MB per CPU-second stays flat when scaling is linear, even on a
+    // machine that other jobs share.
+    double cpu_seconds_1 = 0;
+    for (const int n : {1, threads}) {
+      Result par{fmt::format("bignlp, {} thread{}", n, n > 1 ? "s" : "")};
       std::atomic<std::uint64_t> tokens{0};
       std::atomic<std::size_t> next{0};
+      std::atomic<std::int64_t> cpu_ns{0};
       const std::size_t total = pieces.size() * static_cast<std::size_t>(repeats);
       const auto t0 = Clock::now();
       std::vector<std::thread> pool;
-      for (int t = 0; t < threads; ++t) {
+      for (int t = 0; t < n; ++t) {
         pool.emplace_back([&] {
           auto enc = tok.make_encoder();
           std::vector<std::int32_t> ids;
@@ -165,13 +175,18 @@ int main(int argc, char** argv) {
             mine += ids.size();
           }
           tokens += mine;
+          cpu_ns += static_cast<std::int64_t>(thread_cpu_seconds() * 1e9);
         });
       }
       for (auto& t : pool) t.join();
       par.seconds = seconds_since(t0);
       par.tokens = tokens.load();
       par.bytes = bytes;
+      par.cpu_seconds = static_cast<double>(cpu_ns.load()) / 1e9;
+      if (n == 1) cpu_seconds_1 = par.cpu_seconds;
+      else par.name += fmt::format(" (CPU efficiency {:.0f}%)", 100.0 * cpu_seconds_1 / par.cpu_seconds);
       results.push_back(par);
+      if (threads == 1) break;
     }
     std::optional<Result> js;
     const fs::path peer = fs::path(BIGNLP_SOURCE_DIR) / "tools/peers/tiktoken_encode.js";
@@ -180,7 +195,8 @@ int main(int argc, char** argv) {
       const std::string out = run("node " + peer.string() + " bench " + corpus.string() + " " + std::to_string(repeats), &rc);
       if (rc == 0) {
         const auto j = nlohmann::json::parse(out);
-        js = Result{"js-tiktoken (node, 1 thread)", j["seconds"].get<double>(), j["tokens"].get<std::uint64_t>(), bytes};
+        js = Result{"js-tiktoken (node, 1 thread)", j["seconds"].get<double>(), j["tokens"].get<std::uint64_t>(), bytes,
+                    j["cpu_seconds"].get<double>()};
       }
     }
     const std::string py_common =
@@ -192,12 +208,14 @@ int main(int argc, char** argv) {
                                             "t=time.time()\nn=0\nfor r in range(rep):\n for p in pieces: n+=len(enc.encode_ordinary(p))\n"
                                             "print(json.dumps({'tokens':n,'seconds':time.time()-t}))\n",
                                 corpus, repeats, bytes);
-    std::cout << "GPT-2 BPE encoding:\n";
+    std::cout << "GPT-2 BPE encoding:            wall: MB/s  Mtok/s    CPU-s  MB/CPU-s  vs js-tiktoken: wall  CPU\n";
     for (const auto& r : results) print(r, js ? &*js : nullptr);
     if (js) {
       print(*js, &*js);
       if (js->tokens != results[1].tokens) {
         std::cout << fmt::format("  WARNING: token counts differ: bignlp {} vs js-tiktoken {}\n", results[1].tokens, js->tokens);
+      } else {
+        std::cout << fmt::format("  (same token count as js-tiktoken: {})\n", js->tokens);
       }
     } else {
       std::cout << "  js-tiktoken: not installed (scripts/fetch_demo_data.sh --peers)\n";

@@ -3,8 +3,9 @@
 // scripts/fetch_demo_data.sh --peers).
 //   node tiktoken_encode.js encode < texts.json     -> JSON list of id lists (literal
 //                                                       "<|endoftext|>" is plain text)
-//   node tiktoken_encode.js bench FILE REPEATS        -> JSON {tokens, seconds} for encoding FILE
-//                                                       REPEATS times in line-aligned ~100 kB chunks
+//   node tiktoken_encode.js bench FILE REPEATS        -> JSON {tokens, seconds, cpu_seconds} for
+//                                                       encoding FILE REPEATS times in line-aligned
+//                                                       ~100 kB chunks
 'use strict';
 const path = require('path');
 const fs = require('fs');
@@ -28,9 +29,12 @@ if (mode === 'encode') {
   enc.encode(chunks[0], [], []);  // warm up
   let tokens = 0;
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   for (let r = 0; r < repeats; ++r) for (const c of chunks) tokens += enc.encode(c, [], []).length;
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  process.stdout.write(JSON.stringify({ tokens, seconds, bytes: Buffer.byteLength(text) * repeats }));
+  const cpu = process.cpuUsage(c0);
+  const cpu_seconds = (cpu.user + cpu.system) / 1e6;
+  process.stdout.write(JSON.stringify({ tokens, seconds, cpu_seconds, bytes: Buffer.byteLength(text) * repeats }));
 } else {
   process.stderr.write('usage: tiktoken_encode.js encode|bench ...\n');
   process.exit(2);

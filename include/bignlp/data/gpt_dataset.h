@@ -18,7 +18,9 @@
 //   <prefix>_<name>_indexmap_<num_samples>ns_<seq_length>sl_<seed>s_{doc,sample,shuffle}_idx.npy
 // next to the data (or in index_mapping_dir, under the data file's base name), byte-compatible with
 // Megatron's, and memory-mapped when present. Building is single-threaded and deterministic; cache
-// writes are atomic, so ranks racing to build the same files is harmless.
+// writes are atomic, so ranks racing to build the same files is harmless. Cached files that do not
+// fit the data (the dataset was re-preprocessed: other documents or token counts) are rebuilt with
+// a warning, where Megatron would silently use them.
 // Deliberate difference: a split holding less than one sample per epoch runs over as many epochs as
 // needed (no separate last epoch) where Megatron stops on an assertion.
 // Not handled: NeMo's drop_last=False (a final short sample padded with -1).
@@ -93,6 +95,8 @@ class GptDataset final : public SampleDataset {
  private:
   template <typename Out>
   void read_impl(std::int64_t i, std::span<Out> out) const;
+  // Maps the opened cache files; returns why they do not fit the data ("" when they do).
+  std::string check_cache(std::int64_t doc_begin, std::int64_t doc_end, const GptDatasetOptions& options);
 
   std::shared_ptr<const IndexedDataset> data_;
   std::int64_t sample_length_ = 0;

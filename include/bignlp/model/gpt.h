@@ -11,16 +11,34 @@
 // config.activations_checkpoint (full: uniform chunks or the first k layers recomputed from their
 // input; selective: core attention recomputed). Dropout masks are functions of (seed, offset
 // stream, element), the stream of micro-batch k of step s being dropout_offset(s, k, M) + site.
-// Not handled: reset_attention_mask (causal attention only), pipeline stages (one model = all layers).
+// Not handled: reset_attention_mask (causal attention only).
+//
+// Parallelism (a ParallelContext; the default is one rank and changes nothing):
+// - tensor parallel: the word embedding is vocab-parallel (rows [r*Vp/t, (r+1)*Vp/t)), the logits
+//   are column-parallel over the same shard and the loss is the vocab-parallel cross entropy; the
+//   layers split heads and FFN columns (transformer_layer.h). With sequence parallelism the
+//   embedding output is split along the sequence after its all-reduce, and the final LayerNorm
+//   output is gathered again by the logits layer.
+// - pipeline parallel: the model holds the layers of its stage only (parallel::StagePlan, with
+//   virtual chunks for the interleaved schedule); stage 0 chunk 0 owns the embeddings, the last
+//   chunk of the last stage the final LayerNorm, the output layer and the loss. The last stage
+//   keeps its own copy of the tied word embedding ("model.word_embeddings.weight", zero-initialised
+//   and made equal to the first stage's by an all-reduce over the embedding group, as Megatron
+//   does); their gradients are all-reduced over that group every step (reduce_model_parallel_grads).
+//   forward_chunk/backward_chunk run one chunk of one micro-batch, taking the activation from the
+//   previous stage and giving the one for the next (parallel::PipelineExecutor drives them).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "bignlp/model/gpt_config.h"
 #include "bignlp/model/parameters.h"
 #include "bignlp/model/transformer_layer.h"
+#include "bignlp/parallel/parallel_context.h"
+#include "bignlp/parallel/stage_plan.h"
 
 namespace bignlp::model {
 
@@ -45,13 +63,15 @@ std::uint64_t dropout_offset(std::int64_t step, std::int64_t micro, std::int64_t
 /// Everything one micro-batch's forward pass keeps for its backward pass.
 struct GptActivations {
   LayerPass pass;
+  int chunk = 0;                   ///< the model chunk these activations belong to
   Buffer ids, positions, targets;  // (N) int32, sequence-first
   std::vector<float> loss_mask;    // (N) host, sequence-first
   double mask_sum = 0.0;
-  std::vector<Buffer> inputs;      // L+1 entries, (N, C): layer inputs, inputs[L] = last output
+  std::vector<Buffer> inputs;      // L+1 entries (L: the chunk's layers), (N, C) or (N/t, C) under
+                                   // sequence parallelism: layer inputs, inputs[L] = last output
   std::vector<TransformerLayerActivations> layers;
   Buffer final_out, final_mean, final_rstd;
-  Buffer logits;                   // (T, B, Vp) compute dtype
+  Buffer logits;                   // (T, B, Vp/t) compute dtype
   Buffer losses, lse;              // (N) fp32
   std::vector<float> token_losses; // (N) host, sequence-first
   float loss = 0.0f;               ///< the micro-batch loss (token mean under loss_mask)
@@ -63,11 +83,17 @@ struct GptScores {
   std::vector<std::int32_t> argmax;  ///< most likely next token over the real vocabulary [0, V)
 };
 
+/// Called with each parameter whose gradient a backward pass has just completed (see
+/// GptModel::set_grad_ready_hook).
+using GradReadyHook = std::function<void(Parameter&)>;
+
 class GptModel {
  public:
   /// Builds the layers and allocates the parameters on ctx.device (ctx.allocator required; the
-  /// model keeps a copy of ctx and uses its allocator for activations).
-  GptModel(const GptConfig& config, const ops::OpContext& ctx);
+  /// model keeps a copy of ctx and uses its allocator for activations). `parallel` says which
+  /// shard of the model this rank holds (see the file comment); its communicators must outlive
+  /// the model.
+  GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
   GptModel(const GptModel&) = delete;
   GptModel& operator=(const GptModel&) = delete;
 
@@ -76,14 +102,50 @@ class GptModel {
   const ops::OpContext& context() const { return ctx_; }
 
   /// Megatron initialisation (normal init_method_std, scaled output projections, LN 1/0, biases 0)
-  /// from the Philox streams of `seed` (see ParameterStore::initialize).
+  /// from the Philox streams of `seed` (see ParameterStore::initialize). Shards hold exactly their
+  /// part of the one-rank weights. With pipeline stages this is a collective of the embedding group.
   void initialize(std::uint64_t seed);
 
-  /// Forward pass of one micro-batch. training: dropout on and activations kept for backward().
+  /// Forward pass of one micro-batch through the whole model (one pipeline stage only).
+  /// training: dropout on and activations kept for backward().
   std::unique_ptr<GptActivations> forward(const GptBatch& batch, const DropoutRng& rng, bool training);
   /// Backward pass: parameter gradients += d(loss * grad_scale)/dparams (grad_scale = loss scale / M).
   /// Consumes (releases) the activations.
   void backward(GptActivations& acts, float grad_scale);
+
+  /// Forward of model chunk `chunk` of this stage. `input` (T, B, C) (or (T/t, B, C) under
+  /// sequence parallelism) is the previous stage's activation, empty when the chunk holds the
+  /// embedding (the batch's tokens are read instead); `output` receives the activation for the
+  /// next stage, empty when the chunk holds the head (the loss is computed; labels required).
+  std::unique_ptr<GptActivations> forward_chunk(int chunk, const GptBatch& batch, const DropoutRng& rng, bool training,
+                                                const TensorView& input, const TensorView& output);
+  /// Backward of a chunk: `output_grad` is the next stage's gradient (empty on the head chunk,
+  /// where the loss scaled by grad_scale starts it); `input_grad` receives the gradient for the
+  /// previous stage (empty on the embedding chunk).
+  void backward_chunk(GptActivations& acts, float grad_scale, const TensorView& output_grad,
+                      const TensorView& input_grad);
+
+  /// Completes the gradients inside one model replica before data-parallel reduction: sums the
+  /// sequence-parallel (LayerNorm) gradients over TP ranks and the tied word-embedding gradients
+  /// over the embedding group (first and last stage). Collective over those groups; no-op on one rank.
+  void reduce_model_parallel_grads();
+
+  /// Reports each parameter whose gradient a backward pass completes, as it completes (while the
+  /// hook is set): the trainer starts data-parallel reductions of the last micro-batch from it.
+  void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
+  /// True for the parameters reduce_model_parallel_grads() sums (sequence-parallel LayerNorms, the
+  /// tied word embedding when there are pipeline stages): data-parallel reduction must wait for it.
+  bool needs_model_parallel_reduction(const Parameter& p) const {
+    return p.sequence_parallel ||
+           (parallel_.pp_size() > 1 && (&p == word_embeddings_ || &p == output_weights_));
+  }
+
+  const parallel::ParallelContext& parallel_context() const { return parallel_; }
+  const parallel::StagePlan& stage_plan() const { return plan_; }
+  /// Number of model chunks on this stage (virtual pipeline size).
+  int num_chunks() const { return plan_.num_chunks(); }
+  /// Shape of the activation passed between stages for micro-batches of (B, T).
+  Shape boundary_shape(std::int64_t batch, std::int64_t seq) const;
   /// forward + backward; returns the micro-batch loss.
   float train_micro_batch(const GptBatch& batch, const DropoutRng& rng, float grad_scale);
   /// Loss without dropout and without keeping activations (validation).
@@ -95,20 +157,37 @@ class GptModel {
   std::vector<float> logits_to_host(const GptActivations& acts) const;
 
  private:
+  // Activation checkpointing decisions take the layer's index within its chunk (Megatron applies
+  // the plan per stage and per virtual chunk) and the chunk's layer count.
   bool layer_fully_checkpointed(int l) const;
   int chunk_start(int l) const;
-  int chunk_end(int l) const;
+  int chunk_end(int l, int count) const;
   bool layer_selective(int l) const;
   void embed(GptActivations& a, const GptBatch& batch, bool training);
+  void prepare_targets(GptActivations& a, const GptBatch& batch);
+  /// The full-vocabulary logits (N, Vp) gathered over TP ranks; empty on one rank.
+  Buffer gather_logits(const GptActivations& a) const;
   void head(GptActivations& a);
+  void notify(Parameter* p) {
+    if (grad_ready_ && p != nullptr) grad_ready_(*p);
+  }
+  bool has_embedding(int chunk) const { return plan_.has_embedding(parallel_.pp_rank(), chunk); }
+  bool has_head(int chunk) const { return plan_.has_head(parallel_.pp_rank(), chunk); }
+  std::int64_t local_rows(std::int64_t rows) const;
+  std::uint64_t local_first_element(std::int64_t rows) const;
 
   GptConfig config_;
   ops::OpContext ctx_;
+  parallel::ParallelContext parallel_;
+  parallel::StagePlan plan_;
   ParameterStore store_;
-  Parameter* word_embeddings_ = nullptr;      // (Vp, C)
-  Parameter* position_embeddings_ = nullptr;  // (P, C)
-  std::vector<TransformerLayer> layers_;
+  Parameter* word_embeddings_ = nullptr;      // (Vp/t, C), stage 0
+  Parameter* position_embeddings_ = nullptr;  // (P, C), stage 0
+  Parameter* output_weights_ = nullptr;       // (Vp/t, C): word_embeddings_, or the last stage's tied copy
+  std::vector<TransformerLayer> layers_;      // this stage's layers, chunk by chunk
+  std::vector<std::vector<int>> chunk_layers_;  // chunk -> indices into layers_
   std::unique_ptr<LayerNorm> final_layernorm_;
+  GradReadyHook grad_ready_;
 };
 
 }  // namespace bignlp::model

@@ -1,15 +1,19 @@
 // Linear: y = x W^T + b with W (out, in) (torch/Megatron layout), on rows of an (N, in) matrix.
 //
-// Registers its weight and bias in a ParameterStore. The partition kind records how tensor
-// parallelism splits it (column: the output dim, row: the input dim) so the parallel layers and
-// checkpoint resharding know; on one rank it changes nothing. Weight and bias gradients accumulate
-// in fp32 (GEMM with fp32 output and beta 1: gradient-accumulation fusion).
+// Registers its weight and bias in a ParameterStore. The partition kind says how tensor
+// parallelism splits it (column: the output dim, row: the input dim); with a TP communicator in the
+// spec the layer holds only its shard and runs as parallel::ColumnParallelLinear /
+// RowParallelLinear (with sequence parallelism when asked); without one it is the plain layer
+// (the parallel layers at one rank are exactly that). Weight and bias gradients accumulate in fp32
+// (GEMM with fp32 output and beta 1: gradient-accumulation fusion).
 #pragma once
 
 #include <string>
 
+#include "bignlp/comm/communicator.h"
 #include "bignlp/model/parameters.h"
 #include "bignlp/ops/ops.h"
+#include "bignlp/parallel/linear_weights.h"
 
 namespace bignlp::model {
 
@@ -22,29 +26,43 @@ struct LinearSpec {
   float init_std = 0.02f;
   bool bias = true;
   LinearPartition partition = LinearPartition::kNone;
+  /// Tensor-parallel communicator (null: one rank). in/out above are the full sizes; the layer
+  /// keeps out/t rows (column) or in/t columns (row).
+  comm::Communicator* tp = nullptr;
+  bool sequence_parallel = false;  ///< column: input rows gathered; row: output reduce-scattered
+  bool async_allreduce = false;    ///< column: input-gradient all-reduce overlapped with the weight gradient
 };
 
 class Linear {
  public:
   Linear(ParameterStore& store, const LinearSpec& spec);
 
-  /// y (N, out) = x (N, in) W^T + b.
+  /// y (N, out) = x (N, in) W^T + b (shard shapes under TP; x has N/t rows for a column layer
+  /// and y N/t rows for a row layer under sequence parallelism).
   void forward(const ops::OpContext& ctx, const TensorView& x, const TensorView& y) const;
   /// dW += dy^T x, db += colsum(dy) (fp32); dx (N, in) = dy W when dx is given (written).
   void backward(const ops::OpContext& ctx, const TensorView& x, const TensorView& dy, const TensorView& dx) const;
 
   Parameter& weight() const { return *weight_; }
   Parameter* bias() const { return bias_; }
+  /// Views of this layer's shard for the parallel layers.
+  parallel::LinearWeights weights() const;
 
  private:
   Parameter* weight_ = nullptr;
   Parameter* bias_ = nullptr;
+  LinearPartition partition_ = LinearPartition::kNone;
+  comm::Communicator* tp_ = nullptr;
+  bool sequence_parallel_ = false;
+  bool async_allreduce_ = false;
 };
 
 /// LayerNorm over the last dimension with weight (C) and bias (C), fp32 statistics.
 class LayerNorm {
  public:
-  LayerNorm(ParameterStore& store, const std::string& name, std::int64_t channels, float eps);
+  /// sequence_parallel: the layer sees a sequence slice, its gradients are partial sums over TP.
+  LayerNorm(ParameterStore& store, const std::string& name, std::int64_t channels, float eps,
+            bool sequence_parallel = false);
 
   /// y (N, C) = LN(x); mean, rstd (N) fp32 for the backward (may be empty).
   void forward(const ops::OpContext& ctx, const TensorView& x, const TensorView& y, const TensorView& mean,

@@ -37,12 +37,20 @@ struct Parameter {
   int partition_dim = -1;    ///< tensor-parallel split dimension (0 column/vocab, 1 row), -1 replicated
   int tp_rank = 0;           ///< which shard this rank holds (with partition_dim >= 0)
   int tp_size = 1;
+  /// The gradient is a partial sum over TP ranks (LayerNorm under sequence parallelism: each rank
+  /// sees only its sequence slice) and is all-reduced over TP before the optimizer.
+  bool sequence_parallel = false;
+  /// A duplicate of a parameter held elsewhere (the last pipeline stage's copy of the tied word
+  /// embedding): kept equal by an all-reduce of its gradient, not counted in the gradient norm.
+  bool shared = false;
   std::int64_t offset = 0;   ///< element offset in the flat buffers
   TensorView value;          ///< (shape) compute dtype
   TensorView master;         ///< (shape) fp32
   TensorView grad;           ///< (shape) fp32
 
   std::int64_t numel() const { return shape.numel(); }
+  /// Split over tensor-parallel ranks (each rank holds a different shard).
+  bool tensor_parallel() const { return partition_dim >= 0 && tp_size > 1; }
 };
 
 class ParameterStore {

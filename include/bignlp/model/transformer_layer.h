@@ -8,10 +8,16 @@
 // recomputation (activation checkpointing) reproduces every mask.
 // The layer keeps no per-batch state: activations live in TransformerLayerActivations, one per
 // in-flight micro-batch (pipeline schedules keep several).
+// Tensor parallelism (ParallelContext with a TP communicator, t ranks): QKV and fc1 are
+// column-parallel, dense and fc2 row-parallel, attention runs NH/t heads (head_offset keeps its
+// dropout masks those of the full model). With sequence parallelism the residual stream, the
+// LayerNorms and the hidden dropouts work on this rank's sequence slice: x_in/x_out are (N/t, C)
+// and dropout element indices start at the slice's first row, so masks match one rank's.
 #pragma once
 
 #include "bignlp/model/gpt_config.h"
 #include "bignlp/model/linear.h"
+#include "bignlp/parallel/parallel_context.h"
 
 namespace bignlp::model {
 
@@ -46,9 +52,11 @@ struct LayerPass {
 class TransformerLayer {
  public:
   /// layer_index: 0-based global index (Megatron layer_number - 1).
-  TransformerLayer(const GptConfig& config, ParameterStore& store, int layer_index);
+  TransformerLayer(const GptConfig& config, ParameterStore& store, int layer_index,
+                   const parallel::ParallelContext& parallel = {});
 
-  /// x_out (N, C) = block(x_in (N, C)); keeps what `storage` says in `acts`. ctx.allocator required.
+  /// x_out (N, C) = block(x_in (N, C)) ((N/t, C) each under sequence parallelism); keeps what
+  /// `storage` says in `acts`. ctx.allocator required.
   void forward(const ops::OpContext& ctx, const LayerPass& pass, const TensorView& x_in, const TensorView& x_out,
                TransformerLayerActivations& acts, ActivationStorage storage) const;
   /// dx (N, C): on entry the gradient of x_out, on return the gradient of x_in. Parameter
@@ -62,13 +70,22 @@ class TransformerLayer {
   const Linear& dense() const { return dense_; }
   const Linear& fc1() const { return fc1_; }
   const Linear& fc2() const { return fc2_; }
+  Parameter& ln1_weight() const { return ln1_.weight(); }
+  Parameter& ln1_bias() const { return ln1_.bias(); }
+  Parameter& ln2_weight() const { return ln2_.weight(); }
+  Parameter& ln2_bias() const { return ln2_.bias(); }
 
  private:
   ops::AttentionParams attention_params(const LayerPass& pass) const;
   ops::DropoutParams hidden_dropout(const LayerPass& pass, int site) const;
+  /// Rows of the residual stream on this rank: N, or N/t with sequence parallelism.
+  std::int64_t local_rows(const LayerPass& pass) const;
 
   const GptConfig* config_;
   int layer_index_;
+  parallel::ParallelContext parallel_;
+  int tp_size_ = 1;
+  std::int64_t local_heads_ = 0;  // NH/t
   LayerNorm ln1_;
   Linear qkv_;
   Linear dense_;

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "bignlp/ops/context.h"
 #include "bignlp/tensor/tensor.h"
@@ -46,6 +47,22 @@ void gemm(const OpContext& ctx, const TensorView& a, const TensorView& b, const 
 
 /// dbias (C) fp32 += sum over rows of dy (N, C) of dtype A.
 void bias_backward(const OpContext& ctx, const TensorView& dy, const TensorView& dbias);
+
+/// Linear layer + tanh GeLU in one pass (the MLP's first projection): with v = op(a) @ op(b) + bias
+/// in fp32, pre = v (the GeLU input the backward needs) and c = gelu_tanh(v), each rounded once to
+/// its dtype (c is computed from v, not from the rounded pre). a, b as in gemm; c, pre (M, N) of
+/// a's dtype, contiguous; bias (N) of a's dtype or fp32, or empty; params.beta must be 0. On CUDA
+/// one cuBLASLt call with the GELU_AUX_BIAS epilogue (unfused kernels where cuBLASLt has none).
+void gemm_bias_gelu(const OpContext& ctx, const TensorView& a, const TensorView& b, const TensorView& c,
+                    const TensorView& pre, const GemmParams& params, const TensorView& bias = {});
+
+/// The backward of that GeLU fused into the GEMM producing its output gradient:
+/// c = (op(a) @ op(b)) * gelu_tanh'(pre), with pre from gemm_bias_gelu, and dbias (N) fp32 += the
+/// column sums of c (the bias gradient of the layer whose pre-activation pre is; empty: skipped).
+/// c, pre (M, N) of a's dtype, contiguous; params.beta must be 0. On CUDA one cuBLASLt call with the
+/// DGELU_BGRAD epilogue (unfused kernels where cuBLASLt has none).
+void gemm_dgelu(const OpContext& ctx, const TensorView& a, const TensorView& b, const TensorView& c,
+                const TensorView& pre, const GemmParams& params, const TensorView& dbias = {});
 
 // ---------------------------------------------------------------------------------------------
 // Embedding
@@ -169,6 +186,18 @@ struct AdamWParams {
 void adamw_step(const OpContext& ctx, const TensorView& param, const TensorView& grad, const TensorView& exp_avg,
                 const TensorView& exp_avg_sq, const AdamWParams& params, const TensorView& model_param = {});
 
+/// One group of tensors of a multi-tensor Adam(W) step.
+struct AdamWTensors {
+  TensorView param, grad, exp_avg, exp_avg_sq;  ///< fp32, equal numel, contiguous
+  TensorView model_param;                       ///< A or empty, as in adamw_step
+  float weight_decay = 0.0f;                    ///< this group's decay (replaces params.weight_decay)
+};
+
+/// adamw_step over every group with its own weight decay: the optimizer step over a parameter list
+/// (decay and no-decay groups). The result equals one adamw_step per group; on CUDA it is a single
+/// launch for the whole list.
+void adamw_step_multi(const OpContext& ctx, std::span<const AdamWTensors> groups, const AdamWParams& params);
+
 // ---------------------------------------------------------------------------------------------
 // Elementwise and utilities (contiguous tensors unless stated)
 
@@ -185,5 +214,12 @@ void scale(const OpContext& ctx, const TensorView& x, float factor);
 /// Partial sums over fixed 4096-element chunks in fp64, added in order: deterministic. Inf/NaN in x
 /// propagate (the fp16 overflow check uses this).
 void sum_squares(const OpContext& ctx, const TensorView& x, const TensorView& out, bool accumulate = false);
+
+/// out (1-element fp32) = (or += with accumulate) the sum of x^2 over every tensor of xs (float
+/// dtypes, contiguous): the squared global norm for gradient clipping. Fixed 4096-element chunks per
+/// tensor in fp64, added in list order (deterministic); equal to sum_squares per tensor with
+/// accumulate up to the fp32 rounding of the running total. On CUDA two launches for the whole list.
+void sum_squares_multi(const OpContext& ctx, std::span<const TensorView> xs, const TensorView& out,
+                       bool accumulate = false);
 
 }  // namespace bignlp::ops

@@ -2,7 +2,8 @@
 //
 // An interface so each device can bring its own policy: CpuAllocator (aligned heap memory, with a
 // size-keyed free list so the per-step activation buffers of a training loop do not page-fault
-// every step) here, a caching allocator on CUDA (stream-ordered) in the CUDA backend. Allocators are
+// every step) here, CachingAllocator (caching_allocator.h) over cudaMalloc on CUDA
+// (cuda_allocator.h). Allocators are
 // created by the program and passed in; there is no process-wide default instance. Thread-safe.
 #pragma once
 
@@ -22,6 +23,9 @@ struct AllocatorStats {
   std::size_t peak_in_use = 0;  ///< maximum of in_use since creation or reset_peak()
   std::size_t cached = 0;       ///< returned but kept for reuse
   std::uint64_t allocations = 0;
+  std::size_t reserved = 0;     ///< held from the system (in use + cached)
+  std::size_t peak_reserved = 0;  ///< maximum of reserved since creation or reset_peak()
+  std::uint64_t system_allocations = 0;  ///< calls of the system allocator (aligned_alloc, cudaMalloc)
 };
 
 class Allocator {

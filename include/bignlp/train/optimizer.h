@@ -6,16 +6,27 @@
 // Names (model.optim.name): fused_adam, distributed_fused_adam, adamw (decoupled weight decay,
 // apex FusedAdam adam_w_mode) and adam (torch.optim.Adam: L2 added to the gradient). Weight decay
 // applies to parameters with Parameter::weight_decay (not biases, not LayerNorm). The moments are
-// flat fp32 buffers laid out like the parameters (a data-parallel optimizer can shard them).
-// Not handled here: sharding the state over data-parallel ranks (distributed_fused_adam runs as
-// fused_adam on one rank).
+// flat fp32 buffers laid out like the parameters.
+//
+// Parallel ranks (a ParallelContext): the gradient norm counts each parameter once per model
+// replica (tensor-parallel shards on every TP rank, replicated parameters on TP rank 0 only, the
+// last stage's tied-embedding copy not at all) and sums the squares over the model-parallel group
+// (TP x PP), as Megatron's clip_grad_norm does. The distributed optimizer (a GradBuckets in
+// reduce-scatter mode, model.optim.name distributed_fused_adam with data parallelism) keeps the
+// moments only for the elements this DP rank owns (its shard of every gradient bucket), updates
+// the fp32 master weights of those elements, and all-gathers the updated compute-dtype weights;
+// its squared norm is summed over the DP group too. Outside its shards the master copy of a
+// 16-bit run is stale (checkpoints gather what they need, see gather_moments / gather_master).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bignlp/model/parameters.h"
 #include "bignlp/ops/ops.h"
+#include "bignlp/parallel/grad_buckets.h"
+#include "bignlp/parallel/parallel_context.h"
 
 namespace bignlp::train {
 
@@ -38,7 +49,10 @@ struct OptimizerStepResult {
 class AdamOptimizer {
  public:
   /// Allocates zeroed moments on ctx.allocator. Throws ConfigError for an unknown name or bad betas.
-  AdamOptimizer(model::ParameterStore& store, const OptimizerConfig& config, const ops::OpContext& ctx);
+  /// `sharding`: the distributed optimizer's bucket layout (reduce-scatter mode; must outlive the
+  /// optimizer), or null for the replicated optimizer.
+  AdamOptimizer(model::ParameterStore& store, const OptimizerConfig& config, const ops::OpContext& ctx,
+                const parallel::ParallelContext& parallel = {}, parallel::GradBuckets* sharding = nullptr);
 
   /// One optimizer step with learning rate `lr`; gradients are divided by `loss_scale` and clipped
   /// to `max_grad_norm` (<= 0: no clipping).
@@ -47,16 +61,33 @@ class AdamOptimizer {
   /// Successful steps so far (Adam's bias-correction step count).
   std::int64_t steps() const { return steps_; }
   void set_steps(std::int64_t steps) { steps_ = steps; }
+  /// The moments laid out like the parameters (replicated optimizer only; see sharded()).
   TensorView exp_avg() const { return exp_avg_.view(); }
   TensorView exp_avg_sq() const { return exp_avg_sq_.view(); }
   const OptimizerConfig& config() const { return config_; }
 
+  /// True for the distributed optimizer (moments of this DP rank's shards only).
+  bool sharded() const { return sharding_ != nullptr; }
+  /// Distributed optimizer: the full moments (like exp_avg()) assembled from every DP rank's
+  /// shards into m and v (allocated here). Collective over the DP group.
+  void gather_moments(Buffer& m, Buffer& v);
+  /// Distributed optimizer: makes every rank's fp32 master weights complete (after a 16-bit run).
+  /// Collective over the DP group.
+  void gather_master();
+  /// Distributed optimizer: takes this rank's shards from full moments (checkpoint load).
+  void load_moments(const TensorView& m, const TensorView& v);
+
  private:
+  double squared_grad_norm();
+
   model::ParameterStore* store_;
   OptimizerConfig config_;
   ops::OpContext ctx_;
+  parallel::ParallelContext parallel_;
+  parallel::GradBuckets* sharding_ = nullptr;
+  std::vector<parallel::FlatRange> owned_;  // sharded: flat ranges this rank updates, in order
   bool decoupled_ = true;
-  Buffer exp_avg_, exp_avg_sq_;
+  Buffer exp_avg_, exp_avg_sq_;  // replicated: flat like the params; sharded: owned_ back to back
   Buffer norm_;  // (1) fp32 scratch
   std::int64_t steps_ = 0;
 };

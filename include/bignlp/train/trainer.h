@@ -11,6 +11,17 @@
 // Resume (exp_manager.resume_if_exists) loads the newest complete checkpoint: weights, Adam
 // moments and step, scheduler step, loss-scaler state, consumed samples. Dropout streams and data
 // order are functions of the step, so a resumed run continues bit-identically on the CPU.
+//
+// Parallel ranks (set_parallel): each rank runs fit() with its share of the model. Micro-batch k
+// of DP rank d in a step is the global micro-batch j = k*dp + d, i.e. samples [consumed + j*B,
+// consumed + (j+1)*B) (Megatron's sampler) with the dropout stream of micro-batch j, so the set of
+// micro-batches, their masks and the objective equal those of one rank. With pipeline stages the
+// micro-batches run through the 1F1B or interleaved schedule (parallel::PipelineExecutor).
+// After the backward passes: sequence-parallel and tied-embedding gradients are completed
+// (GptModel::reduce_model_parallel_grads), then averaged over DP in buckets; the buckets of the
+// last micro-batch's gradients start while its backward pass still runs. The optimizer is
+// distributed over DP for model.optim.name distributed_fused_adam. Rank 0 writes the metric
+// lines, TensorBoard, CSV and hparams; checkpoints are written by all (train/checkpoint.h).
 #pragma once
 
 #include <atomic>
@@ -23,6 +34,8 @@
 #include "bignlp/core/logging.h"
 #include "bignlp/data/gpt_datasets.h"
 #include "bignlp/model/gpt.h"
+#include "bignlp/parallel/grad_buckets.h"
+#include "bignlp/parallel/parallel_context.h"
 #include "bignlp/train/training_config.h"
 
 namespace bignlp::train {
@@ -37,6 +50,8 @@ struct TrainResult {
   std::vector<double> train_losses;           ///< reduced_train_loss of every step run here
   std::vector<std::pair<std::int64_t, double>> val_losses;  ///< (step, val_loss)
   std::filesystem::path last_checkpoint;
+  int dp_buckets = 0;             ///< data-parallel gradient buckets (0 without data parallelism)
+  int dp_buckets_overlapped = 0;  ///< of those, started during the last step's backward pass
 };
 
 class Trainer {
@@ -52,6 +67,9 @@ class Trainer {
   void set_stop_flag(const std::atomic<int>* flag) { stop_flag_ = flag; }
   /// Called after every step with the new global step (tests).
   void set_step_callback(std::function<void(std::int64_t)> fn) { on_step_ = std::move(fn); }
+  /// Runs this rank's share of a parallel job (the groups must outlive the trainer). The
+  /// context's options are taken from the config (sequence_parallel, virtual pipeline size).
+  void set_parallel(const parallel::ParallelContext& parallel) { parallel_ = parallel; }
 
   /// Runs to max_steps (or max_time / a stop request). Throws ConfigError/DataError/IoError.
   TrainResult fit();
@@ -61,7 +79,18 @@ class Trainer {
 
  private:
   struct State;
+  class PipelineAdapter;
   std::optional<double> validate(State& s);
+  /// Forward and backward of every micro-batch of the step; returns the sum of the micro-batch
+  /// losses seen on this rank (0 off the last pipeline stage).
+  double run_micro_batches(State& s, double loss_scale);
+  /// Sum over pipeline stages, mean over DP ranks: every rank gets the same value.
+  double reduce_loss(double local_sum, std::int64_t micro_batches) const;
+  bool is_rank0() const { return parallel_.grid.rank() == 0; }
+  /// True on every rank when any rank's flag is set (a collective when there are several ranks).
+  bool any_rank(bool flag) const;
+  /// The gradient-ready hook that feeds data-parallel buckets.
+  model::GradReadyHook bucket_hook(parallel::GradBuckets& buckets);
   void save(State& s, std::optional<double> val_loss, TrainResult& result);
   void write_hparams() const;
 
@@ -72,6 +101,7 @@ class Trainer {
   std::optional<data::GptDatasets> datasets_;
   const std::atomic<int>* stop_flag_ = nullptr;
   std::function<void(std::int64_t)> on_step_;
+  parallel::ParallelContext parallel_;
   std::unique_ptr<model::GptModel> model_;
 };
 

@@ -55,6 +55,11 @@ struct TrainingConfig {
   int devices = 1;
   int tensor_model_parallel_size = 1;
   int pipeline_model_parallel_size = 1;
+  int virtual_pipeline_model_parallel_size = 1;  ///< model.virtual_pipeline_model_parallel_size (null: 1)
+  bool sequence_parallel = false;          ///< model.sequence_parallel (ignored at TP 1, as NeMo)
+  /// Data-parallel gradient bucket size in MB of fp32 gradients (model.grad_allreduce_chunk_size_mb,
+  /// or model.optim.bucket_cap_mb for distributed_fused_adam).
+  double grad_bucket_mb = 125.0;
   OptimizerConfig optim;
   LrScheduleConfig sched;
   LossScalerConfig loss_scaler;

@@ -45,4 +45,12 @@ void adamw_step(const OpContext& ctx, const TensorView& param, const TensorView&
   });
 }
 
+void adamw_step_multi(const OpContext& ctx, std::span<const AdamWTensors> groups, const AdamWParams& params) {
+  for (const AdamWTensors& g : groups) {
+    AdamWParams p = params;
+    p.weight_decay = g.weight_decay;
+    cpu::adamw_step(ctx, g.param, g.grad, g.exp_avg, g.exp_avg_sq, p, g.model_param);
+  }
+}
+
 }  // namespace bignlp::ops::cpu

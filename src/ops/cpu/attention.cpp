@@ -78,7 +78,7 @@ void attention_forward(const OpContext& ctx, const TensorView& qkv, const Tensor
           mx = std::max(mx, s[j]);
         }
         double sum = 0.0;
-        for (std::int64_t j = 0; j < jend; ++j) sum += std::exp(static_cast<double>(s[j] - mx));
+        for (std::int64_t j = 0; j < jend; ++j) sum += std::exp(s[j] - mx);  // fp32 exp, fp64 sum
         const float l = mx + static_cast<float>(std::log(sum));
         std::fill(o.begin(), o.end(), 0.0f);
         const std::uint64_t row_index = (head_index * d.t + i) * d.t;

@@ -1,4 +1,5 @@
-// CPU cross entropy, one row per task: lse = m + log(sum exp(z - m)) in double, loss = lse - z_target.
+// CPU cross entropy, one row per task: lse = m + log(sum exp(z - m)) (fp32 exp, fp64 sum),
+// loss = lse - z_target.
 #include <cmath>
 #include <limits>
 
@@ -21,7 +22,7 @@ void cross_entropy_forward(const OpContext& ctx, const TensorView& logits, const
       float mx = -std::numeric_limits<float>::infinity();
       for (std::int64_t j = 0; j < v; ++j) mx = std::max(mx, to_f(row[j]));
       double sum = 0.0;
-      for (std::int64_t j = 0; j < v; ++j) sum += std::exp(static_cast<double>(to_f(row[j]) - mx));
+      for (std::int64_t j = 0; j < v; ++j) sum += std::exp(to_f(row[j]) - mx);  // fp32 exp, fp64 sum
       const float l = mx + static_cast<float>(std::log(sum));
       const std::int64_t t = static_cast<std::int64_t>(tp[r]) - vocab_start;
       const float zt = (t >= 0 && t < v) ? to_f(row[t]) : 0.0f;

@@ -124,4 +124,10 @@ void sum_squares(const OpContext& ctx, const TensorView& x, const TensorView& ou
   o[0] = static_cast<float>(accumulate ? static_cast<double>(o[0]) + total : total);
 }
 
+void sum_squares_multi(const OpContext& ctx, std::span<const TensorView> xs, const TensorView& out, bool accumulate) {
+  float* o = static_cast<float*>(out.raw());
+  if (!accumulate) o[0] = 0.0f;
+  for (const TensorView& x : xs) cpu::sum_squares(ctx, x, out, /*accumulate=*/true);
+}
+
 }  // namespace bignlp::ops::cpu

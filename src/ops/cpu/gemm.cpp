@@ -8,6 +8,7 @@
 
 #include "../backend.h"
 #include "cpu_common.h"
+#include "gelu_math.h"
 
 namespace bignlp::ops::cpu {
 namespace {
@@ -117,6 +118,72 @@ void bias_backward(const OpContext& ctx, const TensorView& dy, const TensorView&
         for (std::int64_t j = c0; j < c1; ++j) acc[j - c0] += to_f(g[r * cols + j]);
       for (std::int64_t j = c0; j < c1; ++j) db[j] += acc[j - c0];
     });
+  });
+}
+
+// The fused GEMMs: the product in fp32 (the plain gemm into an fp32 matrix), then the epilogue
+// per element from the unrounded value, each output rounded once.
+namespace {
+
+std::vector<float> product_f32(const OpContext& ctx, const TensorView& a, const TensorView& b, std::int64_t m,
+                               std::int64_t n, const GemmParams& params) {
+  std::vector<float> v(static_cast<std::size_t>(m * n), 0.0f);
+  GemmParams p = params;
+  p.beta = 0.0f;
+  cpu::gemm(ctx, a, b, TensorView(v.data(), DType::kF32, Shape{m, n}), p, TensorView{});
+  return v;
+}
+
+}  // namespace
+
+void gemm_bias_gelu(const OpContext& ctx, const TensorView& a, const TensorView& b, const TensorView& c,
+                    const TensorView& pre, const GemmParams& params, const TensorView& bias) {
+  const std::int64_t m = c.size(0), n = c.size(1);
+  std::vector<float> v = product_f32(ctx, a, b, m, n, params);
+  std::vector<float> bias32(static_cast<std::size_t>(n), 0.0f);
+  if (bias.defined()) {
+    dispatch_float(bias.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* bp = static_cast<const T*>(bias.raw());
+      for (std::int64_t j = 0; j < n; ++j) bias32[j] = to_f(bp[j]);
+    });
+  }
+  dispatch_float(c.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* cp = static_cast<T*>(c.raw());
+    T* pp = static_cast<T*>(pre.raw());
+    parallel_for(ctx, m, n, [&](std::int64_t r) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        const float x = v[r * n + j] + bias32[j];
+        pp[r * n + j] = from_f<T>(x);
+        cp[r * n + j] = from_f<T>(gelu_value(x, GeluApprox::kTanh));
+      }
+    });
+  });
+}
+
+void gemm_dgelu(const OpContext& ctx, const TensorView& a, const TensorView& b, const TensorView& c,
+                const TensorView& pre, const GemmParams& params, const TensorView& dbias) {
+  const std::int64_t m = c.size(0), n = c.size(1);
+  std::vector<float> v = product_f32(ctx, a, b, m, n, params);
+  dispatch_float(c.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T* cp = static_cast<T*>(c.raw());
+    const T* pp = static_cast<const T*>(pre.raw());
+    parallel_for(ctx, m, n, [&](std::int64_t r) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        v[r * n + j] *= gelu_derivative(to_f(pp[r * n + j]), GeluApprox::kTanh);
+        cp[r * n + j] = from_f<T>(v[r * n + j]);
+      }
+    });
+  });
+  if (!dbias.defined()) return;
+  float* db = static_cast<float*>(dbias.raw());
+  parallel_chunks(ctx, n, 64, [&](std::int64_t c0, std::int64_t c1) {
+    std::vector<float> acc(static_cast<std::size_t>(c1 - c0), 0.0f);
+    for (std::int64_t r = 0; r < m; ++r)
+      for (std::int64_t j = c0; j < c1; ++j) acc[j - c0] += v[r * n + j];
+    for (std::int64_t j = c0; j < c1; ++j) db[j] += acc[j - c0];
   });
 }
 

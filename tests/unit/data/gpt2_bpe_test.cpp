@@ -1,5 +1,7 @@
 #include "bignlp/data/gpt2_bpe.h"
 
+#include "bignlp/data/batch_encode.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -237,6 +239,17 @@ TEST(Gpt2Bpe, MatchesJsTiktoken) {
     EXPECT_EQ(nlohmann::json(ids), ref[i]) << "text #" << i << ": " << nlohmann::json(corpus[i]).dump().substr(0, 200);
   }
   EXPECT_GT(tokens, 1000u);
+}
+
+TEST(Gpt2Bpe, BatchEncodingIsIndependentOfThreads) {
+  REQUIRE_GPT2_FILES();
+  const auto corpus = varied_corpus();
+  const std::vector<std::string_view> texts(corpus.begin(), corpus.end());
+  const auto one = encode_batch(gpt2(), texts, 1);
+  const auto four = encode_batch(gpt2(), texts, 4);
+  ASSERT_EQ(one.size(), corpus.size());
+  EXPECT_EQ(one, four);
+  EXPECT_EQ(one[0], gpt2().encode(corpus[0]));
 }
 
 TEST(Gpt2Bpe, BadFilesAreNamed) {

@@ -227,6 +227,34 @@ TEST(GptDataset, FewTokensRunOverSeveralEpochsAndNoTokensIsAnError) {
   EXPECT_THROW(build_gpt_index_maps(view(sizes), 2, 3, 1, 8, 1), DataError);
 }
 
+TEST(GptDataset, StaleOrBrokenCachesAreRebuilt) {
+  TempDir dir;
+  GptDatasetOptions o;
+  o.num_samples = 50;
+  o.seq_length = 16;
+  auto first = make_dataset(dir.path() / "d", random_sizes(60, 1, 5, 40));
+  GptDataset(first, 0, 60, o);
+  // The dataset is preprocessed again with other documents under the same name.
+  first.reset();
+  auto second = make_dataset(dir.path() / "d", random_sizes(60, 2, 5, 40));
+  const Logger log = Logger::capturing();
+  GptDataset again(second, 0, 60, o, &log);
+  EXPECT_FALSE(again.loaded_from_cache());
+  EXPECT_NE(log.captured().find("rebuilding them"), std::string::npos) << log.captured();
+  o.use_cache = false;
+  GptDataset fresh(second, 0, 60, o);
+  ASSERT_EQ(again.size(), fresh.size());
+  for (std::int64_t i = 0; i < fresh.size(); ++i) ASSERT_EQ(again.sample(i), fresh.sample(i));
+  // Now the rewritten cache is used; a truncated cache file is rebuilt too.
+  o.use_cache = true;
+  EXPECT_TRUE(GptDataset(second, 0, 60, o).loaded_from_cache());
+  const fs::path shuffle = gpt_index_cache_prefix(dir.path() / "d", o).string() + "_shuffle_idx.npy";
+  fs::resize_file(shuffle, fs::file_size(shuffle) - 4);
+  GptDataset repaired(second, 0, 60, o, &log);
+  EXPECT_FALSE(repaired.loaded_from_cache());
+  EXPECT_EQ(repaired.sample(3), fresh.sample(3));
+}
+
 TEST(GptDataset, CacheNamesFollowMegatron) {
   GptDatasetOptions o;
   o.name = "train";

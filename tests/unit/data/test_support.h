@@ -2,6 +2,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -49,6 +52,47 @@ inline std::string numpy_peer(const std::string& args) {
   EXPECT_EQ(rc, 0) << "numpy_peer.py " << args << " failed:\n" << out;
   return out;
 }
+
+/// tests/unit/data/http_test_server.py serving `root` on 127.0.0.1 for the life of the object.
+class TestHttpServer {
+ public:
+  explicit TestHttpServer(const std::filesystem::path& root) {
+    int fds[2];
+    if (::pipe(fds) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(fds[1], 1);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      const std::string script = source_path("tests/unit/data/http_test_server.py").string();
+      ::execl(kPython, kPython, script.c_str(), root.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    std::string line;
+    char c;
+    while (::read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+    ::close(fds[0]);
+    port_ = line.empty() ? 0 : std::stoi(line);
+  }
+  ~TestHttpServer() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  TestHttpServer(const TestHttpServer&) = delete;
+  TestHttpServer& operator=(const TestHttpServer&) = delete;
+  bool ok() const { return port_ > 0; }
+  /// "http://127.0.0.1:<port>/<mode>/" (mode: ok, drop, flaky, norange, lying, short, missing).
+  std::string url(const std::string& mode) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/" + mode + "/";
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
 
 #define BIGNLP_REQUIRE_NUMPY()                                                                     \
   do {                                                                                             \

@@ -215,3 +215,35 @@ TEST(TrainerTest, BadConfigsGiveClearErrors) {
 
 }  // namespace
 }  // namespace bignlp::train
+
+namespace bignlp::train {
+namespace {
+
+TEST(TrainerTest, MixedPrecisionTrainsAndFp16ScalesDynamically) {
+  TempDir dir("precision");
+  const fs::path prefix = write_corpus(dir.path());
+  Harness h;
+  for (model::Precision p : {model::Precision::kBf16, model::Precision::kFp16}) {
+    TrainingConfig c = small_config(dir.path() / model::precision_name(p), prefix);
+    c.model.precision = p;
+    c.max_steps = 24;
+    c.val_check_interval = 0;
+    c.optim.lr = 1e-2;
+    c.loss_scaler.init_scale = 65536.0 * 1024.0;  // overflows at first: the scaler must back off
+    Trainer t(c, h.log, h.ctx, h.out);
+    const TrainResult r = t.fit();
+    ASSERT_EQ(r.train_losses.size(), 24u);
+    EXPECT_LT(r.train_losses.back(), r.train_losses.front() - 0.5) << model::precision_name(p);
+    const auto meta = read_checkpoint_metadata(r.last_checkpoint);
+    if (p == model::Precision::kFp16) {
+      EXPECT_LT(meta.loss_scaler.scale, c.loss_scaler.init_scale);
+      EXPECT_LT(meta.scheduler_step, 24);  // skipped steps do not advance the schedule
+      EXPECT_NE(h.log.captured().find("non-finite gradients"), std::string::npos);
+    } else {
+      EXPECT_EQ(meta.scheduler_step, 24);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace bignlp::train

@@ -1,0 +1,133 @@
+// Stages that use a trained model: conversion (bignlp-convert), evaluation (bignlp-evaluate) and
+// export (bignlp-export).
+#include <fmt/format.h>
+
+#include "stage_common.h"
+#include "stages.h"
+
+namespace bignlp::launch::detail {
+namespace {
+
+// nodes x ntasks_per_node must hold exactly one model replica of TP x PP ranks.
+void check_model_parallel(const StageConfig& c, std::int64_t nodes, std::int64_t ntasks, std::string_view nodes_key,
+                          std::string_view ntasks_key, std::string_view tp_key, std::string_view pp_key, Problems& p) {
+  const std::int64_t tp = c.opt_int(tp_key).value_or(1);
+  const std::int64_t pp = c.opt_int(pp_key).value_or(1);
+  if (nodes < 1 || ntasks < 1) {
+    p.add(fmt::format("{} and {} must be at least 1", c.show(nodes_key), c.show(ntasks_key)));
+  } else if (nodes * ntasks != tp * pp) {
+    p.add(fmt::format("{} x {} = {} tasks, but the model has {} x {} = {} ranks. Fix: one task per rank (the presets "
+                      "compute run.nodes and run.ntasks_per_node from the parallel sizes)",
+                      c.show(nodes_key), c.show(ntasks_key), nodes * ntasks, c.show(tp_key), c.show(pp_key), tp * pp));
+  }
+}
+
+class ConversionStage final : public Stage {
+ public:
+  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
+    StagePlan plan;
+    plan.stage = c.stage();
+    plan.family = family;
+    Problems p(c.stage());
+    read_run_section(c, p, plan);
+    const std::int64_t nodes = c.opt_int("run.nodes").value_or(1);
+    const std::int64_t ntasks = c.opt_int("run.ntasks_per_node").value_or(1);
+    check_model_parallel(c, nodes, ntasks, "run.nodes", "run.ntasks_per_node", "model.tensor_model_parallel_size",
+                         "model.pipeline_model_parallel_size", p);
+    if (auto nemo = c.opt_string("run.nemo_file_name"); nemo && !nemo->ends_with(".nemo")) {
+      p.add(fmt::format("{} must end in .nemo", c.show("run.nemo_file_name")));
+    }
+    for (const char* key : {"model.checkpoint_folder", "model.hparams_file"}) {
+      if (auto path = c.opt_string(key)) {
+        require_input(c, ctx, plan, p, key, *path, "training",
+                      fmt::format("set {} (or run.model_train_name) to a finished training run", c.key(key)));
+      }
+    }
+    p.throw_if_any();
+    JobSpec job = base_job(c, plan, ctx, true);
+    job.nodes = static_cast<int>(nodes);
+    job.ntasks_per_node = static_cast<int>(ntasks);
+    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-convert", {}, false)}}};
+    plan.jobs.push_back(std::move(job));
+    return plan;
+  }
+};
+
+class EvaluationStage final : public Stage {
+ public:
+  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
+    StagePlan plan;
+    plan.stage = c.stage();
+    plan.family = family;
+    Problems p(c.stage());
+    read_run_section(c, p, plan);
+    std::int64_t nodes = 1;
+    std::int64_t ntasks = 1;
+    if (family == "gpt3" || family == "prompt_gpt3") {
+      nodes = c.opt_int("run.nodes").value_or(1);
+      ntasks = c.opt_int("run.ntasks_per_node").value_or(1);
+      check_model_parallel(c, nodes, ntasks, "run.nodes", "run.ntasks_per_node", "model.tensor_model_parallel_size",
+                           "model.pipeline_model_parallel_size", p);
+    } else {
+      nodes = c.opt_int("trainer.num_nodes").value_or(1);
+      ntasks = c.opt_int("trainer.devices").value_or(1);
+      const bool prompt = family.starts_with("prompt_");
+      check_model_parallel(c, nodes, ntasks, "trainer.num_nodes", "trainer.devices",
+                           prompt ? "tensor_model_parallel_size" : "model.tensor_model_parallel_size",
+                           prompt ? "pipeline_model_parallel_size" : "model.pipeline_model_parallel_size", p);
+    }
+    auto input = [&](const char* key, std::string_view producer, std::string_view hint) {
+      if (auto path = c.opt_string(key)) require_input(c, ctx, plan, p, key, *path, producer, hint);
+    };
+    if (family == "gpt3") {
+      input("model.checkpoint_folder", "training", "set run.model_train_name to a finished training run");
+      input("model.hparams_file", "training", "set run.model_train_name to a finished training run");
+    } else if (family == "prompt_gpt3") {
+      input("model.nemo_model", "prompt_learning", "set it to a prompt-learnt .nemo model");
+      input("model.prompt_dataset_paths", "", "prepare the prompt-learning test set");
+    } else if (family == "prompt_t5" || family == "prompt_mt5") {
+      input("pretrained_language_model_file", "conversion", "set it to a converted .nemo model");
+      input("virtual_prompt_model_file", "prompt_learning", "set it to a prompt-learnt .nemo model");
+    } else {
+      input("model.restore_from_path", "fine_tuning", "set it to a fine-tuned .nemo model");
+    }
+    p.throw_if_any();
+    JobSpec job = base_job(c, plan, ctx, true);
+    job.nodes = static_cast<int>(nodes);
+    job.ntasks_per_node = static_cast<int>(ntasks);
+    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-evaluate", {}, true)}}};
+    plan.jobs.push_back(std::move(job));
+    return plan;
+  }
+};
+
+class ExportStage final : public Stage {
+ public:
+  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
+    StagePlan plan;
+    plan.stage = c.stage();
+    plan.family = family;
+    Problems p(c.stage());
+    read_run_section(c, p, plan);
+    if (auto path = c.opt_string("model.checkpoint_path")) {
+      const std::string_view producer = ctx.runs_earlier("conversion") ? "conversion" : "training";
+      require_input(c, ctx, plan, p, "model.checkpoint_path", *path, producer,
+                    "set run.model_train_name to a finished training run");
+    }
+    p.throw_if_any();
+    JobSpec job = base_job(c, plan, ctx, true);
+    job.nodes = 1;
+    job.ntasks_per_node = 1;
+    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-export", {}, false)}}};
+    plan.jobs.push_back(std::move(job));
+    return plan;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_conversion_stage() { return std::make_unique<ConversionStage>(); }
+std::unique_ptr<Stage> make_evaluation_stage() { return std::make_unique<EvaluationStage>(); }
+std::unique_ptr<Stage> make_export_stage() { return std::make_unique<ExportStage>(); }
+
+}  // namespace bignlp::launch::detail

@@ -1,0 +1,233 @@
+// Stages that train with bignlp-train: training (pre-training), fine_tuning, prompt_learning.
+// One task per GPU (nodes x devices tasks), each bound to its cores by bignlp-bind.
+#include <fmt/format.h>
+
+#include "bignlp/core/strings.h"
+#include "stage_common.h"
+#include "stages.h"
+
+namespace bignlp::launch::detail {
+namespace {
+
+std::int64_t nodes_of(const StageConfig& c) {
+  return c.opt_int("run.nodes").value_or(c.opt_int("trainer.num_nodes").value_or(1));
+}
+std::int64_t tasks_of(const StageConfig& c) {
+  return c.opt_int("run.ntasks_per_node").value_or(c.opt_int("trainer.devices").value_or(1));
+}
+bool on_gpus(const StageConfig& c) { return c.opt_string("trainer.accelerator").value_or("gpu") != "cpu"; }
+
+// Whole heads per tensor-parallel rank, whole layers per pipeline stage (GPT).
+void check_gpt_model(const StageConfig& c, Problems& p) {
+  const std::int64_t tp = c.opt_int("model.tensor_model_parallel_size").value_or(1);
+  const std::int64_t pp = c.opt_int("model.pipeline_model_parallel_size").value_or(1);
+  if (tp < 1 || pp < 1) return;
+  if (const auto heads = c.opt_int("model.num_attention_heads")) {
+    if (*heads % tp != 0) {
+      p.add(fmt::format("{} is not divisible by {}: each tensor-parallel rank needs whole attention heads. Fix: a "
+                        "tensor-parallel size among {}",
+                        c.show("model.num_attention_heads"), c.show("model.tensor_model_parallel_size"),
+                        divisors_text(*heads)));
+    }
+    if (const auto hidden = c.opt_int("model.hidden_size"); hidden && !c.has("model.kv_channels") && *hidden % *heads != 0) {
+      p.add(fmt::format("{} is not divisible by {} (and model.kv_channels is null). Fix: set a head count among {}",
+                        c.show("model.hidden_size"), c.show("model.num_attention_heads"), divisors_text(*hidden)));
+    }
+  }
+  if (c.opt_bool("model.sequence_parallel", false)) {
+    for (const char* key : {"model.encoder_seq_length", "model.data.seq_length"}) {
+      if (const auto seq = c.opt_int(key); seq && *seq % tp != 0) {
+        p.add(fmt::format("model.sequence_parallel=true splits the sequence across tensor-parallel ranks, but {} is "
+                          "not divisible by {}. Fix: a sequence length divisible by {}, or "
+                          "{}.model.sequence_parallel=false",
+                          c.show(key), c.show("model.tensor_model_parallel_size"), tp, c.stage()));
+      }
+    }
+  }
+  if (const auto layers = c.opt_int("model.num_layers")) {
+    const std::int64_t vp = c.opt_int("model.virtual_pipeline_model_parallel_size").value_or(1);
+    if (*layers % pp != 0) {
+      p.add(fmt::format("{} is not divisible by {}: each pipeline stage needs whole layers. Fix: a pipeline-parallel "
+                        "size among {}",
+                        c.show("model.num_layers"), c.show("model.pipeline_model_parallel_size"), divisors_text(*layers)));
+    } else if (c.has("model.virtual_pipeline_model_parallel_size")) {
+      if (pp <= 2) {
+        p.add(fmt::format("{} needs {} of at least 3 (the interleaved schedule). Fix: "
+                          "{}.model.virtual_pipeline_model_parallel_size=null, or a larger pipeline",
+                          c.show("model.virtual_pipeline_model_parallel_size"),
+                          c.key("model.pipeline_model_parallel_size"), c.stage()));
+      } else if (vp < 1 || *layers % (pp * vp) != 0) {
+        p.add(fmt::format("{} is not divisible by {} x {} = {} model chunks. Fix: a virtual size among {}",
+                          c.show("model.num_layers"), c.show("model.pipeline_model_parallel_size"),
+                          c.show("model.virtual_pipeline_model_parallel_size"), pp * vp,
+                          divisors_text(*layers / pp)));
+      }
+    }
+  }
+}
+
+// T5: heads per stack, and encoder/decoder layers split at pipeline_model_parallel_split_rank.
+void check_t5_model(const StageConfig& c, Problems& p) {
+  const std::int64_t tp = c.opt_int("model.tensor_model_parallel_size").value_or(1);
+  const std::int64_t pp = c.opt_int("model.pipeline_model_parallel_size").value_or(1);
+  if (tp < 1 || pp < 1) return;
+  std::int64_t split = c.opt_int("model.pipeline_model_parallel_split_rank").value_or(pp / 2);
+  if (pp > 1 && (split < 1 || split >= pp)) {
+    p.add(fmt::format("{} must be between 1 and {} - 1 (the first decoder pipeline stage). Fix: "
+                      "{}.model.pipeline_model_parallel_split_rank={}",
+                      c.show("model.pipeline_model_parallel_split_rank"), c.show("model.pipeline_model_parallel_size"),
+                      c.stage(), pp / 2));
+    return;
+  }
+  for (const char* stack : {"encoder", "decoder"}) {
+    const std::string heads_key = fmt::format("model.{}.num_attention_heads", stack);
+    if (const auto heads = c.opt_int(heads_key); heads && *heads % tp != 0) {
+      p.add(fmt::format("{} is not divisible by {}: each tensor-parallel rank needs whole attention heads. Fix: a "
+                        "tensor-parallel size among {}",
+                        c.show(heads_key), c.show("model.tensor_model_parallel_size"), divisors_text(*heads)));
+    }
+    const std::string layers_key = fmt::format("model.{}.num_layers", stack);
+    const std::int64_t stages = pp == 1 ? 1 : (std::string(stack) == "encoder" ? split : pp - split);
+    if (const auto layers = c.opt_int(layers_key); layers && *layers % stages != 0) {
+      p.add(fmt::format("{} is not divisible by its {} pipeline stages ({} with {}). Fix: a layer count divisible "
+                        "by {}, or another split rank",
+                        c.show(layers_key), stages, c.show("model.pipeline_model_parallel_size"),
+                        c.show("model.pipeline_model_parallel_split_rank"), stages));
+    }
+  }
+}
+
+void check_tokenizer_files(const StageConfig& c, const StageContext& ctx, StagePlan& plan, Problems& p) {
+  for (const char* key : {"model.tokenizer.vocab_file", "model.tokenizer.merge_file", "model.tokenizer.model"}) {
+    if (auto path = c.opt_string(key)) {
+      require_input(c, ctx, plan, p, key, *path, "data_preparation",
+                    fmt::format("download it, or set {}", c.key(key)));
+    }
+  }
+}
+
+void check_datasets(const StageConfig& c, const StageContext& ctx, StagePlan& plan, Problems& p) {
+  const config::ConfigNode* prefix = c.node().find_path("model.data.data_prefix");
+  if (!prefix || prefix->is_null()) {
+    if (auto dir = c.opt_string("run.preprocessed_dir")) {
+      require_input(c, ctx, plan, p, "run.preprocessed_dir", *dir, "data_preparation",
+                    "point it at the preprocessed datasets (a blend of all of them is used)");
+    }
+    return;
+  }
+  // A blend lists weight, prefix, weight, prefix, ...; a plain list or string lists prefixes.
+  std::vector<std::string> prefixes;
+  const std::vector<std::string> items = c.string_list("model.data.data_prefix");
+  const bool weighted = prefix->is_list() && items.size() % 2 == 0 && !items.empty() &&
+                        ((*prefix)[0].is_float() || (*prefix)[0].is_int());
+  for (std::size_t i = weighted ? 1 : 0; i < items.size(); i += weighted ? 2 : 1) prefixes.push_back(items[i]);
+  if (ctx.runs_earlier("data_preparation") || !ctx.exists) return;
+  std::vector<std::string> missing;
+  std::size_t total = 0;
+  for (const auto& pre : prefixes) {
+    for (const char* ext : {".bin", ".idx"}) {
+      ++total;
+      if (!ctx.exists(pre + ext)) missing.push_back(pre + ext);
+    }
+  }
+  if (missing.empty()) return;
+  if (missing.size() == 1) {
+    require_input(c, ctx, plan, p, "model.data.data_prefix", missing.front(), "data_preparation",
+                  "point model.data.data_prefix at datasets that exist");
+    return;
+  }
+  std::string msg = fmt::format("{}: {} of the {} dataset files do not exist, e.g. '{}' and '{}'{}. Add "
+                                "data_preparation before {} in stages, or point model.data.data_prefix at datasets "
+                                "that exist",
+                                c.key("model.data.data_prefix"), missing.size(), total, missing[0], missing[1],
+                                c.origin("model.data.data_prefix"), c.stage());
+  if (ctx.settings.dry_run) {
+    plan.warnings.push_back(msg);
+  } else {
+    p.add(msg + " (a dry run, dry_run=true, only warns)");
+  }
+}
+
+class TrainingStage final : public Stage {
+ public:
+  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
+    StagePlan plan;
+    plan.stage = c.stage();
+    plan.family = family;
+    Problems p(c.stage());
+    read_run_section(c, p, plan);
+    check_parallel_layout(c, ctx,
+                          {"trainer.num_nodes", "trainer.devices", "model.tensor_model_parallel_size",
+                           "model.pipeline_model_parallel_size", "model.global_batch_size", "model.micro_batch_size"},
+                          p);
+    if (c.node().find_path("model.encoder")) {
+      check_t5_model(c, p);
+    } else {
+      check_gpt_model(c, p);
+    }
+    check_datasets(c, ctx, plan, p);
+    check_tokenizer_files(c, ctx, plan, p);
+    p.throw_if_any();
+
+    JobSpec job = base_job(c, plan, ctx, on_gpus(c));
+    job.nodes = static_cast<int>(nodes_of(c));
+    job.ntasks_per_node = static_cast<int>(tasks_of(c));
+    if (c.opt_int("model.tensor_model_parallel_size").value_or(1) > 1) {
+      job.env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");  // keeps TP communication overlapped
+    }
+    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-train", {}, true)}}};
+    plan.jobs.push_back(std::move(job));
+    return plan;
+  }
+};
+
+// Fine-tuning and prompt learning: bignlp-train with --stage, from a converted (.nemo) model.
+class TuningStage final : public Stage {
+ public:
+  TuningStage(std::string model_key, std::string gbs_key, std::string mbs_key)
+      : model_key_(std::move(model_key)), gbs_key_(std::move(gbs_key)), mbs_key_(std::move(mbs_key)) {}
+
+  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
+    StagePlan plan;
+    plan.stage = c.stage();
+    plan.family = family;
+    Problems p(c.stage());
+    read_run_section(c, p, plan);
+    check_parallel_layout(c, ctx,
+                          {"trainer.num_nodes", "trainer.devices", "model.tensor_model_parallel_size",
+                           "model.pipeline_model_parallel_size", gbs_key_, mbs_key_},
+                          p);
+    if (auto model = c.opt_string(model_key_)) {
+      require_input(c, ctx, plan, p, model_key_, *model, "conversion",
+                    fmt::format("set {} to a converted .nemo model", c.key(model_key_)));
+    }
+    p.throw_if_any();
+
+    JobSpec job = base_job(c, plan, ctx, on_gpus(c));
+    job.nodes = static_cast<int>(nodes_of(c));
+    job.ntasks_per_node = static_cast<int>(tasks_of(c));
+    if (c.opt_int("model.tensor_model_parallel_size").value_or(1) > 1) {
+      job.env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
+    }
+    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-train", {"--stage", c.stage()}, true)}}};
+    plan.jobs.push_back(std::move(job));
+    return plan;
+  }
+
+ private:
+  std::string model_key_, gbs_key_, mbs_key_;
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_training_stage() { return std::make_unique<TrainingStage>(); }
+std::unique_ptr<Stage> make_fine_tuning_stage() {
+  return std::make_unique<TuningStage>("model.restore_from_path", "model.data.train_ds.global_batch_size",
+                                       "model.data.train_ds.micro_batch_size");
+}
+std::unique_ptr<Stage> make_prompt_learning_stage() {
+  return std::make_unique<TuningStage>("model.language_model_path", "model.global_batch_size",
+                                       "model.micro_batch_size");
+}
+
+}  // namespace bignlp::launch::detail

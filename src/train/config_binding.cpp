@@ -1,0 +1,257 @@
+#include "bignlp/train/config_binding.h"
+
+#include <fmt/format.h>
+
+#include "bignlp/config/yaml.h"
+#include "bignlp/core/error.h"
+#include "bignlp/core/file_io.h"
+#include "bignlp/core/strings.h"
+#include "bignlp/data/tokenizer_factory.h"
+
+namespace bignlp::train {
+namespace {
+
+using config::ConfigView;
+
+/// Keys read and ignored: they tune machinery that has no counterpart here (or is only logged).
+constexpr const char* kIgnoredKeys[] = {
+    "trainer.logger", "trainer.enable_checkpointing", "trainer.replace_sampler_ddp", "trainer.max_epochs",
+    "trainer.accelerator", "trainer.limit_test_batches", "trainer.enable_progress_bar", "trainer.num_sanity_val_steps",
+    "exp_manager.exp_dir", "exp_manager.name", "exp_manager.create_wandb_logger", "exp_manager.wandb_logger_kwargs",
+    "exp_manager.create_tensorboard_logger", "exp_manager.log_step_timing", "exp_manager.step_timing_kwargs",
+    "exp_manager.checkpoint_callback_params.always_save_nemo", "exp_manager.checkpoint_callback_params.save_nemo_on_train_end",
+    "exp_manager.checkpoint_callback_params.model_parallel_size", "exp_manager.checkpoint_callback_params.save_last",
+    "model.pre_process", "model.post_process", "model.persist_layer_norm", "model.gradient_as_bucket_view",
+    "model.grad_div_ar_fusion", "model.gradient_accumulation_fusion", "model.bias_dropout_add_fusion",
+    "model.masked_softmax_fusion", "model.use_cpu_initialization",
+    "model.apex_transformer_log_level", "model.nsys_profile", "model.fp16_lm_cross_entropy", "model.megatron_amp_O2",
+    "model.resume_from_checkpoint",
+    "model.num_micro_batches_with_partial_activation_checkpoints", "model.activations_checkpoint_layers_per_pipeline",
+    "model.data.data_impl", "model.data.skip_warmup", "model.data.num_workers", "model.data.dataloader_type",
+    "model.tokenizer.delimiter", "model.transformer_engine", "model.fp8", "model.sync_batch_comm",
+    "model.optim.overlap_grad_sync", "model.optim.contiguous_grad_buffer",
+    "model.optim.sched.max_steps"};
+
+std::string python_text(bool v) { return v ? "True" : "False"; }
+std::string python_text(int v) { return std::to_string(v); }
+std::string python_text(const std::string& v) { return "'" + v + "'"; }
+
+/// "file:line:col: " for values from files; "" otherwise (see origin()).
+std::string where(const ConfigView& cfg, const std::string& key) {
+  const config::Provenance* p = cfg.provenance(key);
+  return p ? p->error_prefix() : std::string();
+}
+
+/// " (override #1 'a=b')" for values that do not come from a file.
+std::string origin(const ConfigView& cfg, const std::string& key) {
+  const config::Provenance* p = cfg.provenance(key);
+  return p && p->error_prefix().empty() ? " (" + p->location() + ")" : std::string();
+}
+
+/// Reads a key whose only supported value is `off`; anything else is a ConfigError.
+template <typename T>
+void require_off(const ConfigView& cfg, const std::string& key, T off, const std::string& why) {
+  const std::optional<T> v = cfg.find<T>(key);
+  if (v && *v != off)
+    throw ConfigError(fmt::format("{}{}: {}{} is not supported: {}", where(cfg, key), cfg.full_path(key), python_text(*v),
+                                  origin(cfg, key), why));
+}
+
+}  // namespace
+
+TrainingConfig bind_training_config(const ConfigView& cfg) {
+  TrainingConfig c;
+  for (const char* key : kIgnoredKeys) cfg.mark_used(key);
+  if (cfg.has("run")) cfg.mark_used("run");
+
+  // trainer.*
+  c.num_nodes = cfg.get_or<int>("trainer.num_nodes", 1);
+  c.devices = cfg.get_or<int>("trainer.devices", 1);
+  c.model.precision = model::parse_precision(cfg.get_or<std::string>("trainer.precision", "32"));
+  c.max_steps = cfg.get<std::int64_t>("trainer.max_steps");
+  if (auto t = cfg.find<std::string>("trainer.max_time")) c.max_time_seconds = parse_max_time(*t);
+  c.log_every_n_steps = cfg.get_or<std::int64_t>("trainer.log_every_n_steps", 10);
+  {
+    const std::string key = "trainer.val_check_interval";
+    const config::ConfigNode n = cfg.get_or<config::ConfigNode>(key, config::ConfigNode::integer(0));
+    if (n.is_float()) {
+      // A fraction of an epoch: with max_steps-driven training this means every N steps.
+      c.val_check_interval = std::max<std::int64_t>(1, static_cast<std::int64_t>(n.as_double() * static_cast<double>(c.max_steps)));
+    } else {
+      c.val_check_interval = cfg.get_or<std::int64_t>(key, 0);
+    }
+  }
+  {
+    const config::ConfigNode n = cfg.get_or<config::ConfigNode>("trainer.limit_val_batches", config::ConfigNode::floating(1.0));
+    c.limit_val_batches_is_fraction = n.is_float();
+    c.limit_val_batches = n.as_double();
+  }
+  c.limit_test_batches = cfg.get_or<std::int64_t>("trainer.limit_test_batches", 0);
+  c.gradient_clip_val = cfg.get_or<double>("trainer.gradient_clip_val", 0.0);
+  require_off<int>(cfg, "trainer.accumulate_grad_batches", 1,
+                   "gradient accumulation comes from model.global_batch_size / model.micro_batch_size");
+
+  // exp_manager.*
+  auto& em = c.exp_manager;
+  em.explicit_log_dir = cfg.get<std::string>("exp_manager.explicit_log_dir");
+  em.resume_if_exists = cfg.get_or<bool>("exp_manager.resume_if_exists", true);
+  em.resume_ignore_no_checkpoint = cfg.get_or<bool>("exp_manager.resume_ignore_no_checkpoint", true);
+  em.create_checkpoint_callback = cfg.get_or<bool>("exp_manager.create_checkpoint_callback", true);
+  em.monitor = cfg.get_or<std::string>("exp_manager.checkpoint_callback_params.monitor", "val_loss");
+  if (em.monitor != "val_loss")
+    throw ConfigError(fmt::format("{}: only val_loss can be monitored, got '{}'",
+                                  cfg.full_path("exp_manager.checkpoint_callback_params.monitor"), em.monitor));
+  em.mode = cfg.get_or<std::string>("exp_manager.checkpoint_callback_params.mode", "min");
+  em.save_top_k = cfg.get_or<int>("exp_manager.checkpoint_callback_params.save_top_k", 10);
+  em.filename = cfg.get_or<std::string>("exp_manager.checkpoint_callback_params.filename", em.filename);
+
+  // model.*
+  auto& m = c.model;
+  c.micro_batch_size = cfg.get<std::int64_t>("model.micro_batch_size");
+  c.global_batch_size = cfg.get<std::int64_t>("model.global_batch_size");
+  c.tensor_model_parallel_size = cfg.get_or<int>("model.tensor_model_parallel_size", 1);
+  c.pipeline_model_parallel_size = cfg.get_or<int>("model.pipeline_model_parallel_size", 1);
+  m.tensor_model_parallel_size = c.tensor_model_parallel_size;
+  c.virtual_pipeline_model_parallel_size =
+      cfg.find<int>("model.virtual_pipeline_model_parallel_size").value_or(1);  // null: no interleaving
+  c.sequence_parallel = cfg.get_or<bool>("model.sequence_parallel", false);
+  m.seq_length = cfg.get<std::int64_t>("model.encoder_seq_length");
+  m.max_position_embeddings = cfg.get_or<std::int64_t>("model.max_position_embeddings", m.seq_length);
+  m.num_layers = cfg.get<int>("model.num_layers");
+  m.hidden_size = cfg.get<std::int64_t>("model.hidden_size");
+  m.ffn_hidden_size = cfg.get_or<std::int64_t>("model.ffn_hidden_size", 4 * m.hidden_size);
+  m.num_attention_heads = cfg.get<int>("model.num_attention_heads");
+  m.kv_channels = cfg.get_or<std::int64_t>("model.kv_channels", 0);
+  m.init_method_std = cfg.get_or<float>("model.init_method_std", 0.02f);
+  m.use_scaled_init_method = cfg.get_or<bool>("model.use_scaled_init_method", true);
+  m.hidden_dropout = cfg.get_or<float>("model.hidden_dropout", 0.1f);
+  m.attention_dropout = cfg.get_or<float>("model.attention_dropout", 0.1f);
+  m.apply_query_key_layer_scaling = cfg.get_or<bool>("model.apply_query_key_layer_scaling", true);
+  m.layernorm_epsilon = cfg.get_or<float>("model.layernorm_epsilon", 1e-5f);
+  m.make_vocab_size_divisible_by = cfg.get_or<std::int64_t>("model.make_vocab_size_divisible_by", 128);
+  // NeMo's GeLU choice: the fused bias-GeLU kernel and openai_gelu use tanh, F.gelu (erf) otherwise.
+  const bool fused = cfg.get_or<bool>("model.bias_activation_fusion", true);
+  const bool openai = cfg.get_or<bool>("model.openai_gelu", false);
+  cfg.mark_used("model.onnx_safe");
+  m.activation = fused || openai ? ops::GeluApprox::kTanh : ops::GeluApprox::kErf;
+  require_off<std::string>(cfg, "model.activation", "gelu", "only the GeLU MLP is implemented");
+  require_off<bool>(cfg, "model.fp32_residual_connection", false, "the residual stream uses the compute dtype");
+  require_off<bool>(cfg, "model.data.reset_attention_mask", false, "attention is causal only");
+  require_off<std::string>(cfg, "model.transformer_block_type", "pre_ln", "only pre-LN blocks are implemented");
+  require_off<std::string>(cfg, "model.normalization", "layernorm", "only LayerNorm is implemented");
+  require_off<std::string>(cfg, "model.position_embedding_type", "learned_absolute",
+                           "only learned absolute positions are implemented");
+  require_off<bool>(cfg, "model.share_embeddings_and_output_weights", true, "the output layer is tied");
+  require_off<bool>(cfg, "model.bias", true, "linear layers have biases");
+  require_off<bool>(cfg, "model.normalize_attention_scores", true, "scores are divided by sqrt(head size)");
+  if (auto g = cfg.find<std::string>("model.activations_checkpoint_granularity")) {
+    if (*g == "full")
+      m.activations_checkpoint.granularity = model::CheckpointGranularity::kFull;
+    else if (*g == "selective")
+      m.activations_checkpoint.granularity = model::CheckpointGranularity::kSelective;
+    else
+      throw ConfigError(fmt::format("{}: '{}' must be full, selective or null",
+                                    cfg.full_path("model.activations_checkpoint_granularity"), *g));
+    const auto method = cfg.find<std::string>("model.activations_checkpoint_method");
+    if (!method || (*method != "uniform" && *method != "block"))
+      throw ConfigError(fmt::format("{}: must be uniform or block when a granularity is set",
+                                    cfg.full_path("model.activations_checkpoint_method")));
+    m.activations_checkpoint.method = *method == "block" ? model::CheckpointMethod::kBlock : model::CheckpointMethod::kUniform;
+    m.activations_checkpoint.num_layers = cfg.get_or<int>("model.activations_checkpoint_num_layers", 1);
+  } else {
+    cfg.mark_used("model.activations_checkpoint_method");
+    cfg.mark_used("model.activations_checkpoint_num_layers");
+  }
+  c.seed = cfg.get_or<std::uint64_t>("model.seed", 1234);
+  c.loss_scaler.init_scale = cfg.get_or<double>("model.native_amp_init_scale", 4294967296.0);
+  c.loss_scaler.growth_interval = cfg.get_or<std::int64_t>("model.native_amp_growth_interval", 1000);
+  c.loss_scaler.hysteresis = cfg.get_or<int>("model.hysteresis", 2);
+
+  // model.tokenizer.*
+  for (const char* k : {"library", "type", "vocab_file", "merge_file", "model"})
+    if (auto v = cfg.find<std::string>(std::string("model.tokenizer.") + k)) c.tokenizer[k] = *v;
+  data::TokenizerSpec spec;
+  spec.library = c.tokenizer.count("library") ? c.tokenizer["library"] : "megatron";
+  spec.type = c.tokenizer.count("type") ? c.tokenizer["type"] : "";
+  if (c.tokenizer.count("vocab_file")) spec.vocab_file = c.tokenizer["vocab_file"];
+  if (c.tokenizer.count("merge_file")) spec.merge_file = c.tokenizer["merge_file"];
+  if (c.tokenizer.count("model")) spec.model_file = c.tokenizer["model"];
+  const std::unique_ptr<data::Tokenizer> tokenizer = data::load_tokenizer(spec);
+  m.vocab_size = tokenizer->vocab_size();
+  const std::int64_t eod = tokenizer->special_tokens().eod ? *tokenizer->special_tokens().eod : -1;
+
+  // model.optim.*
+  c.optim.name = cfg.get<std::string>("model.optim.name");
+  // Data-parallel gradient buckets: the distributed optimizer's bucket_cap_mb, else NeMo's
+  // all-reduce chunk size.
+  const double chunk_mb = cfg.get_or<double>("model.grad_allreduce_chunk_size_mb", 125.0);
+  const double bucket_mb = cfg.get_or<double>("model.optim.bucket_cap_mb", 100.0);
+  c.grad_bucket_mb = c.optim.name == "distributed_fused_adam" ? bucket_mb : chunk_mb;
+  c.optim.lr = cfg.get<double>("model.optim.lr");
+  c.optim.weight_decay = cfg.get_or<double>("model.optim.weight_decay", 0.0);
+  c.optim.eps = cfg.get_or<double>("model.optim.eps", 1e-8);
+  if (auto betas = cfg.find<std::vector<double>>("model.optim.betas")) {
+    if (betas->size() != 2)
+      throw ConfigError(fmt::format("{}: expected two values [beta1, beta2], got {}", cfg.full_path("model.optim.betas"),
+                                    betas->size()));
+    c.optim.beta1 = (*betas)[0];
+    c.optim.beta2 = (*betas)[1];
+  }
+  if (cfg.has("model.optim.sched")) {
+    c.sched.name = cfg.get_or<std::string>("model.optim.sched.name", "");
+    c.sched.warmup_steps = cfg.get_or<std::int64_t>("model.optim.sched.warmup_steps", 0);
+    c.sched.warmup_ratio = cfg.get_or<double>("model.optim.sched.warmup_ratio", -1.0);
+    c.sched.constant_steps = cfg.get_or<std::int64_t>("model.optim.sched.constant_steps", 0);
+    c.sched.constant_ratio = cfg.get_or<double>("model.optim.sched.constant_ratio", -1.0);
+    c.sched.min_lr = cfg.get_or<double>("model.optim.sched.min_lr", 0.0);
+  } else {
+    c.sched.name = "";
+  }
+
+  // model.data.*
+  {
+    const std::string key = "model.data.data_prefix";
+    const config::ConfigNode n = cfg.get_or<config::ConfigNode>(key, config::ConfigNode::list());
+    if (n.is_dict())
+      throw ConfigError(fmt::format("{}: the dict form (train/validation/test) is not supported; give a list "
+                                    "[weight, prefix, ...]",
+                                    cfg.full_path(key)));
+    if (n.is_list())
+      c.data.data_prefix = cfg.get_or<std::vector<std::string>>(key, {});
+    else
+      c.data.data_prefix = {cfg.get<std::string>(key)};
+  }
+  c.data.splits_string = cfg.get_or<std::string>("model.data.splits_string", "969, 30, 1");
+  if (auto d = cfg.find<std::string>("model.data.index_mapping_dir")) c.data.index_mapping_dir = *d;
+  c.data.reset_position_ids = cfg.get_or<bool>("model.data.reset_position_ids", false);
+  c.data.eod_mask_loss = cfg.get_or<bool>("model.data.eod_mask_loss", false);
+  c.data.eod_token = eod;
+  const std::int64_t data_seq = cfg.get_or<std::int64_t>("model.data.seq_length", m.seq_length);
+  if (data_seq != m.seq_length)
+    throw ConfigError(fmt::format("{}: {} differs from model.encoder_seq_length {}", cfg.full_path("model.data.seq_length"),
+                                  data_seq, m.seq_length));
+
+  // results/hparams.yaml: the model section, as NeMo's logger writes it.
+  config::ConfigNode hp = config::ConfigNode::dict();
+  hp.set("cfg", cfg.node("model"));
+  c.hparams_yaml = config::to_yaml(hp);
+
+  cfg.sub("trainer").check_all_used("training");
+  cfg.sub("exp_manager").check_all_used("training");
+  cfg.sub("model").check_all_used("training");
+  try {
+    c.validate();
+  } catch (const ConfigError& e) {
+    // Cross-key rules: point at the first key the message names.
+    const std::string msg = e.what();
+    for (const char* key : {"model.global_batch_size", "model.micro_batch_size", "model.tensor_model_parallel_size",
+                            "model.data.data_prefix", "trainer.max_steps", "exp_manager.explicit_log_dir"}) {
+      if (msg.rfind(key, 0) == 0 && cfg.provenance(key) != nullptr)
+        throw ConfigError(where(cfg, key) + msg + origin(cfg, key));
+    }
+    throw;
+  }
+  return c;
+}
+
+}  // namespace bignlp::train

@@ -1,0 +1,23 @@
+#!/bin/bash
+# bignlp conversion job 'bignlp-convert_gpt3_5b', rendered from /results/gpt3_5b/convert_nemo/convert_gpt3_5b_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/gpt3_5b/convert_nemo/log-bignlp-convert_gpt3_5b_%j.err
+#SBATCH --exclusive
+#SBATCH --gpus-per-node=8
+#SBATCH --job-name=bignlp-convert_gpt3_5b
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=2
+#SBATCH --output=/results/gpt3_5b/convert_nemo/log-bignlp-convert_gpt3_5b_%j.out
+#SBATCH --time=2:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+
+# command 1
+srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-convert --config-path /results/gpt3_5b/convert_nemo --config-name convert_gpt3_5b_hydra.yaml

@@ -1,0 +1,23 @@
+#!/bin/bash
+# bignlp conversion job 'bignlp-convert_mt5_390m', rendered from /results/mt5_390m/convert_nemo/convert_mt5_390m_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/mt5_390m/convert_nemo/log-bignlp-convert_mt5_390m_%j.err
+#SBATCH --exclusive
+#SBATCH --gpus-per-node=8
+#SBATCH --job-name=bignlp-convert_mt5_390m
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --output=/results/mt5_390m/convert_nemo/log-bignlp-convert_mt5_390m_%j.out
+#SBATCH --time=2:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+
+# command 1
+srun /opt/bignlp/build/bin/bignlp-convert --config-path /results/mt5_390m/convert_nemo --config-name convert_mt5_390m_hydra.yaml

@@ -1,0 +1,23 @@
+#!/bin/bash
+# bignlp data_preparation job 'bignlp-custom_dataset', step 'train_tokenizer', rendered from /results/custom_dataset/custom_dataset_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/custom_dataset/train_tokenizer/log-bignlp-custom_dataset_%j.err
+#SBATCH --exclusive
+#SBATCH --job-name=bignlp-custom_dataset
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --output=/results/custom_dataset/train_tokenizer/log-bignlp-custom_dataset_%j.out
+#SBATCH --time=24:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+export NGC_ARRAY_TYPE=MPIJob
+
+# command 1
+srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/custom_dataset --config-name custom_dataset_hydra.yaml --step train_tokenizer

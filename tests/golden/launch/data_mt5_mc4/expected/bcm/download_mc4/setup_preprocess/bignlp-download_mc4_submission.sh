@@ -1,0 +1,24 @@
+#!/bin/bash
+# bignlp data_preparation job 'bignlp-download_mc4', step 'setup_preprocess', rendered from /results/download_mc4/download_mc4_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=afterok:1000002
+#SBATCH --error=/results/download_mc4/setup_preprocess/log-bignlp-download_mc4_%j.err
+#SBATCH --exclusive
+#SBATCH --job-name=bignlp-download_mc4
+#SBATCH --kill-on-invalid-dep=yes
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --output=/results/download_mc4/setup_preprocess/log-bignlp-download_mc4_%j.out
+#SBATCH --time=24:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+export NGC_ARRAY_TYPE=MPIJob
+
+# command 1
+srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_mc4 --config-name download_mc4_hydra.yaml --step setup_preprocess

@@ -1,0 +1,24 @@
+#!/bin/bash
+# bignlp data_preparation job 'bignlp-download_t5_pile', step 'preprocess', rendered from /results/download_t5_pile/download_t5_pile_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --array=0-1%30
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/download_t5_pile/preprocess/log-bignlp-download_t5_pile_%A_%a.err
+#SBATCH --exclusive
+#SBATCH --job-name=bignlp-download_t5_pile
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --output=/results/download_t5_pile/preprocess/log-bignlp-download_t5_pile_%A_%a.out
+#SBATCH --time=4:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+export NGC_ARRAY_TYPE=MPIJob
+
+# command 1
+srun --container-image=nvcr.io/nvidia/bignlp:24.01 --container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results --no-container-mount-home /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_t5_pile --config-name download_t5_pile_hydra.yaml --step preprocess

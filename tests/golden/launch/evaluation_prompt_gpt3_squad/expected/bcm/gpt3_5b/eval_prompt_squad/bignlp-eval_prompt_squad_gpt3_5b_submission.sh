@@ -1,0 +1,23 @@
+#!/bin/bash
+# bignlp evaluation job 'bignlp-eval_prompt_squad_gpt3_5b', rendered from /results/gpt3_5b/eval_prompt_squad/eval_prompt_squad_gpt3_5b_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/gpt3_5b/eval_prompt_squad/log-bignlp-eval_prompt_squad_gpt3_5b_%j.err
+#SBATCH --exclusive
+#SBATCH --gpus-per-node=8
+#SBATCH --job-name=bignlp-eval_prompt_squad_gpt3_5b
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=2
+#SBATCH --output=/results/gpt3_5b/eval_prompt_squad/log-bignlp-eval_prompt_squad_gpt3_5b_%j.out
+#SBATCH --time=4:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+
+# command 1
+srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-evaluate --config-path /results/gpt3_5b/eval_prompt_squad --config-name eval_prompt_squad_gpt3_5b_hydra.yaml

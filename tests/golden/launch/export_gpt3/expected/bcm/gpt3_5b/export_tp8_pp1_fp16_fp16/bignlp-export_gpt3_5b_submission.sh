@@ -1,0 +1,23 @@
+#!/bin/bash
+# bignlp export job 'bignlp-export_gpt3_5b', rendered from /results/gpt3_5b/export_tp8_pp1_fp16_fp16/export_gpt3_5b_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/gpt3_5b/export_tp8_pp1_fp16_fp16/log-bignlp-export_gpt3_5b_%j.err
+#SBATCH --exclusive
+#SBATCH --gpus-per-node=8
+#SBATCH --job-name=bignlp-export_gpt3_5b
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --output=/results/gpt3_5b/export_tp8_pp1_fp16_fp16/log-bignlp-export_gpt3_5b_%j.out
+#SBATCH --time=2:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+
+# command 1
+srun /opt/bignlp/build/bin/bignlp-export --config-path /results/gpt3_5b/export_tp8_pp1_fp16_fp16 --config-name export_gpt3_5b_hydra.yaml

@@ -1,0 +1,25 @@
+#!/bin/bash
+# bignlp training job 'bignlp-gpt3_tiny', rendered from /results/gpt3_tiny/gpt3_tiny_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/gpt3_tiny/log-bignlp-gpt3_tiny_%j.err
+#SBATCH --exclusive
+#SBATCH --job-name=bignlp-gpt3_tiny
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --output=/results/gpt3_tiny/log-bignlp-gpt3_tiny_%j.out
+#SBATCH --time=0:30:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+export EVIL='$(touch /tmp/pwned) `id` '"'"'single'"'"' "double" ; rm -rf x'
+WANDB_API_KEY="$(head -n 1 -- '/keys/it'"'"'s $HOME')"  # read at run time, never stored here
+export WANDB_API_KEY
+
+# command 1
+srun /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/gpt3_tiny --config-name gpt3_tiny_hydra.yaml

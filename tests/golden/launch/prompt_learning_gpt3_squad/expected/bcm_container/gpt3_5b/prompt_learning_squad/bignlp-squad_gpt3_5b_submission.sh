@@ -1,0 +1,23 @@
+#!/bin/bash
+# bignlp prompt_learning job 'bignlp-squad_gpt3_5b', rendered from /results/gpt3_5b/prompt_learning_squad/squad_gpt3_5b_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/gpt3_5b/prompt_learning_squad/log-bignlp-squad_gpt3_5b_%j.err
+#SBATCH --exclusive
+#SBATCH --gpus-per-node=8
+#SBATCH --job-name=bignlp-squad_gpt3_5b
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=8
+#SBATCH --output=/results/gpt3_5b/prompt_learning_squad/log-bignlp-squad_gpt3_5b_%j.out
+#SBATCH --time=04:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+
+# command 1
+srun --kill-on-bad-exit=1 --container-image=nvcr.io/nvidia/bignlp:24.01 --container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results --no-container-mount-home /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/gpt3_5b/prompt_learning_squad --config-name squad_gpt3_5b_hydra.yaml --stage prompt_learning

@@ -1,0 +1,23 @@
+#!/bin/bash
+# bignlp prompt_learning job 'bignlp-squad_t5_220m', rendered from /results/t5_220m/prompt_learning_squad/squad_t5_220m_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/t5_220m/prompt_learning_squad/log-bignlp-squad_t5_220m_%j.err
+#SBATCH --exclusive
+#SBATCH --gpus-per-node=8
+#SBATCH --job-name=bignlp-squad_t5_220m
+#SBATCH --mem=0
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=8
+#SBATCH --output=/results/t5_220m/prompt_learning_squad/log-bignlp-squad_t5_220m_%j.out
+#SBATCH --time=04:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+
+# command 1
+srun --kill-on-bad-exit=1 --container-image=nvcr.io/nvidia/bignlp:24.01 --container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results --no-container-mount-home /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/t5_220m/prompt_learning_squad --config-name squad_t5_220m_hydra.yaml --stage prompt_learning

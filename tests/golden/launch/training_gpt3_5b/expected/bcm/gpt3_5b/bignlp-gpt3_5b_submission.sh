@@ -1,0 +1,24 @@
+#!/bin/bash
+# bignlp training job 'bignlp-gpt3_5b', rendered from /results/gpt3_5b/gpt3_5b_hydra.yaml.
+# Change the config and run bignlp again rather than editing this file.
+
+# Parameters
+#SBATCH --dependency=singleton
+#SBATCH --error=/results/gpt3_5b/log-bignlp-gpt3_5b_%j.err
+#SBATCH --exclusive
+#SBATCH --gpus-per-node=8
+#SBATCH --job-name=bignlp-gpt3_5b
+#SBATCH --mem=0
+#SBATCH --nodes=20
+#SBATCH --ntasks-per-node=8
+#SBATCH --output=/results/gpt3_5b/log-bignlp-gpt3_5b_%j.out
+#SBATCH --time=7-00:00:00
+
+set -e
+
+# setup
+export TRANSFORMERS_OFFLINE=1
+export CUDA_DEVICE_MAX_CONNECTIONS=1
+
+# command 1
+srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/gpt3_5b --config-name gpt3_5b_hydra.yaml

@@ -1,0 +1,283 @@
+// bignlp-train as the launcher runs it: a saved stage config (NeMo keys), overrides, resume,
+// SIGTERM, and config errors with file:line.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "bignlp/core/file_io.h"
+#include "bignlp/data/indexed_dataset.h"
+#include "bignlp/train/checkpoint.h"
+
+namespace bignlp {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// UTF-8 of a code point below 0x800.
+std::string utf8(unsigned cp) {
+  std::string s;
+  if (cp < 0x80) {
+    s.push_back(static_cast<char>(cp));
+  } else {
+    s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+  return s;
+}
+
+/// A byte-level GPT-2 vocabulary without merges: the 256 byte symbols (formats.md §4.1) and
+/// <|endoftext|> = 256.
+void write_byte_vocab(const fs::path& dir) {
+  std::string json = "{";
+  unsigned next = 256;
+  for (unsigned b = 0; b < 256; ++b) {
+    const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    const unsigned cp = printable ? b : next++;
+    std::string key = utf8(cp);
+    if (key == "\"" || key == "\\") key = "\\" + key;
+    json += fmt::format("\"{}\": {}, ", key, b);
+  }
+  json += "\"<|endoftext|>\": 256}";
+  write_file_atomic(dir / "vocab.json", json);
+  write_file_atomic(dir / "merges.txt", "#version: 0.2\n");
+}
+
+fs::path write_corpus(const fs::path& dir) {
+  const fs::path prefix = dir / "corpus_text_document";
+  data::IndexedDatasetBuilder b(prefix, data::TokenDType::kUint16);
+  std::mt19937 rng(3);
+  for (int d = 0; d < 80; ++d) {
+    std::vector<std::int32_t> doc;
+    std::int32_t tok = 97 + static_cast<std::int32_t>(rng() % 26);
+    for (int i = 0; i < 30 + static_cast<int>(rng() % 30); ++i) {
+      doc.push_back(tok);
+      tok = 97 + (tok - 97 + 7) % 26;
+    }
+    doc.push_back(256);
+    b.add_item(doc);
+    b.end_document();
+  }
+  b.finalize();
+  return prefix;
+}
+
+std::string stage_config(const fs::path& dir, const fs::path& prefix, int max_steps) {
+  return fmt::format(R"(run:
+  name: gpt3_test
+  results_dir: {dir}
+  time_limit: "0:10:00"
+  dependency: singleton
+trainer:
+  num_nodes: 1
+  devices: 1
+  accelerator: cpu
+  precision: 32
+  logger: False
+  enable_checkpointing: False
+  replace_sampler_ddp: False
+  max_epochs: null
+  max_steps: {steps}
+  max_time: "00:00:10:00"
+  log_every_n_steps: 2
+  val_check_interval: 4
+  limit_val_batches: 1
+  limit_test_batches: 1
+  accumulate_grad_batches: 1
+  gradient_clip_val: 1.0
+exp_manager:
+  explicit_log_dir: {dir}/results
+  exp_dir: null
+  name: megatron_gpt
+  create_wandb_logger: False
+  resume_if_exists: True
+  resume_ignore_no_checkpoint: True
+  create_checkpoint_callback: True
+  checkpoint_callback_params:
+    monitor: val_loss
+    save_top_k: 2
+    mode: min
+    always_save_nemo: False
+    filename: "megatron_gpt--{{val_loss:.2f}}-{{step}}-{{consumed_samples}}"
+    model_parallel_size: 1
+  log_step_timing: True
+model:
+  micro_batch_size: 2
+  global_batch_size: 4
+  tensor_model_parallel_size: 1
+  pipeline_model_parallel_size: 1
+  encoder_seq_length: 16
+  max_position_embeddings: 16
+  num_layers: 2
+  hidden_size: 32
+  ffn_hidden_size: 128
+  num_attention_heads: 4
+  init_method_std: 0.02
+  hidden_dropout: 0.1
+  kv_channels: null
+  apply_query_key_layer_scaling: True
+  layernorm_epsilon: 1e-5
+  make_vocab_size_divisible_by: 128
+  bias_activation_fusion: True
+  activations_checkpoint_granularity: full
+  activations_checkpoint_method: uniform
+  activations_checkpoint_num_layers: 1
+  tokenizer:
+    library: megatron
+    type: GPT2BPETokenizer
+    model: null
+    vocab_file: {dir}/vocab.json
+    merge_file: {dir}/merges.txt
+  native_amp_init_scale: 4294967296
+  native_amp_growth_interval: 1000
+  hysteresis: 2
+  fp32_residual_connection: False
+  megatron_amp_O2: False
+  seed: 1234
+  optim:
+    name: fused_adam
+    lr: 5e-3
+    weight_decay: 0.01
+    betas: [0.9, 0.95]
+    sched:
+      name: CosineAnnealing
+      warmup_steps: 2
+      constant_steps: 0
+      min_lr: 5e-4
+  data:
+    data_impl: mmap
+    splits_string: "90,10,0"
+    seq_length: 16
+    skip_warmup: True
+    num_workers: 0
+    dataloader_type: single
+    reset_position_ids: False
+    reset_attention_mask: False
+    eod_mask_loss: False
+    index_mapping_dir: null
+    data_prefix:
+      - 1.0
+      - {prefix}
+)",
+                     fmt::arg("dir", dir.string()), fmt::arg("steps", max_steps), fmt::arg("prefix", prefix.string()));
+}
+
+struct Output {
+  int status = -1;
+  std::string text;
+};
+
+Output run(const std::string& args) {
+  const std::string cmd = fmt::format("{}/bignlp-train {} 2>&1", BIGNLP_BIN_DIR, args);
+  Output out;
+  std::FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.text.append(buf, n);
+  const int st = pclose(p);
+  out.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+class TrainMainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_byte_vocab(dir_.path());
+    prefix_ = write_corpus(dir_.path());
+    write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", stage_config(dir_.path(), prefix_, 8));
+  }
+  std::string cfg_args() const { return fmt::format("--config-path {} --config-name gpt3_test_hydra.yaml", dir_.path().string()); }
+  TempDir dir_{"train-main"};
+  fs::path prefix_;
+};
+
+TEST_F(TrainMainTest, TrainsLogsCheckpointsAndResumesWithOverrides) {
+  const Output first = run(cfg_args());
+  ASSERT_EQ(first.status, 0) << first.text;
+  EXPECT_NE(first.text.find("global_step: 8 | consumed_samples: 32 | reduced_train_loss: "), std::string::npos)
+      << first.text;
+  EXPECT_NE(first.text.find("| val_loss: "), std::string::npos);
+  const fs::path results = dir_.path() / "results";
+  EXPECT_NE(read_file(results / "hparams.yaml").find("cfg:\n  micro_batch_size: 2"), std::string::npos);
+  auto latest = train::find_latest_checkpoint(results / "checkpoints");
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(train::read_checkpoint_metadata(*latest).global_step, 8);
+  EXPECT_EQ(train::read_checkpoint_metadata(*latest).model.vocab_size, 257);
+  // A larger max_steps on the command line continues from step 8.
+  const Output second = run(cfg_args() + " trainer.max_steps=12");
+  ASSERT_EQ(second.status, 0) << second.text;
+  EXPECT_NE(second.text.find("resumed from"), std::string::npos) << second.text;
+  EXPECT_EQ(second.text.find("global_step: 2 |"), std::string::npos);
+  EXPECT_NE(second.text.find("global_step: 12 | consumed_samples: 48"), std::string::npos);
+}
+
+TEST_F(TrainMainTest, SigtermSavesACheckpointAndExitsCleanly) {
+  write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", stage_config(dir_.path(), prefix_, 100000));
+  const std::string bin = fmt::format("{}/bignlp-train", BIGNLP_BIN_DIR);
+  const std::string cp = dir_.path().string();
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen("/dev/null", "w", stderr);
+    execl(bin.c_str(), bin.c_str(), "--config-path", cp.c_str(), "--config-name", "gpt3_test_hydra.yaml", nullptr);
+    _exit(127);
+  }
+  // Wait for the first checkpoint (step 4), then signal.
+  const fs::path ckdir = dir_.path() / "results" / "checkpoints";
+  for (int i = 0; i < 600 && !train::find_latest_checkpoint(ckdir); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(train::find_latest_checkpoint(ckdir)) << "no checkpoint appeared";
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const auto meta = train::read_checkpoint_metadata(*train::find_latest_checkpoint(ckdir));
+  EXPECT_GE(meta.global_step, 4);
+  EXPECT_LT(meta.global_step, 100000);
+  EXPECT_EQ(meta.consumed_samples, meta.global_step * 4);
+}
+
+TEST_F(TrainMainTest, ConfigErrorsNameFileLineAndKey) {
+  int n = 0;
+  auto record = [&](const Output& out) { RecordProperty("message_" + std::to_string(n++), out.text); };
+  Output o = run(cfg_args() + " model.global_batch_size=5");
+  record(o);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_NE(o.text.find("model.global_batch_size: 5 is not divisible by model.micro_batch_size 2"), std::string::npos)
+      << o.text;
+  EXPECT_NE(o.text.find("override"), std::string::npos) << o.text;
+  o = run(cfg_args() + " +model.unexpected_knob=3");
+  record(o);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_NE(o.text.find("unexpected_knob"), std::string::npos) << o.text;
+  o = run(cfg_args() + " model.hidden_size=abc");
+  record(o);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_NE(o.text.find("model.hidden_size"), std::string::npos) << o.text;
+  // A value from the file: the message starts with file:line:col.
+  std::string text = stage_config(dir_.path(), prefix_, 8);
+  text.replace(text.find("fp32_residual_connection: False"), 31, "fp32_residual_connection: True ");
+  write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", text);
+  o = run(cfg_args());
+  record(o);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_NE(o.text.find("gpt3_test_hydra.yaml:69:"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("model.fp32_residual_connection: True is not supported"), std::string::npos) << o.text;
+  write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", stage_config(dir_.path(), prefix_, 8));
+  o = run(cfg_args() + " model.data.data_prefix=[]");
+  record(o);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_NE(o.text.find("model.data.data_prefix"), std::string::npos) << o.text;
+}
+
+}  // namespace
+}  // namespace bignlp
