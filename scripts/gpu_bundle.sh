@@ -45,8 +45,7 @@ done
 {
   echo "bignlp GPU bundle"
   echo "built: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (modified tree)') on $(date -u +%Y-%m-%dT%H:%MZ)"
-  cuobjdump=$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)
-  echo "cuda machine code: $("$cuobjdump" --list-elf "$build/tests/test_parity" 2>/dev/null | grep -o 'sm_[0-9a-z]*' | sort -u | tr '\n' ' ')"
+  echo "cuda architectures: $(grep -ho -- '--generate-code=arch=[^ ]*' "$build/build.ninja" 2>/dev/null | sort -u | tr '\n' ' ')"
   echo "build type: $(grep '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2)"
   echo "needs from the GPU machine: $(for p in "${programs[@]}"; do ldd "$build/$p"; done | awk '{print $1}' | grep -E '^(libcublas|libcudart|libnccl|libcuda)' | sort -u | tr '\n' ' ')"
   echo "newest glibc symbol: $(for p in "${programs[@]}"; do objdump -T "$build/$p"; done | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)"

@@ -36,6 +36,7 @@ if [[ -z $bundle ]]; then
 fi
 if [[ -n $bundle ]]; then
   dir=$(mktemp -d "${TMPDIR:-/tmp}/bignlp-bundle.XXXXXX")
+  trap 'rm -rf "$dir"' EXIT
   xz -dc "$bundle" | tar -C "$dir" -xf - || { note "cannot unpack $bundle"; exit 1; }
   bin=$dir/bundle/bin
   parity_bin=$bin/test_parity
@@ -52,7 +53,8 @@ fi
 cuda_libs=()
 for d in "${CUDA_HOME:-/usr/local/cuda}/lib64" /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
          /usr/local/cuda/lib; do
-  [[ -e $d/libcublasLt.so.13 ]] && cuda_libs+=("$d")
+  d=$(readlink -f "$d" 2>/dev/null || echo "$d")
+  [[ -e $d/libcublasLt.so.13 && " ${cuda_libs[*]:-} " != *" $d "* ]] && cuda_libs+=("$d")
 done
 if [[ ${#cuda_libs[@]} -eq 0 ]]; then
   while IFS= read -r d; do [[ -n $d ]] && cuda_libs+=("$d"); done < <(python3 - <<'PY' 2>/dev/null

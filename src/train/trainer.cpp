@@ -306,6 +306,14 @@ TrainResult Trainer::fit() {
 
   const fs::path log_dir = c.exp_manager.explicit_log_dir;
   const fs::path ckpt_dir = log_dir / "checkpoints";
+  // Leftovers of saves that were killed before their rename: never complete, safe to drop now.
+  std::error_code ec;
+  if (fs::is_directory(ckpt_dir, ec))
+    for (const auto& e : fs::directory_iterator(ckpt_dir, ec))
+      if (e.is_directory() && starts_with(e.path().filename().string(), ".tmp-")) {
+        log_.warn("removing the incomplete checkpoint {}", e.path().string());
+        fs::remove_all(e.path(), ec);
+      }
   std::optional<fs::path> resume;
   if (c.exp_manager.resume_if_exists) {
     resume = find_latest_checkpoint(ckpt_dir);

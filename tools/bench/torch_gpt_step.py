@@ -40,6 +40,8 @@ def main():
     wte, wpe = nn.Embedding(a.vocab, a.hidden), nn.Embedding(a.seq_length, a.hidden)
     blocks = nn.ModuleList(Block(a.hidden, a.heads) for _ in range(a.layers))
     lnf = nn.LayerNorm(a.hidden)
+    for emb in (wte, wpe):
+        nn.init.normal_(emb.weight, std=0.02)  # Megatron's init_method_std, as bignlp's model
     params = list(wte.parameters()) + list(wpe.parameters()) + list(blocks.parameters()) + list(lnf.parameters())
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
     tokens = torch.randint(0, a.vocab, (a.seq_length, a.micro_batch))

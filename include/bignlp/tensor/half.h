@@ -25,15 +25,23 @@ struct Float16 {
 };
 
 BIGNLP_HOST_DEVICE inline std::uint32_t float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
   std::uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return u;
+#endif
 }
 
 BIGNLP_HOST_DEVICE inline float float_from_bits(std::uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
   float f;
   std::memcpy(&f, &u, sizeof f);
   return f;
+#endif
 }
 
 /// fp32 -> bf16, round to nearest even. Example: 1.00390625f (0x3F808000) -> 0x3F80 (tie, even).

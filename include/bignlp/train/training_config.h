@@ -69,7 +69,7 @@ struct TrainingConfig {
   std::map<std::string, std::string> tokenizer;  ///< model.tokenizer.* recorded in checkpoints
   std::string hparams_yaml;                ///< text of results/hparams.yaml (empty: derived from model)
   std::optional<double> peak_tflops_per_device;  ///< for MFU; unknown on CPUs
-  int cpu_threads = 0;                     ///< OpenMP threads of the CPU ops (0: default)
+  int cpu_threads = 0;                     ///< OpenMP threads of the CPU ops (0: default; the program's OpContext uses it)
 
   int world_size() const { return num_nodes * devices; }
   int data_parallel_size() const;

@@ -12,10 +12,26 @@
 
 #include "bignlp/core/check.h"
 #include "bignlp/ops/context.h"
+#include "bignlp/ops/philox.h"
 #include "bignlp/tensor/half.h"
 #include "bignlp/tensor/tensor.h"
 
 namespace bignlp::ops::cpu {
+
+/// Dropout multipliers of elements [first, first + n) of stream (seed, offset): out[i] is
+/// 1/(1-p) when kept and 0 when dropped (philox.h's dropout_keep), drawing one Philox block per
+/// four elements.
+inline void dropout_multipliers(std::uint64_t seed, std::uint64_t offset, std::uint64_t first, std::int64_t n, float p,
+                                float* out) {
+  const float keep_scale = 1.0f / (1.0f - p);
+  std::int64_t i = 0;
+  while (i < n) {
+    const std::uint64_t index = first + static_cast<std::uint64_t>(i);
+    float u[4];
+    philox_uniform4(seed, offset, index >> 2, u);
+    for (std::uint64_t lane = index & 3; lane < 4 && i < n; ++lane, ++i) out[i] = u[lane] >= p ? keep_scale : 0.0f;
+  }
+}
 
 inline float to_f(float v) { return v; }
 inline float to_f(BFloat16 v) { return float_from_bf16(v); }

@@ -178,6 +178,8 @@ TEST(TrainerTest, HalfWrittenCheckpointsAreNeverPickedUp) {
   c.max_steps = 6;
   Trainer t(c, h.log, h.ctx, h.out);
   EXPECT_EQ(t.fit().resumed_from_step, 4);
+  // The interrupted save's temporary directory was cleaned up on start.
+  for (const auto& e : fs::directory_iterator(ckdir)) EXPECT_NE(e.path().filename().string().substr(0, 5), ".tmp-");
 }
 
 TEST(TrainerTest, BadConfigsGiveClearErrors) {
