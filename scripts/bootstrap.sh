@@ -25,11 +25,16 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 python3-yaml python3-omegaconf python3-numpy python3-sentencepiece python3-torch
-  slurm-wlm munge clang libclang-rt-14-dev nodejs npm curl python3-regex
+  slurm-wlm munge clang libclang-rt-14-dev curl python3-regex
 )
 
 pkgs=("${build_pkgs[@]}")
 [[ $want_test == 1 ]] && pkgs+=("${test_pkgs[@]}")
+# Node.js and npm (npm peers of the tokenizer tests): a Node.js that bundles npm (NodeSource's)
+# conflicts with Debian's npm package, so Debian's are installed only when no npm is on PATH.
+if [[ $want_test == 1 ]] && ! command -v npm >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # Packs what a GPU machine without apt needs to run bignlp's GPU checks and benchmarks:
-# the stripped GPU programs (test_parity, bench_cuda_kernels, bench_gpt_cuda) and every
-# non-system shared library they load, into <build>/gpu-bundle/bundle.tar.xz (plus a manifest).
+# the stripped GPU programs (test_parity, test_gpu_programs, bench_cuda_kernels, bench_gpt_cuda,
+# and the programs test_gpu_programs runs: bignlp, bignlp-bind, bignlp-train, bignlp-evaluate)
+# and every non-system shared library they load, into <build>/gpu-bundle/bundle.tar.xz (plus a
+# manifest).
 #
 #   scripts/gpu_bundle.sh [BUILD_DIR]        default BUILD_DIR: build (configured with a CUDA preset)
 #
 # Left out on purpose: glibc (libc, libm, libpthread, libdl, librt, ld-linux), the CUDA driver
 # (libcuda) and the CUDA libraries the GPU machine's own toolkit provides (libcublasLt, libcudart,
-# libnccl); scripts/gpu_checks.sh finds those there. libstdc++ and libgcc_s go into lib/fallback/,
-# used only when the machine's own are too old. The archive is what a GPU session carries (the
-# carry limit is 64 MiB; xz keeps the bundle near 25 MiB); scripts/gpu_checks.sh unpacks it.
+# libnccl); scripts/gpu_checks.sh finds those there (or in PyTorch's NVIDIA wheels). libstdc++ and
+# libgcc_s go into lib/fallback/, used only when the machine's own are too old. The archive is what
+# a GPU session carries (the carry limit is 64 MiB); every program holds the same kernels, so xz
+# gets a dictionary larger than the programs together and stores them once (about 10 MiB in all);
+# scripts/gpu_checks.sh unpacks it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-programs=(tests/test_parity bin/bench_cuda_kernels bin/bench_gpt_cuda)
+programs=(tests/test_parity tests/test_gpu_programs bin/bench_cuda_kernels bin/bench_gpt_cuda
+          bin/bignlp bin/bignlp-bind bin/bignlp-train bin/bignlp-evaluate)
 
 if [[ ! -f $build/CMakeCache.txt || ! -d $build/kernels ]]; then
   echo "gpu_bundle.sh: $build is not a CUDA build; run: cmake --preset cuda" >&2
   exit 2
 fi
-cmake --build "$build" --target test_parity bench_cuda_kernels bench_gpt_cuda -j "${BIGNLP_JOBS:-2}"
+targets=()
+for p in "${programs[@]}"; do targets+=("$(basename "$p")"); done
+cmake --build "$build" --target "${targets[@]}" -j "${BIGNLP_JOBS:-2}"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -56,7 +63,7 @@ done
 out="$build/gpu-bundle"
 rm -rf "$out"
 mkdir -p "$out"
-tar -C "$stage" -cf - bundle | xz -T"${BIGNLP_JOBS:-2}" -6 > "$out/bundle.tar.xz"
+tar -C "$stage" -cf - bundle | xz -T"${BIGNLP_JOBS:-2}" --lzma2=preset=6,dict=192MiB > "$out/bundle.tar.xz"
 cp "$stage/bundle/MANIFEST" "$out/MANIFEST"
 size=$(stat -c %s "$out/bundle.tar.xz")
 echo "gpu_bundle.sh: wrote $out/bundle.tar.xz ($((size / 1048576)) MiB); carry '$out' and run scripts/gpu_checks.sh"

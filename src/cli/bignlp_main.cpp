@@ -44,6 +44,7 @@ struct Args {
   std::string cfg_type;  // job | hydra | all
   bool resolve = false;
   std::string package;
+  bool package_given = false;
   std::string info;  // "" = not requested
   bool help = false;
   bool version = false;
@@ -217,8 +218,8 @@ void print_cfg(const cfg::ComposeResult& r, const Args& a) {
     }
   }
   const auto resolvers = resolvers_for(r, a);
-  std::string package = a.package == "_global_" ? std::string() : a.package;
-  if (package.empty()) {
+  const std::string package = a.package == "_global_" ? std::string() : a.package;
+  if (!a.package_given || a.package == "_global_") {
     if (a.resolve) cfg::resolve_in_place(root, resolvers);
     std::cout << cfg::to_yaml(root);
     return;
@@ -234,7 +235,9 @@ void print_cfg(const cfg::ComposeResult& r, const Args& a) {
     std::cout << "# @package " << package << "\n" << cfg::to_yaml(*node);
     return;
   }
-  const auto value = cfg::select(root, package, resolvers, /*missing_as_absent=*/true);
+  // A scalar is printed resolved (select resolves it); a container reached through an
+  // interpolation is printed as select returns it, resolved only with --resolve.
+  const auto value = cfg::select(root, package, resolvers, /*missing_as_absent=*/true, /*resolve_containers=*/a.resolve);
   if (!value || value->is_null()) throw bignlp::ConfigError(fmt::format("package '{}' not found in config", package));
   if (value->is_container()) {
     std::cout << "# @package " << package << "\n" << cfg::to_yaml(*value);
@@ -381,7 +384,7 @@ int main(int argc, char** argv) {
   app.add_option("--config-dir", a.config_dirs)->allow_extra_args(false);
   app.add_option("-c,--cfg", a.cfg_type)->check(CLI::IsMember({"job", "hydra", "all"}));
   app.add_flag("--resolve", a.resolve);
-  app.add_option("-p,--package", a.package);
+  auto* package_opt = app.add_option("-p,--package", a.package);
   app.add_option("-i,--info", a.info)->check(CLI::IsMember({"all", "config", "defaults", "defaults-tree", "searchpath", "sources"}));
   app.add_flag("-h,--help", a.help);
   app.add_flag("--version", a.version);
@@ -394,6 +397,7 @@ int main(int argc, char** argv) {
     auto args = normalize_argv(argc, argv);
     std::reverse(args.begin(), args.end());  // CLI11 takes the vector in reverse order
     app.parse(args);
+    a.package_given = package_opt->count() > 0;
     // Without --config-path: conf/ here, else the conf/ of this program's tree.
     if (config_path_opt->count() == 0 && !std::filesystem::is_directory("conf") &&
         std::filesystem::is_directory(a.tree_root / "conf"))

@@ -1,20 +1,27 @@
 // bignlp-evaluate: evaluation of trained checkpoints.
 //
 //   bignlp-evaluate --checkpoint CKPT --loglikelihood REQUESTS.jsonl --output OUT.jsonl [--batch-size N]
+//                   [--precision 32|bf16|16] [--device auto|cpu|cuda]
 //     REQUESTS lines {"context": [ids], "continuation": [ids]}; OUT lines {"logprob": x,
 //     "is_greedy": b}, one per request, in request order.
-// Index: eval/loglikelihood.h (scoring), train/checkpoint.h (loading).
+// --device auto (the default) scores on CUDA device 0 (LOCAL_RANK / SLURM_LOCALID when set) when the
+// build has CUDA and a GPU is visible, else on the CPU. Precision 32 is exact fp32 on both (no TF32:
+// scores should not depend on the device beyond rounding order).
+// Index: eval/loglikelihood.h (scoring), train/checkpoint.h (loading), ops/device_runtime.h.
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "bignlp/comm/rendezvous.h"
+#include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/eval/loglikelihood.h"
+#include "bignlp/ops/device_runtime.h"
 #include "bignlp/train/checkpoint.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"bignlp-evaluate: score requests with a bignlp checkpoint"};
-  std::string checkpoint, requests, output, precision = "32";
+  std::string checkpoint, requests, output, precision = "32", device = "auto";
   std::int64_t batch_size = 8;
   int threads = 0;
   app.add_option("--checkpoint", checkpoint, "bignlp checkpoint directory")->required();
@@ -23,13 +30,26 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch_size, "sequences per forward pass")->check(CLI::PositiveNumber);
   app.add_option("--precision", precision, "compute precision: 32, bf16 or 16")->check(CLI::IsMember({"32", "bf16", "16"}));
   app.add_option("--threads", threads, "CPU threads (0: all)");
+  app.add_option("--device", device, "auto (a GPU when there is one), cpu or cuda (gpu)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda", "gpu"}));
   CLI11_PARSE(app, argc, argv);
   bignlp::Logger log("bignlp-evaluate");
   try {
-    bignlp::CpuAllocator alloc;
-    bignlp::ops::OpContext ctx = bignlp::ops::OpContext::cpu(threads);
-    ctx.allocator = &alloc;
-    auto model = bignlp::train::load_gpt_from_checkpoint(checkpoint, ctx, bignlp::model::parse_precision(precision));
+    const std::map<std::string, std::string> env = bignlp::process_environment();
+    bignlp::ops::DeviceRequest request;
+    request.kind = bignlp::ops::parse_device_kind(device, "--device");
+    request.text = device;
+    request.origin = "--device";
+    request.cpu_fix = "--device cpu";
+    const int local_rank = bignlp::comm::parse_distributed_env(env).local_rank;
+    const bignlp::Device dev = bignlp::ops::select_device(request, bignlp::ops::probe_devices(env), local_rank);
+    bignlp::ops::DeviceRuntimeOptions dro;
+    dro.cpu_threads = threads;
+    dro.allow_tf32 = false;
+    const bignlp::ops::DeviceRuntime runtime(dev, env, dro);
+    if (dev.is_cuda()) log.info("scoring on {}", runtime.describe());
+    auto model = bignlp::train::load_gpt_from_checkpoint(checkpoint, runtime.context(),
+                                                         bignlp::model::parse_precision(precision));
     const auto reqs = bignlp::eval::read_loglikelihood_requests(requests, model->config().vocab_size);
     const auto results = bignlp::eval::score_loglikelihood(*model, reqs, batch_size);
     bignlp::eval::write_loglikelihood_results(output, results);

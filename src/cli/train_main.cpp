@@ -6,13 +6,19 @@
 // exit 0. Index: train/config_binding.h (keys), train/trainer.h (loop), train/checkpoint.h,
 // train/metrics.h (stdout line), docs/engine.md.
 //
+// Device: trainer.accelerator (cpu, gpu, auto), or --device which overrides it, resolved by
+// ops::select_device: a GPU run puts rank r of a node on CUDA device r (SLURM_LOCALID / LOCAL_RANK),
+// with its CudaContext, caching allocator, parameters, gradients, optimizer state and activations
+// there; batches are copied from the host per micro-batch and checkpoints go through host memory.
+// The device's peak (ops/peak_throughput.h) turns model TFLOP/s into the MFU of the step line.
+//
 // Parallel runs: every rank is one process started by srun (or the local executor, which sets the
 // same variables). The environment is read here and nowhere else: comm/rendezvous.h turns
 // SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID / SLURM_JOB_NODELIST (or RANK / WORLD_SIZE /
 // MASTER_ADDR / MASTER_PORT) into the rank, the world and the master; the port is run.master_port
 // when the config sets it. Ranks meet through a TCP store on the master (or --rendezvous file: a
-// directory under the results dir) and talk over gloo on CPUs (NCCL for GPU runs). The grid is
-// tp x pp x dp from the config (comm/process_grid.h); docs/parallel.md.
+// directory under the results dir) and talk over gloo on CPUs, NCCL on GPUs (on the compute
+// stream). The grid is tp x pp x dp from the config (comm/process_grid.h); docs/parallel.md.
 
 #include <csignal>
 
@@ -28,6 +34,7 @@
 #include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
+#include "bignlp/ops/device_runtime.h"
 #include "bignlp/train/config_binding.h"
 #include "bignlp/train/trainer.h"
 
@@ -50,7 +57,10 @@ int main(int argc, char** argv) {
     std::string level = "info";
     std::string backend = "auto";
     std::string rendezvous = "tcp";
+    std::string device;
     app.add_option("--threads", threads, "CPU threads for the CPU ops (0: all)");
+    app.add_option("--device", device, "cpu, cuda (gpu) or auto; overrides trainer.accelerator")
+        ->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
     app.add_option("--log-level", level, "trace, debug, info, warn, error");
     app.add_option("--comm-backend", backend, "auto (gloo on CPUs, nccl on GPUs), gloo or nccl")
         ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
@@ -71,9 +81,6 @@ int main(int argc, char** argv) {
     tc.cpu_threads = threads;
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
-    bignlp::CpuAllocator alloc;
-    bignlp::ops::OpContext ctx = bignlp::ops::OpContext::cpu(threads);
-    ctx.allocator = &alloc;
 
     // Who we are, from the launcher's environment; the config says how many ranks to expect.
     const std::map<std::string, std::string> env_vars = bignlp::process_environment();
@@ -84,11 +91,38 @@ int main(int argc, char** argv) {
           "with that many tasks (srun --ntasks, or the launcher) or change the config",
           tc.num_nodes, tc.devices, tc.world_size(), env.world_size,
           env.source == "slurm" ? "SLURM_NTASKS" : env.source == "torchrun" ? "WORLD_SIZE" : "a single process"));
+
+    // Where this rank computes: --device, else trainer.accelerator.
+    bignlp::ops::DeviceRequest request = tc.accelerator;
+    if (!device.empty()) {
+      request.kind = bignlp::ops::parse_device_kind(device, "--device");
+      request.text = device;
+      request.origin = "--device";
+      request.cpu_fix = "--device cpu";
+    }
+    const bignlp::Device dev = bignlp::ops::select_device(request, bignlp::ops::probe_devices(env_vars), env.local_rank);
+    bignlp::ops::DeviceRuntimeOptions dro;
+    dro.cpu_threads = threads;
+    const bignlp::ops::DeviceRuntime runtime(dev, env_vars, dro);
+    const bignlp::ops::OpContext& ctx = runtime.context();
+    const std::optional<bignlp::ops::PeakThroughput> peak = runtime.peak(tc.model.compute_dtype());
+    if (peak) tc.peak_tflops_per_device = peak->tflops;
+
     env.master_port = bignlp::comm::resolve_master_port(env, master_port.value_or(0));
     bignlp::comm::RendezvousOptions ro;
-    ro.backend = backend == "auto" ? (ctx.device.is_cuda() ? bignlp::comm::Backend::kNccl : bignlp::comm::Backend::kGloo)
+    // One rank exchanges nothing: the single-rank communicator, whatever the device.
+    ro.backend = backend == "auto" ? (dev.is_cuda() && env.world_size > 1 ? bignlp::comm::Backend::kNccl
+                                                                            : bignlp::comm::Backend::kGloo)
                                    : bignlp::comm::parse_backend(backend);
-    ro.cuda_device = env.local_rank;
+    if (ro.backend == bignlp::comm::Backend::kNccl && !dev.is_cuda())
+      throw bignlp::ConfigError(fmt::format("--comm-backend nccl moves GPU memory, but this rank computes on the CPU ({}: "
+                                            "'{}'); use --comm-backend gloo (or auto), or train on GPUs",
+                                            request.origin, request.text));
+    if (ro.backend == bignlp::comm::Backend::kGloo && dev.is_cuda() && env.world_size > 1)
+      throw bignlp::ConfigError("--comm-backend gloo moves host memory, but the ranks train on GPUs; use "
+                                "--comm-backend nccl (or auto)");
+    ro.cuda_device = dev.index;
+    ro.cuda_stream = runtime.cuda_stream();  // collectives are ordered with the kernels around them
     if (rendezvous == "file")
       ro.store_dir = tc.exp_manager.explicit_log_dir / fmt::format(".rendezvous-{}", env.job_id.empty() ? "0" : env.job_id);
     bignlp::comm::World world = bignlp::comm::connect_world(env, ro);
@@ -110,6 +144,12 @@ int main(int argc, char** argv) {
     if (grid.world_size() > 1)
       log.info("rank {} of {} ({}) over {}", grid.rank(), grid.world_size(), grid.to_string(),
                world.communicator->backend());
+    if (dev.is_cuda()) {
+      if (peak)
+        log.info("device {}; MFU against {:g} TFLOP/s ({})", runtime.describe(), peak->tflops, peak->description);
+      else
+        log.info("device {}; no MFU: its peak is not in bignlp's table (ops/peak_throughput.h)", runtime.describe());
+    }
 
     bignlp::train::Trainer trainer(tc, log, ctx, stdout);
     trainer.set_stop_flag(&g_stop_requested);

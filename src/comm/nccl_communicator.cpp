@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -122,6 +123,8 @@ class NcclCommunicator final : public Communicator {
   ~NcclCommunicator() override {
     handle_.reset();
     if (barrier_buf_) cudaFree(barrier_buf_);
+    if (staging_device_) cudaFree(staging_device_);
+    if (staging_host_) cudaFreeHost(staging_host_);
     if (own_stream_) cudaStreamDestroy(stream_);
   }
 
@@ -133,6 +136,13 @@ class NcclCommunicator final : public Communicator {
   const char* backend() const override { return "nccl"; }
 
   WorkPtr all_reduce_async(const TensorView& t, ReduceOp op) override {
+    if (t.device().is_cpu()) {
+      check_reduce_dtype(*this, "all_reduce", t, op);
+      return host_staged(t, "all_reduce", [&](void* dev) {
+        BIGNLP_NCCL_CHECK(ncclAllReduce(dev, dev, static_cast<size_t>(t.numel()), nccl_dtype(t.dtype()), nccl_op(op),
+                                        handle_->comm, stream_));
+      });
+    }
     check_collective_tensor(*this, "all_reduce", "tensor", t);
     check_reduce_dtype(*this, "all_reduce", t, op);
     BIGNLP_NCCL_CHECK(ncclAllReduce(t.raw(), t.raw(), static_cast<size_t>(t.numel()), nccl_dtype(t.dtype()), nccl_op(op),
@@ -159,6 +169,12 @@ class NcclCommunicator final : public Communicator {
     return record("reduce_scatter");
   }
   WorkPtr broadcast_async(const TensorView& t, int root) override {
+    if (t.device().is_cpu()) {
+      return host_staged(t, "broadcast", [&](void* dev) {
+        BIGNLP_NCCL_CHECK(ncclBroadcast(dev, dev, static_cast<size_t>(t.numel()), nccl_dtype(t.dtype()), root,
+                                        handle_->comm, stream_));
+      });
+    }
     check_collective_tensor(*this, "broadcast", "tensor", t);
     BIGNLP_NCCL_CHECK(ncclBroadcast(t.raw(), t.raw(), static_cast<size_t>(t.numel()), nccl_dtype(t.dtype()), root,
                                     handle_->comm, stream_));
@@ -210,6 +226,41 @@ class NcclCommunicator final : public Communicator {
     return c;
   }
  private:
+  // A host tensor (the scalars a training step reduces on the host: the loss, stop flags, parts of
+  // the gradient norm) goes host -> pinned -> device, through `collective` on the device copy, and
+  // back, in stream order; the call waits for it (with the timeout and NCCL error checks of
+  // Work::wait) because the caller reads the result next. The returned work is complete.
+  template <typename Fn>
+  WorkPtr host_staged(const TensorView& t, const char* op, Fn&& collective) {
+    const std::size_t bytes = t.nbytes();
+    ensure_staging(bytes);
+    // The checks of a device tensor of the same shape (contiguity, dtype) apply to the host one.
+    check_collective_tensor(*this, op, "tensor", TensorView(staging_device_, t.dtype(), t.shape(), device()));
+    BIGNLP_CHECK(t.is_contiguous(), "{} on {}: host tensor must be contiguous, got {}", op, describe(), t.to_string());
+    std::memcpy(staging_host_, t.raw(), bytes);
+    BIGNLP_CUDA_RT_CHECK(cudaMemcpyAsync(staging_device_, staging_host_, bytes, cudaMemcpyHostToDevice, stream_));
+    collective(staging_device_);
+    BIGNLP_CUDA_RT_CHECK(cudaMemcpyAsync(staging_host_, staging_device_, bytes, cudaMemcpyDeviceToHost, stream_));
+    WorkPtr work = record(op);
+    work->wait(timeout());
+    std::memcpy(t.raw(), staging_host_, bytes);
+    return work;
+  }
+  void ensure_staging(std::size_t bytes) {
+    if (bytes <= staging_bytes_) return;
+    if (staging_device_ != nullptr) {
+      BIGNLP_CUDA_RT_CHECK(cudaStreamSynchronize(stream_));
+      cudaFree(staging_device_);
+      cudaFreeHost(staging_host_);
+      staging_device_ = staging_host_ = nullptr;
+      staging_bytes_ = 0;
+    }
+    const std::size_t size = std::max<std::size_t>(bytes, 256);
+    BIGNLP_CUDA_RT_CHECK(cudaMalloc(&staging_device_, size));
+    BIGNLP_CUDA_RT_CHECK(cudaMallocHost(&staging_host_, size));
+    staging_bytes_ = size;
+  }
+
   WorkPtr record(const char* op) {
     cudaEvent_t ev;
     BIGNLP_CUDA_RT_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
@@ -226,6 +277,9 @@ class NcclCommunicator final : public Communicator {
   bool own_stream_ = false;
   std::shared_ptr<NcclHandle> handle_;
   void* barrier_buf_ = nullptr;
+  void* staging_device_ = nullptr;  // host_staged(): device and pinned host copies
+  void* staging_host_ = nullptr;
+  std::size_t staging_bytes_ = 0;
 };
 
 }  // namespace

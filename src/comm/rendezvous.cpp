@@ -163,6 +163,7 @@ World connect_world(const DistributedEnv& env, const RendezvousOptions& options)
 #if defined(BIGNLP_WITH_NCCL)
     NcclOptions no;
     no.device = options.cuda_device;
+    no.stream = options.cuda_stream;
     no.timeout = options.timeout;
     w.communicator = make_nccl_communicator(*w.store, env.rank, env.world_size, no);
 #else

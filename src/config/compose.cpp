@@ -371,7 +371,7 @@ ComposeResult compose_with(const ConfigRepository& repo, const ComposeOptions& o
       wrapped.set_path(d.package, std::move(content));
     }
     try {
-      merge_into(cfg, wrapped);
+      merge_into(cfg, std::move(wrapped));
     } catch (const ConfigError& e) {
       throw ConfigError(fmt::format("In '{}': Validation error while composing config:\n{}", d.config_path, e.what()));
     }

@@ -121,6 +121,10 @@ Engine::Val Engine::eval_node(ConfigNode& n, const Path& p) {
     chain += path_text(p);
     fail(InterpolationErrorKind::kCycle, fmt::format("Recursive interpolation detected: {}", chain));
   }
+  if (stack_.size() >= 200) {
+    fail(InterpolationErrorKind::kResolution,
+         fmt::format("interpolations chained more than 200 deep (resolving '{}')", path_text(p)));
+  }
   const grammar::Text& text = parse(n, p);
   active_.insert(&n);
   stack_.emplace_back(&n, p);
@@ -212,6 +216,7 @@ Engine::Val Engine::eval_interp(const grammar::Interp& it, const Path& p) {
   Val v;
   const Path saved = current_;
   current_ = p;
+  last_select_ref_ = nullptr;
   try {
     v.owned = (*fn)(args, *this);
   } catch (const Failure&) {
@@ -225,6 +230,14 @@ Engine::Val Engine::eval_interp(const grammar::Interp& it, const Path& p) {
     fail(InterpolationErrorKind::kResolver, fmt::format("resolver '{}' failed: {}", name, e.what()));
   }
   current_ = saved;
+  // A resolver handing back exactly the container it selected (oc.select, oc.deprecated) returns
+  // that node itself, as OmegaConf does: interpolations inside it stay relative to its place.
+  if (last_select_ref_ && v.owned.is_container() && v.owned == *last_select_ref_) {
+    v.ref = last_select_ref_;
+    v.ref_path = last_select_path_;
+    v.owned = ConfigNode();
+  }
+  last_select_ref_ = nullptr;
   v.is_string_result = v.owned.is_string();
   return v;
 }
@@ -255,9 +268,9 @@ ConfigNode Engine::eval_element(const grammar::Element& e, const Path& p) {
     }
     case Element::Kind::kDict: {
       ConfigNode out = ConfigNode::dict();
-      for (const auto& [key_tokens, value] : e.entries) {
-        ConfigNode key = primitive(key_tokens, p);
-        out.set(key.is_string() ? key.as_string() : py::str(key), eval_element(value, p));
+      for (const auto& entry : e.entries) {
+        ConfigNode key = primitive(entry.key, p);
+        out.set(key.is_string() ? key.as_string() : py::str(key), eval_element(entry.value, p));
       }
       return out;
     }
@@ -430,6 +443,13 @@ Engine::Val Engine::lookup(int dots, const std::vector<std::string>& keys, const
   }
   if (is_interp(*cur)) {
     Val v = eval_node(*cur, cur_path);
+    // The final target may be reached through the target's own interpolation: it must not be an
+    // ancestor of the node being resolved either.
+    if (!for_select && v.ref && v.ref_path.size() < p.size() && std::equal(v.ref_path.begin(), v.ref_path.end(), p.begin())) {
+      fail(InterpolationErrorKind::kCycle,
+           fmt::format("Interpolation to parent node detected: '{}' leads to '{}', an ancestor of '{}'", key_text,
+                       path_text(v.ref_path), path_text(p)));
+    }
     if (mode_ == ResolveMode::kStrict && !v.ref) {
       // Memoize: the target's value is final in strict mode.
       ConfigNode value = v.owned;
@@ -437,7 +457,6 @@ Engine::Val Engine::lookup(int dots, const std::vector<std::string>& keys, const
       *cur = std::move(value);
       if (cur->is_string()) literal_.insert(cur);
       if (cur->is_container()) {
-        walk(*cur, cur_path);
         Val r;
         r.ref = cur;
         r.ref_path = cur_path;
@@ -561,6 +580,19 @@ void Engine::walk(ConfigNode& node, Path& path) {
   }
   Provenance p = *prov;
   p.note = node.as_string();
+  if (mode_ == ResolveMode::kHydra && v.owned.is_interpolation()) {
+    // OmegaConf.resolve writes the result back, and a string containing "${" is parsed again
+    // when it is stored: it must be a well-formed interpolation.
+    try {
+      (void)grammar::parse_text(v.owned.as_string());
+    } catch (const grammar::GrammarError& e) {
+      throw InterpolationError(
+          InterpolationErrorKind::kGrammar,
+          fmt::format("{}the resolved value is written back and read again as an interpolation, but it does not "
+                      "parse: {}",
+                      located(node, path), grammar_error_message(v.owned.as_string(), e)));
+    }
+  }
   node = std::move(v.owned);
   node.set_provenance(std::move(p));
   if (mode_ == ResolveMode::kStrict && node.is_string()) literal_.insert(&node);
@@ -594,22 +626,23 @@ ConfigNode* Engine::node_at(const Path& path) {
   return cur;
 }
 
-std::optional<ConfigNode> Engine::select_path(const Path& path, bool missing_as_absent) {
+std::optional<ConfigNode> Engine::select_path(const Path& path, bool missing_as_absent, bool resolve_containers) {
   ConfigNode* n = node_at(path);
   if (!n) return std::nullopt;
   try {
+    if (!resolve_containers && (n->is_container() || is_interp(*n))) {
+      if (n->is_container()) return *n;
+      Val v = eval_node(*n, path);
+      if (v.ref) return *v.ref;
+      return std::move(v.owned);
+    }
     if (n->is_missing()) {
       if (missing_as_absent) return std::nullopt;
       throw InterpolationError(InterpolationErrorKind::kMissing,
                                fmt::format("{}Missing mandatory value: {} (set it on the command line: {}=<value>)",
                                            n->provenance().error_prefix(), path_text(path), path_text(path)));
     }
-    try {
-      return materialize(*n, path);
-    } catch (const InterpolationError& e) {
-      if (missing_as_absent && e.kind() == InterpolationErrorKind::kToMissing) return std::nullopt;
-      throw;
-    }
+    return materialize(*n, path);
   } catch (const Failure& f) {
     throw InterpolationError(f.kind, f.message);
   }
@@ -625,6 +658,13 @@ std::optional<ConfigNode> Engine::select(std::string_view key) {
   const Path p = current_;
   try {
     Val v = lookup(dots, keys, p, std::string(key), /*for_select=*/true);
+    if (v.ref) {
+      // Containers come back as they are (unresolved), like OmegaConf's select; the engine turns a
+      // resolver result equal to this node back into a reference to it.
+      last_select_ref_ = v.ref;
+      last_select_path_ = v.ref_path;
+      return *v.ref;
+    }
     return value_of(std::move(v));
   } catch (const NotFound&) {
     return std::nullopt;
@@ -680,10 +720,10 @@ ConfigNode resolved_copy(const ConfigNode& root, const ResolverRegistry& resolve
 }
 
 std::optional<ConfigNode> select(const ConfigNode& root, std::string_view path, const ResolverRegistry& resolvers,
-                                 bool missing_as_absent) {
+                                 bool missing_as_absent, bool resolve_containers) {
   ConfigNode copy = root;
   Engine engine(copy, resolvers, ResolveMode::kStrict, nullptr);
-  return engine.select_path(split_key_path(path), missing_as_absent);
+  return engine.select_path(split_key_path(path), missing_as_absent, resolve_containers);
 }
 
 ConfigNode decode_element(std::string_view text) {

@@ -44,7 +44,7 @@ class Engine final : public ResolverContext {
   /// Node at `path` (intermediate interpolations dereferenced), nullptr if absent.
   ConfigNode* node_at(const Path& path);
   /// Resolved value at `path`, nullopt if absent (or "???" with missing_as_absent).
-  std::optional<ConfigNode> select_path(const Path& path, bool missing_as_absent);
+  std::optional<ConfigNode> select_path(const Path& path, bool missing_as_absent, bool resolve_containers = true);
 
   // ResolverContext
   std::optional<ConfigNode> select(std::string_view key) override;
@@ -88,6 +88,8 @@ class Engine final : public ResolverContext {
   std::vector<std::pair<const ConfigNode*, Path>> stack_;
   std::unordered_map<std::string, std::shared_ptr<const grammar::Text>> cache_;
   Path current_;
+  ConfigNode* last_select_ref_ = nullptr;  // container returned by the latest ResolverContext::select
+  Path last_select_path_;
 };
 
 }  // namespace bignlp::config

@@ -19,6 +19,10 @@ std::string show(char c) {
   return fmt::format("'{}'", c);
 }
 
+// Nesting deeper than this (interpolations, lists, dicts, quotes) is refused instead of recursing
+// without bound.
+constexpr int kMaxDepth = 100;
+
 class Parser {
  public:
   explicit Parser(std::string_view s) : s_(s) {}
@@ -70,6 +74,15 @@ class Parser {
  private:
   std::string_view s_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
+
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.depth_ > kMaxDepth) p.fail(fmt::format("nested more than {} levels deep", kMaxDepth));
+    }
+    ~Nest() { --p.depth_; }
+  };
 
   [[noreturn]] void fail(const std::string& msg) const { throw GrammarError(msg, pos_); }
   [[noreturn]] void fail_at(const std::string& msg, std::size_t at) const { throw GrammarError(msg, at); }
@@ -97,6 +110,7 @@ class Parser {
   };
 
   InterpPtr interpolation() {
+    Nest nest(*this);
     const std::size_t start = pos_;
     pos_ += 2;  // "${"
     skip_ws();
@@ -262,6 +276,7 @@ class Parser {
   }
 
   Element element(bool top) {
+    Nest nest(*this);
     Element e;
     if (!top && (at_ws_then(',') || at_ws_then('}') || at_ws_then(']'))) return e;  // empty element
     const char c = peek();
@@ -293,7 +308,7 @@ class Parser {
         skip_ws();
         Element v = element(false);
         if (v.kind == Element::Kind::kEmpty) fail(fmt::format("expected a value after ':', got {}", show(peek())));
-        e.entries.emplace_back(std::move(key), std::move(v));
+        e.entries.push_back(DictEntry{std::move(key), std::move(v)});
         if (at_ws_then(',')) {
           consume_ws_then(',');
           skip_ws();

@@ -56,13 +56,21 @@ struct Token {
   InterpPtr interp;  // kInterp
 };
 
+struct DictEntry;
+
 struct Element {
   enum class Kind { kPrimitive, kQuoted, kList, kDict, kEmpty };
   Kind kind = Kind::kEmpty;
   std::vector<Token> tokens;                               // kPrimitive
   Text quoted;                                             // kQuoted
   std::vector<Element> items;                              // kList
-  std::vector<std::pair<std::vector<Token>, Element>> entries;  // kDict: key tokens -> value
+  std::vector<DictEntry> entries;                          // kDict
+};
+
+/// One `key: value` of a dict element.
+struct DictEntry {
+  std::vector<Token> key;
+  Element value;
 };
 
 struct Interp {

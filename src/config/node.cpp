@@ -417,4 +417,28 @@ void merge_impl(ConfigNode& dst, const ConfigNode& src, const std::string& path)
 
 void merge_into(ConfigNode& dst, const ConfigNode& src) { merge_impl(dst, src, ""); }
 
+namespace {
+
+void merge_move(ConfigNode& dst, ConfigNode&& src, const std::string& path) {
+  if (dst.is_dict() && src.is_dict()) {
+    for (std::size_t i = 0; i < src.size(); ++i) {
+      ConfigNode& sv = src.child_at(i);
+      ConfigNode* dv = dst.find(src.key_at(i));
+      if (!dv) {
+        dst.set(src.key_at(i), std::move(sv));
+      } else if (dv->is_dict() && sv.is_dict()) {
+        merge_move(*dv, std::move(sv), child_key_path(path, src.key_at(i)));
+      } else {
+        merge_impl(*dv, sv, child_key_path(path, src.key_at(i)));
+      }
+    }
+    return;
+  }
+  merge_impl(dst, src, path);
+}
+
+}  // namespace
+
+void merge_into(ConfigNode& dst, ConfigNode&& src) { merge_move(dst, std::move(src), ""); }
+
 }  // namespace bignlp::config

@@ -25,6 +25,8 @@ bool is_id_char(char c) { return is_alpha(c) || is_digit(c) || c == '_' || c == 
 bool is_unquoted_char(char c) { return std::string_view("/-\\+.$%*@?|").find(c) != std::string_view::npos; }
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
+struct PVEntry;
+
 // A parsed value before conversion: keeps what Hydra keeps (quoted strings, sweeps).
 struct PV {
   enum Kind { kNode, kQuoted, kList, kDict, kChoice, kRange, kInterval, kGlob, kExtend };
@@ -32,7 +34,7 @@ struct PV {
   ConfigNode node;
   char quote = '\'';
   std::vector<PV> items;
-  std::vector<std::pair<PV, PV>> entries;
+  std::vector<PVEntry> entries;
   bool simple_form = false;
   bool shuffle = false;
   std::vector<std::string> tags;
@@ -41,6 +43,11 @@ struct PV {
   std::vector<std::string> g_include, g_exclude;
 
   bool is_sweep() const { return kind == kChoice || kind == kRange || kind == kInterval || kind == kGlob; }
+};
+
+struct PVEntry {
+  PV first;   // key
+  PV second;  // value
 };
 
 PV node_pv(ConfigNode n) {
@@ -209,9 +216,9 @@ ConfigNode to_node(const PV& v, std::size_t at) {
     }
     case PV::kDict: {
       ConfigNode out = ConfigNode::dict();
-      for (const auto& [k, val] : v.entries) {
-        const ConfigNode key = to_node(k, at);
-        out.set(key.is_string() ? key.as_string() : py::str(key), to_node(val, at));
+      for (const auto& e : v.entries) {
+        const ConfigNode key = to_node(e.first, at);
+        out.set(key.is_string() ? key.as_string() : py::str(key), to_node(e.second, at));
       }
       return out;
     }
@@ -271,6 +278,7 @@ class OverrideParser {
  private:
   std::string_view s_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
 
   [[noreturn]] void fail(const std::string& msg) const { throw Fail{msg, pos_}; }
   char peek(std::size_t k = 0) const { return pos_ + k < s_.size() ? s_[pos_ + k] : '\0'; }
@@ -383,6 +391,13 @@ class OverrideParser {
   }
 
   PV element() {
+    struct Nest {
+      OverrideParser& p;
+      explicit Nest(OverrideParser& parser) : p(parser) {
+        if (++p.depth_ > 100) p.fail("nested more than 100 levels deep");
+      }
+      ~Nest() { --p.depth_; }
+    } nest(*this);
     const char c = peek();
     if (c == '\'' || c == '"') {
       PV v = quoted(c);
@@ -440,7 +455,7 @@ class OverrideParser {
         skip_ws();
         PV val = element();
         if (val.is_sweep()) fail("a sweep cannot be a dict value");
-        v.entries.emplace_back(std::move(k), std::move(val));
+        v.entries.push_back(PVEntry{std::move(k), std::move(val)});
         if (at_ws_then(',')) {
           expect_ws_then(',');
           skip_ws();
@@ -765,7 +780,7 @@ class OverrideParser {
       }
     }
     try {
-      return call(name, std::move(args), std::move(named));
+      return call(name, std::move(args), std::move(named), at);
     } catch (const Fail&) {
       throw;
     } catch (const std::exception& e) {
@@ -962,8 +977,8 @@ class OverrideParser {
     return out;
   }
 
-  PV call(const std::string& name, std::vector<PV> args, std::vector<std::pair<std::string, PV>> named) {
-    const std::size_t at = pos_;
+  PV call(const std::string& name, std::vector<PV> args, std::vector<std::pair<std::string, PV>> named,
+          std::size_t at) {
     if (name == "int" || name == "float" || name == "str" || name == "bool") return cast_value(name, std::move(args), named);
     if (name == "choice") {
       check_named(name, named, {});

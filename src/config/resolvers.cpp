@@ -176,6 +176,28 @@ ResolverRegistry ResolverRegistry::with_builtins() {
   });
 
   r.add("multiply", [](const std::vector<ConfigNode>& args, ResolverContext&) -> ConfigNode {
+    arity("multiply", args, 2, 2);
+    // Python's a * b: a string or list times an int repeats it.
+    for (int s = 0; s < 2; ++s) {
+      const ConfigNode& seq = args[static_cast<std::size_t>(s)];
+      const ConfigNode& count = args[static_cast<std::size_t>(1 - s)];
+      if (!seq.is_string() && !seq.is_list()) continue;
+      if (!count.is_int() && !count.is_bool()) {
+        throw ConfigError(fmt::format("multiply: can't multiply sequence by non-int of type '{}'", type_name(count)));
+      }
+      const long long n = inum(count);
+      if (n > 0 && (seq.is_string() ? seq.as_string().size() : seq.size()) * static_cast<std::size_t>(n) > (1u << 26))
+        throw ConfigError("multiply: the repeated sequence would be too large");
+      if (seq.is_string()) {
+        std::string out;
+        for (long long i = 0; i < n; ++i) out += seq.as_string();
+        return ConfigNode::string(out);
+      }
+      ConfigNode out = ConfigNode::list();
+      for (long long i = 0; i < n; ++i)
+        for (const auto& e : seq.children()) out.push_back(e);
+      return out;
+    }
     numeric_args("multiply", args);
     if (args[0].is_float() || args[1].is_float()) return ConfigNode::floating(num(args[0]) * num(args[1]));
     const i128 p = static_cast<i128>(inum(args[0])) * static_cast<i128>(inum(args[1]));

@@ -105,6 +105,9 @@ Analysis analyze(const std::u32string& s) {
       if (ch == U'#' && preceded_ws) flow_ind = block_ind = true;
     }
     if (is_break(ch)) line_breaks = true;
+    // NEL, LS and PS are line breaks for YAML 1.1 (PyYAML) but not for YAML 1.2 readers such as
+    // yaml-cpp: unlike PyYAML, write them escaped in double quotes so every reader agrees.
+    if (ch == 0x85 || ch == 0x2028 || ch == 0x2029) special = true;
     if (!(ch == U'\n' || (ch >= 0x20 && ch <= 0x7E))) {
       const bool unicode_ok = (ch == 0x85 || (ch >= 0xA0 && ch <= 0xD7FF) || (ch >= 0xE000 && ch <= 0xFFFD) ||
                                (ch >= 0x10000 && ch < 0x10FFFF)) &&
@@ -131,6 +134,14 @@ Analysis analyze(const std::u32string& s) {
   }
   if (leading_space || leading_break || trailing_space || trailing_break) a.allow_flow_plain = a.allow_block_plain = false;
   if (break_space) a.allow_flow_plain = a.allow_block_plain = a.allow_single_quoted = false;
+  // yaml-cpp (which reads what we write) loses trailing line breaks of single-quoted scalars when
+  // there are two or more of them, or nothing else ("a\n\n" reads back as "a\n", "\n" as ""):
+  // unlike PyYAML, write those strings double-quoted. ("a\n", e.g. from a `|` block, is fine.)
+  if (trailing_break) {
+    std::size_t k = 0;
+    while (k < s.size() && is_break(s[s.size() - 1 - k])) ++k;
+    if (k >= 2 || k == s.size()) a.allow_single_quoted = false;
+  }
   if (space_break || special) a.allow_flow_plain = a.allow_block_plain = a.allow_single_quoted = false;
   if (line_breaks) a.allow_flow_plain = a.allow_block_plain = false;
   if (flow_ind) a.allow_flow_plain = false;
@@ -454,7 +465,7 @@ class Writer {
       }
       if (end > 0 && end + 1 < text.size() && (ch == U' ' || start >= end) &&
           column_ + static_cast<int>(end - start) > kBestWidth && split) {
-        std::u32string data = text.substr(start, end - start) + U"\\";
+        std::u32string data = (start < end ? text.substr(start, end - start) : std::u32string()) + U"\\";
         if (start < end) start = end;
         write(data);
         write_indent();

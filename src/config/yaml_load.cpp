@@ -1,19 +1,20 @@
 // YAML loading with OmegaConf's typing (yaml.h). yaml-cpp parses; we type scalars ourselves because
 // yaml-cpp knows YAML 1.2 core types only, and we add merge keys and duplicate-key errors.
 #include <fmt/format.h>
-// yaml-cpp 0.7 headers trip GCC 12 flow warnings in inlined code; they are not ours to fix.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdangling-pointer"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <yaml-cpp/anchor.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
-#pragma GCC diagnostic pop
 
 #include <cmath>
+#include <sstream>
+#include <unordered_map>
 
 #include "bignlp/config/interpolate.h"
 #include "bignlp/config/yaml.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
+#include "bignlp/core/strings.h"
 #include "pyformat.h"
 #include "yaml_scalar.h"
 
@@ -123,159 +124,346 @@ double construct_float(std::string_view text) {
   return sign * std::strtod(v.c_str(), nullptr);
 }
 
-class Loader {
- public:
-  Loader(std::string file, const YamlLoadOptions& opt) : file_(std::move(file)), opt_(opt) {}
-
-  ConfigNode convert(const YAML::Node& n, const std::string& path, const YAML::Mark& key_mark) {
-    YAML::Mark mark = n.Mark();
-    if (mark.line < 0 || (n.IsNull() && key_mark.line >= 0 && mark.line != key_mark.line)) mark = key_mark;
-    ConfigNode out;
-    switch (n.Type()) {
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        out = ConfigNode::null_value();
-        if (n.Tag() == "tag:yaml.org,2002:str" || n.Tag() == "!") out = ConfigNode::string("");
-        break;
-      case YAML::NodeType::Scalar:
-        out = scalar(n, path, mark);
-        break;
-      case YAML::NodeType::Sequence: {
-        out = ConfigNode::list();
-        std::size_t i = 0;
-        for (const auto& child : n) {
-          out.push_back(convert(child, child_path(path, std::to_string(i)), child.Mark()));
-          ++i;
-        }
-        break;
-      }
-      case YAML::NodeType::Map:
-        out = mapping(n, path);
-        break;
+// yaml-cpp 0.7 decodes the escapes "\_" and "\N" of double-quoted scalars to the raw Latin-1 bytes
+// 0xA0 and 0x85 instead of UTF-8. The input was checked to be UTF-8, so any byte that does not
+// start a valid sequence came from such an escape: re-encode it as the code point it stands for.
+std::string repair_utf8(const std::string& s) {
+  bool clean = true;
+  for (unsigned char c : s) clean = clean && c < 0x80;
+  if (clean) return s;
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (std::size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
+    if (ok) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+      ++i;
     }
-    out.set_provenance(Provenance::from_file(file_, mark.line >= 0 ? mark.line + 1 : 0,
-                                             mark.line >= 0 ? mark.column + 1 : 0, child_path(opt_.key_prefix, path)));
-    return out;
+  }
+  return out;
+}
+
+// Builds ConfigNode trees straight from yaml-cpp's parser events (no YAML::Node graph in between):
+// a stack of open containers; map entries are collected and assembled at the map's end, where
+// "<<" merge keys are applied (earlier merged maps win, own keys win over merged ones).
+class Builder final : public YAML::EventHandler {
+ public:
+  Builder(std::string file, const YamlLoadOptions& opt) : file_(std::move(file)), opt_(opt) {}
+
+  bool has_result() const { return have_result_; }
+  ConfigNode take_result() { return std::move(result_); }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    if (expecting_key()) {
+      key("None", mark, false);
+      return;
+    }
+    YAML::Mark m = mark;
+    if (!stack_.empty() && stack_.back().is_map && stack_.back().key_mark.line >= 0 && m.line != stack_.back().key_mark.line)
+      m = stack_.back().key_mark;
+    ConfigNode n;
+    stamp(n, m, child_path());
+    deliver(std::move(n), anchor);
   }
 
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    const auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) {
+      throw load_error(file_, mark, fmt::format("{}: an alias refers to its own anchor (a recursive alias)", where()));
+    }
+    if (expecting_key()) {
+      if (!it->second.is_scalar()) throw load_error(file_, mark, fmt::format("{}: only scalar keys are supported", where()));
+      key(it->second.is_string() ? it->second.as_string() : py_key(it->second), mark, false);
+      return;
+    }
+    deliver(ConfigNode(it->second), 0);
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor, const std::string& value) override {
+    if (expecting_key()) {
+      const bool merge = tag == "?" && value == "<<";
+      std::string k = repair_utf8(value);
+      if (tag == "?" && !merge) {
+        // Plain keys are typed like values (PyYAML); keys are strings here, shown as Python does.
+        const ConfigNode typed = parse_yaml_scalar(k);
+        if (!typed.is_string() && !typed.is_missing()) k = py_key(typed);
+      }
+      if (anchor) anchors_[anchor] = ConfigNode::string(k);
+      key(std::move(k), mark, merge);
+      return;
+    }
+    const std::string path = child_path();
+    ConfigNode n = scalar(repair_utf8(value), tag, mark, path);
+    stamp(n, mark, path);
+    deliver(std::move(n), anchor);
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    open(mark, anchor, false);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    open(mark, anchor, true);
+  }
+  void OnMapEnd() override { close(); }
+
  private:
+  struct Entry {
+    std::string key;
+    YAML::Mark mark;
+    ConfigNode value;
+  };
+  struct Frame {
+    bool is_map = false;
+    YAML::Mark mark;
+    YAML::anchor_t anchor = 0;
+    std::string path;
+    ConfigNode list;               // sequences
+    std::vector<Entry> entries;    // maps: own entries in order
+    std::vector<ConfigNode> merges;  // maps: values of "<<" keys
+    bool have_key = false;         // a key is waiting for its value
+    bool key_is_merge = false;
+    std::string key;
+    YAML::Mark key_mark = YAML::Mark::null_mark();
+  };
+
+  static constexpr std::size_t kMaxDepth = 200;
   std::string file_;
   const YamlLoadOptions& opt_;
+  std::vector<Frame> stack_;
+  std::unordered_map<YAML::anchor_t, ConfigNode> anchors_;
+  ConfigNode result_;
+  bool have_result_ = false;
 
-  static std::string child_path(const std::string& parent, const std::string& key) { return child_key_path(parent, key); }
+  static std::string py_key(const ConfigNode& n) { return n.is_null() ? std::string("None") : n.to_python_str(); }
 
-  ConfigNode scalar(const YAML::Node& n, const std::string& path, const YAML::Mark& mark) {
-    const std::string& text = n.Scalar();
-    const std::string& tag = n.Tag();
+  std::string where() const {
+    const std::string p = stack_.empty() ? std::string() : stack_.back().path;
+    return p.empty() ? std::string("<root>") : p;
+  }
+
+  bool expecting_key() const { return !stack_.empty() && stack_.back().is_map && !stack_.back().have_key; }
+
+  std::string child_path() const {
+    if (stack_.empty()) return opt_.key_prefix;
+    const Frame& f = stack_.back();
+    if (f.is_map) return child_key_path(f.path, f.key_is_merge ? std::string("<<") : f.key);
+    return child_key_path(f.path, std::to_string(f.list.size()));
+  }
+
+  void stamp(ConfigNode& n, const YAML::Mark& mark, const std::string& path) const {
+    n.set_provenance(Provenance::from_file(file_, mark.line >= 0 ? mark.line + 1 : 0, mark.line >= 0 ? mark.column + 1 : 0,
+                                           path));
+  }
+
+  void key(std::string k, const YAML::Mark& mark, bool merge) {
+    Frame& f = stack_.back();
+    if (!merge) {
+      for (const auto& e : f.entries) {
+        if (e.key == k) {
+          throw load_error(file_, mark,
+                           fmt::format("{}: duplicate key '{}' (first defined at line {})", where(), k, e.mark.line + 1));
+        }
+      }
+    }
+    f.have_key = true;
+    f.key_is_merge = merge;
+    f.key = std::move(k);
+    f.key_mark = mark;
+  }
+
+  void open(const YAML::Mark& mark, YAML::anchor_t anchor, bool is_map) {
+    if (expecting_key()) throw load_error(file_, mark, fmt::format("{}: only scalar keys are supported", where()));
+    if (stack_.size() >= kMaxDepth) {
+      throw load_error(file_, mark, fmt::format("nested more than {} levels deep (a recursive alias?)", kMaxDepth));
+    }
+    Frame f;
+    f.is_map = is_map;
+    f.mark = mark;
+    f.anchor = anchor;
+    f.path = child_path();
+    if (!is_map) f.list = ConfigNode::list();
+    stack_.push_back(std::move(f));
+  }
+
+  void close() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    ConfigNode n;
+    if (!f.is_map) {
+      n = std::move(f.list);
+    } else {
+      n = ConfigNode::dict();
+      for (auto m = f.merges.rbegin(); m != f.merges.rend(); ++m) {
+        for (std::size_t i = 0; i < m->size(); ++i) n.set(m->key_at(i), m->child_at(i));
+      }
+      for (auto& e : f.entries) n.set(e.key, std::move(e.value));
+    }
+    stamp(n, f.mark, f.path);
+    deliver(std::move(n), f.anchor);
+  }
+
+  void deliver(ConfigNode n, YAML::anchor_t anchor) {
+    if (anchor) anchors_[anchor] = n;
+    if (stack_.empty()) {
+      result_ = std::move(n);
+      have_result_ = true;
+      return;
+    }
+    Frame& f = stack_.back();
+    if (!f.is_map) {
+      f.list.push_back(std::move(n));
+      return;
+    }
+    if (f.key_is_merge) {
+      const YAML::Mark mark = f.key_mark;
+      if (n.is_dict()) {
+        f.merges.push_back(std::move(n));
+      } else if (n.is_list()) {
+        // Earlier maps in the list win: applied last.
+        for (auto it = n.children().rbegin(); it != n.children().rend(); ++it) {
+          if (!it->is_dict()) {
+            throw load_error(file_, mark, fmt::format("{}: a '<<' merge key needs a mapping or a list of mappings", where()));
+          }
+          f.merges.insert(f.merges.begin(), std::move(*it));
+        }
+      } else {
+        throw load_error(file_, mark, fmt::format("{}: a '<<' merge key needs a mapping or a list of mappings", where()));
+      }
+    } else {
+      f.entries.push_back(Entry{std::move(f.key), f.key_mark, std::move(n)});
+    }
+    f.have_key = false;
+    f.key_is_merge = false;
+    f.key.clear();
+  }
+
+  ConfigNode scalar(const std::string& text, const std::string& tag, const YAML::Mark& mark, const std::string& path) {
     ConfigNode out;
+    const std::string shown = path.empty() ? std::string("<root>") : path;
     if (tag == "?") {
       out = parse_yaml_scalar(text);
-      if (yaml11::resolve_for_load(text) == yaml11::Tag::kInt && !out.is_int())
-        throw load_error(file_, mark, fmt::format("{}: integer '{}' does not fit in 64 bits", path, text));
-      if (yaml11::resolve_for_load(text) == yaml11::Tag::kValue)
-        throw load_error(file_, mark, fmt::format("{}: the plain value '=' is not allowed in YAML 1.1 (quote it)", path));
+      const auto t = yaml11::resolve_for_load(text);
+      if (t == yaml11::Tag::kInt && !out.is_int())
+        throw load_error(file_, mark, fmt::format("{}: integer '{}' does not fit in 64 bits", shown, text));
+      if (t == yaml11::Tag::kValue)
+        throw load_error(file_, mark, fmt::format("{}: the plain value '=' is not allowed in YAML 1.1 (quote it)", shown));
     } else if (tag == "!" || tag == "tag:yaml.org,2002:str") {
       out = text == "???" ? ConfigNode::missing() : ConfigNode::string(text);
     } else if (tag == "tag:yaml.org,2002:int") {
       std::int64_t v;
       if (!yaml11::is_int(text) || !construct_int(text, v))
-        throw load_error(file_, mark, fmt::format("{}: '{}' is not a valid !!int", path, text));
+        throw load_error(file_, mark, fmt::format("{}: '{}' is not a valid !!int", shown, text));
       out = ConfigNode::integer(v);
     } else if (tag == "tag:yaml.org,2002:float") {
       if (!yaml11::is_float_omegaconf(text) && !yaml11::is_float_std(text) && !yaml11::is_int(text))
-        throw load_error(file_, mark, fmt::format("{}: '{}' is not a valid !!float", path, text));
+        throw load_error(file_, mark, fmt::format("{}: '{}' is not a valid !!float", shown, text));
       out = ConfigNode::floating(construct_float(text));
     } else if (tag == "tag:yaml.org,2002:bool") {
-      if (!yaml11::is_bool(text)) throw load_error(file_, mark, fmt::format("{}: '{}' is not a valid !!bool", path, text));
+      if (!yaml11::is_bool(text)) throw load_error(file_, mark, fmt::format("{}: '{}' is not a valid !!bool", shown, text));
       const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
       out = ConfigNode::boolean(c == 't' || c == 'y' || (c == 'o' && text.size() == 2));
     } else if (tag == "tag:yaml.org,2002:null") {
       out = ConfigNode::null_value();
     } else {
-      throw load_error(file_, mark, fmt::format("{}: unsupported YAML tag '{}'", path, tag));
+      throw load_error(file_, mark, fmt::format("{}: unsupported YAML tag '{}'", shown, tag));
     }
     if (opt_.validate_interpolations && out.is_interpolation()) {
       try {
         validate_interpolation(out.as_string());
       } catch (const InterpolationError& e) {
-        const std::string key = child_path(opt_.key_prefix, path);
-        throw InterpolationError(e.kind(), fmt::format("{}:{}:{}: {}: {}", file_, mark.line + 1, mark.column + 1,
-                                                       key.empty() ? "<root>" : key, e.what()));
+        throw InterpolationError(e.kind(), fmt::format("{}:{}:{}: {}: {}", file_, mark.line + 1, mark.column + 1, shown,
+                                                       e.what()));
       }
-    }
-    return out;
-  }
-
-  void add_merged(ConfigNode& out, const YAML::Node& src, const std::string& path, const YAML::Mark& mark) {
-    if (src.IsMap()) {
-      ConfigNode m = mapping(src, path);
-      for (std::size_t i = 0; i < m.size(); ++i) out.set(m.key_at(i), m.child_at(i));
-      return;
-    }
-    throw load_error(file_, mark, fmt::format("{}: a '<<' merge key needs a mapping or a list of mappings", path));
-  }
-
-  ConfigNode mapping(const YAML::Node& n, const std::string& path) {
-    ConfigNode out = ConfigNode::dict();
-    // Merge keys first ("<<": map or list of maps; earlier maps in the list win), then own keys.
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& k = it->first;
-      if (k.IsScalar() && k.Tag() == "?" && k.Scalar() == "<<") {
-        const YAML::Node& v = it->second;
-        if (v.IsSequence()) {
-          // PyYAML: earlier maps in the list win, keys of later maps come first.
-          std::vector<YAML::Node> items(v.begin(), v.end());
-          for (auto r = items.rbegin(); r != items.rend(); ++r) add_merged(out, *r, path, k.Mark());
-        } else {
-          add_merged(out, v, path, k.Mark());
-        }
-      }
-    }
-    std::vector<std::pair<std::string, YAML::Mark>> seen;
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& k = it->first;
-      std::string key;
-      if (k.IsScalar()) {
-        if (k.Tag() == "?" && k.Scalar() == "<<") continue;
-        key = k.Scalar();
-      } else if (k.IsNull()) {
-        key = "None";
-      } else {
-        throw load_error(file_, k.Mark(), fmt::format("{}: only scalar keys are supported", path.empty() ? "<root>" : path));
-      }
-      for (const auto& [s, m] : seen) {
-        if (s == key) {
-          throw load_error(file_, k.Mark(), fmt::format("{}: duplicate key '{}' (first defined at line {})",
-                                                        path.empty() ? "<root>" : path, key, m.line + 1));
-        }
-      }
-      seen.emplace_back(key, k.Mark());
-      out.set(key, convert(it->second, child_path(path, key), k.Mark()));
     }
     return out;
   }
 };
 
+// PyYAML's reader accepts UTF-8 only, and only printable characters (tab, newlines and the
+// printable ranges of Unicode); anything else is an error before parsing starts.
+void check_characters(const std::string& text, const std::string& name) {
+  int line = 1, column = 1;
+  for (std::size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    std::size_t n = 1;
+    char32_t cp = c;
+    if (c >= 0x80) {
+      if ((c >> 5) == 0x6) n = 2, cp = c & 0x1F;
+      else if ((c >> 4) == 0xE) n = 3, cp = c & 0x0F;
+      else if ((c >> 3) == 0x1E) n = 4, cp = c & 0x07;
+      else n = 0;
+      bool ok = n > 0 && i + n <= text.size();
+      for (std::size_t k = 1; ok && k < n; ++k) {
+        const unsigned char cc = static_cast<unsigned char>(text[i + k]);
+        ok = (cc >> 6) == 0x2;
+        cp = (cp << 6) | (cc & 0x3F);
+      }
+      if (ok) ok = !((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)));
+      if (!ok) throw ConfigError(fmt::format("{}:{}:{}: malformed YAML: the file is not valid UTF-8", name, line, column));
+    }
+    const bool printable = cp == 0x09 || cp == 0x0A || cp == 0x0D || (cp >= 0x20 && cp <= 0x7E) || cp == 0x85 ||
+                           (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) ||
+                           (cp >= 0x10000 && cp <= 0x10FFFF);
+    if (!printable) {
+      throw ConfigError(fmt::format("{}:{}:{}: malformed YAML: unacceptable character #x{:04x}: special characters are "
+                                    "not allowed",
+                                    name, line, column, static_cast<unsigned>(cp)));
+    }
+    if (cp == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += n;
+  }
+}
+
 ConfigNode load_impl(const std::string& text, const std::string& name, const YamlLoadOptions& options) {
-  std::vector<YAML::Node> docs;
+  check_characters(text, name);
+  // A config file is one document. (yaml-cpp 0.7 can loop forever when asked for the next
+  // document after some malformed inputs, so a second document is detected from a later "---".)
+  bool content = false;
+  int line_no = 0;
+  for (std::size_t pos = 0; pos <= text.size();) {
+    const std::size_t nl = text.find('\n', pos);
+    const std::string_view line(text.data() + pos, (nl == std::string::npos ? text.size() : nl) - pos);
+    ++line_no;
+    const bool marker = line.substr(0, 3) == "---" &&
+                        (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    if (marker && content) {
+      throw ConfigError(
+          fmt::format("{}:{}:1: malformed YAML: expected a single document, found a second one", name, line_no));
+    }
+    const std::string_view t = trim(line);
+    if (!marker && !t.empty() && t[0] != '#') content = true;
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  Builder builder(name, options);
   try {
-    docs = YAML::LoadAll(text);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    parser.HandleNextDocument(builder);
   } catch (const YAML::Exception& e) {
     throw load_error(name, e.mark, "malformed YAML: " + e.msg);
   }
-  if (docs.size() > 1) throw ConfigError(fmt::format("{}: expected a single YAML document, found {}", name, docs.size()));
-  ConfigNode out;
-  if (docs.empty() || docs[0].IsNull()) {
+  ConfigNode out = builder.has_result() ? builder.take_result() : ConfigNode();
+  if (out.is_null()) {  // an empty document is {}
     out = ConfigNode::dict();
     out.set_provenance(Provenance::from_file(name, 0, 0, options.key_prefix));
-    return out;
   }
-  Loader loader(name, options);
-  try {
-    return loader.convert(docs[0], "", YAML::Mark::null_mark());
-  } catch (const YAML::Exception& e) {
-    throw load_error(name, e.mark, "malformed YAML: " + e.msg);
-  }
+  return out;
 }
 
 }  // namespace

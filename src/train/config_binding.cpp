@@ -16,7 +16,7 @@ using config::ConfigView;
 /// Keys read and ignored: they tune machinery that has no counterpart here (or is only logged).
 constexpr const char* kIgnoredKeys[] = {
     "trainer.logger", "trainer.enable_checkpointing", "trainer.replace_sampler_ddp", "trainer.max_epochs",
-    "trainer.accelerator", "trainer.limit_test_batches", "trainer.enable_progress_bar", "trainer.num_sanity_val_steps",
+    "trainer.limit_test_batches", "trainer.enable_progress_bar", "trainer.num_sanity_val_steps",
     "exp_manager.exp_dir", "exp_manager.name", "exp_manager.create_wandb_logger", "exp_manager.wandb_logger_kwargs",
     "exp_manager.create_tensorboard_logger", "exp_manager.log_step_timing", "exp_manager.step_timing_kwargs",
     "exp_manager.checkpoint_callback_params.always_save_nemo", "exp_manager.checkpoint_callback_params.save_nemo_on_train_end",
@@ -66,6 +66,21 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
 
   // trainer.*
   c.num_nodes = cfg.get_or<int>("trainer.num_nodes", 1);
+  {
+    const std::string key = "trainer.accelerator";
+    c.accelerator.cpu_fix =
+        "trainer.accelerator=cpu (training.trainer.accelerator=cpu on the bignlp command line), or bignlp-train "
+        "--device cpu";
+    if (const auto v = cfg.find<std::string>(key)) {
+      c.accelerator.origin = where(cfg, key) + cfg.full_path(key) + origin(cfg, key);
+      c.accelerator.text = *v;
+      c.accelerator.kind = ops::parse_device_kind(*v, c.accelerator.origin);
+    } else {
+      c.accelerator.origin = cfg.full_path(key) + " (not set: auto)";
+      c.accelerator.text = "auto";
+      c.accelerator.kind = ops::DeviceKind::kAuto;
+    }
+  }
   c.devices = cfg.get_or<int>("trainer.devices", 1);
   c.model.precision = model::parse_precision(cfg.get_or<std::string>("trainer.precision", "32"));
   c.max_steps = cfg.get<std::int64_t>("trainer.max_steps");

@@ -9,6 +9,7 @@
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/ops/device_runtime.h"
 #include "bignlp/train/checkpoint.h"
 #include "bignlp/train/data_loader.h"
 #include "bignlp/train/metrics.h"
@@ -381,6 +382,7 @@ TrainResult Trainer::fit() {
     ++s.global_step;
     s.consumed_samples += gbs;
     const double loss = reduce_loss(loss_sum, m);
+    ops::synchronize(ctx_);  // on a GPU the step's last kernels (the Adam update) count in its time
     const double step_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     result.train_losses.push_back(loss);
 

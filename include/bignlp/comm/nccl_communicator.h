@@ -10,6 +10,11 @@
 // ftNcclStreamSynchronize pattern). Sync variants therefore block the host too; code that only
 // needs stream order uses the async variant and drops the Work.
 //
+// Tensors live on the communicator's device, except for all_reduce and broadcast, which also take
+// small host tensors (the loss, stop flags and gradient-norm parts a training step reduces on the
+// host): those are staged through pinned and device buffers in stream order, and the call (async
+// or not) returns when the result is back in host memory.
+//
 // Communicator ids are exchanged through the Store: group rank 0 of each group creates the
 // ncclUniqueId and publishes it under "nccl/<group name>"; split() is a collective of the members.
 #pragma once

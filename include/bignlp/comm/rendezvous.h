@@ -67,6 +67,9 @@ struct RendezvousOptions {
   /// a rank may be busy writing a checkpoint or validating).
   std::chrono::milliseconds collective_timeout = kDefaultCommTimeout;
   int cuda_device = 0;  ///< NCCL: the GPU of this rank (usually local_rank)
+  /// NCCL: the cudaStream_t collectives are enqueued on: the compute stream, so each is ordered
+  /// after the kernels that produce its input (null: a stream of the communicator's own).
+  void* cuda_stream = nullptr;
 };
 
 /// A connected world: the store (kept alive for later group creation) and the communicator.

@@ -122,11 +122,12 @@ void resolve_in_place(ConfigNode& root, const ResolverRegistry& resolvers, const
 /// A resolved copy of the subtree at `path` ("" = all), to_container(resolve=True) semantics.
 ConfigNode resolved_copy(const ConfigNode& root, const ResolverRegistry& resolvers, std::string_view path = {});
 
-/// OmegaConf.select: the value at `path` with interpolations on the way and at the target resolved
-/// (a container is returned resolved). nullopt when the key is absent. Reading "???" throws
-/// InterpolationError(kMissing) unless `missing_as_absent`.
+/// OmegaConf.select: the value at `path` with interpolations on the way and at the target resolved.
+/// nullopt when the key is absent. Reading "???" throws InterpolationError(kMissing) unless
+/// `missing_as_absent` (an interpolation to "???" throws kToMissing either way, as in OmegaConf). A container is returned resolved, or, with `resolve_containers` false, as
+/// OmegaConf.select returns it: one step (the target of `${...}`), its content left as written.
 std::optional<ConfigNode> select(const ConfigNode& root, std::string_view path, const ResolverRegistry& resolvers,
-                                 bool missing_as_absent = false);
+                                 bool missing_as_absent = false, bool resolve_containers = true);
 
 /// Checks `text` against the interpolation grammar. Throws InterpolationError(kGrammar) whose
 /// message shows the text with a caret under the offending character.

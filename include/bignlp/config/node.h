@@ -158,5 +158,7 @@ class ConfigNode {
 /// does, interpolations are copied verbatim. The replaced value's provenance becomes `previous` of
 /// the new one.
 void merge_into(ConfigNode& dst, const ConfigNode& src);
+/// The same, consuming `src` (moves its subtrees instead of copying them).
+void merge_into(ConfigNode& dst, ConfigNode&& src);
 
 }  // namespace bignlp::config

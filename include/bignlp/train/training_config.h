@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bignlp/model/gpt_config.h"
+#include "bignlp/ops/device_runtime.h"
 #include "bignlp/train/loss_scaler.h"
 #include "bignlp/train/lr_schedule.h"
 #include "bignlp/train/optimizer.h"
@@ -68,7 +69,10 @@ struct TrainingConfig {
   ExpManagerConfig exp_manager;
   std::map<std::string, std::string> tokenizer;  ///< model.tokenizer.* recorded in checkpoints
   std::string hparams_yaml;                ///< text of results/hparams.yaml (empty: derived from model)
-  std::optional<double> peak_tflops_per_device;  ///< for MFU; unknown on CPUs
+  /// trainer.accelerator (cpu, gpu, auto; absent: auto) and where it was written. The program
+  /// resolves it to a device (ops::select_device) and gives the trainer that device's context.
+  ops::DeviceRequest accelerator;
+  std::optional<double> peak_tflops_per_device;  ///< for MFU: the device's peak (ops/peak_throughput.h); unknown on CPUs
   int cpu_threads = 0;                     ///< OpenMP threads of the CPU ops (0: default; the program's OpContext uses it)
 
   int world_size() const { return num_nodes * devices; }

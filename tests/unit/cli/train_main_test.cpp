@@ -1,5 +1,7 @@
 // bignlp-train as the launcher runs it: a saved stage config (NeMo keys), overrides, resume,
-// SIGTERM, and config errors with file:line.
+// SIGTERM, config errors with file:line, the device choice (trainer.accelerator / --device) and
+// its errors, and the CPU losses of a fixed run against tests/golden/train (recorded before the
+// device choice existed; scripts/update_golden.sh train rewrites them).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -7,13 +9,19 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <thread>
 
+#include "bignlp/core/environment.h"
 #include "bignlp/core/file_io.h"
+#include "bignlp/core/strings.h"
 #include "bignlp/data/indexed_dataset.h"
+#include "bignlp/ops/device_runtime.h"
 #include "bignlp/train/checkpoint.h"
 
 namespace bignlp {
@@ -174,8 +182,15 @@ struct Output {
   std::string text;
 };
 
+/// The programs under test: BIGNLP_TEST_BIN_DIR when set (e.g. another build, to record the golden
+/// losses with it), else this build's bin/.
+std::string bin_dir() {
+  const char* d = std::getenv("BIGNLP_TEST_BIN_DIR");
+  return d != nullptr && *d != '\0' ? d : BIGNLP_BIN_DIR;
+}
+
 Output run(const std::string& args) {
-  const std::string cmd = fmt::format("{}/bignlp-train {} 2>&1", BIGNLP_BIN_DIR, args);
+  const std::string cmd = fmt::format("{}/bignlp-train {} 2>&1", bin_dir(), args);
   Output out;
   std::FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];
@@ -220,7 +235,7 @@ TEST_F(TrainMainTest, TrainsLogsCheckpointsAndResumesWithOverrides) {
 
 TEST_F(TrainMainTest, SigtermSavesACheckpointAndExitsCleanly) {
   write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", stage_config(dir_.path(), prefix_, 100000));
-  const std::string bin = fmt::format("{}/bignlp-train", BIGNLP_BIN_DIR);
+  const std::string bin = fmt::format("{}/bignlp-train", bin_dir());
   const std::string cp = dir_.path().string();
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -277,6 +292,127 @@ TEST_F(TrainMainTest, ConfigErrorsNameFileLineAndKey) {
   record(o);
   EXPECT_EQ(o.status, 1);
   EXPECT_NE(o.text.find("model.data.data_prefix"), std::string::npos) << o.text;
+}
+
+/// (global_step, reduced_train_loss, val_loss or NaN, grad_norm) of every row of metrics.csv.
+std::vector<std::array<double, 4>> metric_rows(const fs::path& csv) {
+  std::vector<std::array<double, 4>> rows;
+  std::istringstream in(read_file(csv));
+  std::string line;
+  std::getline(in, line);  // header: global_step,consumed_samples,reduced_train_loss,lr,...,grad_norm,loss_scale,val_loss
+  while (std::getline(in, line)) {
+    const std::vector<std::string> f = split(line, ',');
+    if (f.size() != 11) continue;
+    rows.push_back({std::stod(f[0]), std::stod(f[2]), f[10].empty() ? std::nan("") : std::stod(f[10]), std::stod(f[8])});
+  }
+  return rows;
+}
+
+bool gpu_usable() {
+  const ops::DeviceInventory inv = ops::probe_devices(process_environment());
+  return inv.cuda_built && inv.cuda_devices > 0;
+}
+
+// The CPU numbers of a fixed run (dropout, full activation checkpointing, clipping, validation,
+// 8 steps) equal those recorded with bignlp-train before GPU training existed: CPU behaviour did
+// not change. Recorded here at full precision; the comparison allows 1e-5 relative so that another
+// machine's OpenBLAS kernels (a different summation order in a GEMM) do not fail it, while any
+// change of initialisation, data order, dropout streams or update rule does.
+TEST_F(TrainMainTest, CpuLossesMatchTheRecordedRun) {
+  const fs::path golden = fs::path(BIGNLP_SOURCE_DIR) / "tests/golden/train/tiny_cpu_metrics.csv";
+  const Output out = run(cfg_args() + " --threads 2");  // the file says trainer.accelerator: cpu
+  ASSERT_EQ(out.status, 0) << out.text;
+  EXPECT_EQ(out.text.find("MFU"), std::string::npos) << "no MFU on the CPU";
+  const auto rows = metric_rows(dir_.path() / "results" / "metrics.csv");
+  ASSERT_EQ(rows.size(), 4u) << "log_every_n_steps 2 over 8 steps";
+  if (const char* update = std::getenv("BIGNLP_UPDATE_GOLDEN"); update != nullptr && std::string(update) == "1") {
+    std::string text = "# global_step,reduced_train_loss,val_loss,grad_norm of the run in tests/unit/cli/train_main_test.cpp\n";
+    for (const auto& r : rows) text += fmt::format("{},{:.9g},{:.9g},{:.9g}\n", r[0], r[1], r[2], r[3]);
+    fs::create_directories(golden.parent_path());
+    write_file_atomic(golden, text);
+    GTEST_SKIP() << "wrote " << golden;
+  }
+  std::vector<std::array<double, 4>> expected;
+  std::istringstream in(read_file(golden));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const std::vector<std::string> f = split(line, ',');
+    ASSERT_EQ(f.size(), 4u) << line;
+    expected.push_back({std::stod(f[0]), std::stod(f[1]), std::stod(f[2]), std::stod(f[3])});
+  }
+  ASSERT_EQ(rows.size(), expected.size());
+  int exact = 0;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i][0], expected[i][0]);
+    for (int k = 1; k < 4; ++k) {
+      if (std::isnan(expected[i][k])) {
+        EXPECT_TRUE(std::isnan(rows[i][k])) << "row " << i << " column " << k;
+        continue;
+      }
+      EXPECT_NEAR(rows[i][k], expected[i][k], 1e-5 * std::abs(expected[i][k])) << "step " << rows[i][0] << " column " << k;
+      exact += std::stod(fmt::format("{:.9g}", rows[i][k])) == expected[i][k];
+    }
+  }
+  RecordProperty("exact_values", exact);
+}
+
+// trainer.accelerator=cpu (the file) and --device cpu are the same run, bit for bit.
+TEST_F(TrainMainTest, DeviceFlagAndAcceleratorKeyChooseTheSameCpuRun) {
+  write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", stage_config(dir_.path(), prefix_, 4));
+  const Output by_key = run(cfg_args() + " exp_manager.explicit_log_dir=" + (dir_.path() / "a").string());
+  ASSERT_EQ(by_key.status, 0) << by_key.text;
+  const Output by_flag = run(cfg_args() + " --device cpu trainer.accelerator=gpu exp_manager.explicit_log_dir=" +
+                             (dir_.path() / "b").string());
+  ASSERT_EQ(by_flag.status, 0) << "--device overrides trainer.accelerator\n" << by_flag.text;
+  const auto a = metric_rows(dir_.path() / "a" / "metrics.csv"), b = metric_rows(dir_.path() / "b" / "metrics.csv");
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i][1], b[i][1]);
+    EXPECT_EQ(a[i][3], b[i][3]);
+  }
+  if (!gpu_usable()) {
+    // auto (the key absent, or written) is the CPU here, bit for bit.
+    const Output by_auto = run(cfg_args() + " trainer.accelerator=auto exp_manager.explicit_log_dir=" +
+                               (dir_.path() / "c").string());
+    ASSERT_EQ(by_auto.status, 0) << by_auto.text;
+    const auto c = metric_rows(dir_.path() / "c" / "metrics.csv");
+    ASSERT_EQ(c.size(), a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i][1], c[i][1]);
+  }
+}
+
+TEST_F(TrainMainTest, DeviceRequestErrorsNameTheKeyAndTheFix) {
+  Output o = run(cfg_args() + " trainer.accelerator=tpu");
+  EXPECT_EQ(o.status, 1) << o.text;
+  EXPECT_NE(o.text.find("trainer.accelerator (override"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("'tpu' is not a device; expected cpu, gpu (or cuda) or auto"), std::string::npos) << o.text;
+  o = run(cfg_args() + " --device tpu");
+  EXPECT_NE(o.status, 0) << o.text;
+  EXPECT_NE(o.text.find("--device"), std::string::npos) << o.text;
+  o = run(cfg_args() + " --device cpu --comm-backend nccl");
+  EXPECT_EQ(o.status, 1) << o.text;
+  EXPECT_NE(o.text.find("--comm-backend nccl moves GPU memory, but this rank computes on the CPU (--device: 'cpu')"),
+            std::string::npos)
+      << o.text;
+  if (gpu_usable()) GTEST_SKIP() << "a GPU is usable here: the errors below are for machines without one";
+  // The file says gpu: the message starts with the file, line and column of the key.
+  std::string text = stage_config(dir_.path(), prefix_, 8);
+  text.replace(text.find("accelerator: cpu"), 16, "accelerator: gpu");
+  write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", text);
+  o = run(cfg_args());
+  RecordProperty("message_gpu_from_file", o.text);
+  EXPECT_EQ(o.status, 1) << o.text;
+  EXPECT_NE(o.text.find("gpt3_test_hydra.yaml:9:16: trainer.accelerator: 'gpu' asks for a GPU, but "), std::string::npos)
+      << o.text;
+  EXPECT_NE(o.text.find("Fix: "), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("training.trainer.accelerator=cpu"), std::string::npos) << o.text;
+  EXPECT_FALSE(fs::exists(dir_.path() / "results" / "checkpoints")) << "nothing written before the error";
+  o = run(cfg_args() + " trainer.accelerator=cpu --device cuda");
+  EXPECT_EQ(o.status, 1) << o.text;
+  EXPECT_NE(o.text.find("--device: 'cuda' asks for a GPU, but "), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("or run on the CPU: --device cpu"), std::string::npos) << o.text;
 }
 
 }  // namespace

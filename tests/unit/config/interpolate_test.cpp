@@ -216,7 +216,9 @@ TEST(InterpolationTest, NemoLauncherResolvers) {
   EXPECT_EQ(eval("${divide_ceil:-7, 2}"), "int:-3");
   EXPECT_EQ(eval("${divide_floor:-7, 2}"), "int:-4");
   EXPECT_EQ(eval("${divide_floor:7.5, 2}"), "int:3");
-  EXPECT_EQ(error_kind("a: ${multiply:a, 2}\n"), InterpolationErrorKind::kResolver);
+  EXPECT_EQ(eval("${multiply:ab, 2}"), "string:abab");  // Python's str * int
+  EXPECT_EQ(error_kind("a: ${multiply:a, b}\n"), InterpolationErrorKind::kResolver);
+  EXPECT_EQ(error_kind("a: ${multiply:a, 1.5}\n"), InterpolationErrorKind::kResolver);
   EXPECT_EQ(error_kind("a: ${divide_floor:1}\n"), InterpolationErrorKind::kResolver);
 }
 

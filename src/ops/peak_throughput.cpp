@@ -1,0 +1,83 @@
+#include "bignlp/ops/peak_throughput.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <vector>
+
+namespace bignlp::ops {
+namespace {
+
+// NVIDIA datasheets, dense (the "with sparsity" figures halved), TFLOP/s per GPU.
+// Hopper SXM (H100, H200, GH200, H800): 1979 bf16 sparse -> 989 (the MFU denominator everybody
+// quotes for H100), 989 TF32 sparse -> 494.5, fp32 67. H100/H800 PCIe: 1513 -> 756.5, 756 -> 378,
+// fp32 51. H100/H200 NVL: 1671 -> 835.5, 835 -> 417.5, fp32 60. Ampere A100/A800 (SXM and PCIe):
+// bf16 312, TF32 156, fp32 19.5. A30: bf16 165, TF32 82, fp32 10.3.
+constexpr std::array<PeakEntry, 13> kTable{{
+    {"H100", "", "H100 SXM", 9, 0, 989.0, 494.5, 67.0},
+    {"H100", "PCIE", "H100 PCIe", 9, 0, 756.5, 378.0, 51.0},
+    {"H100", "NVL", "H100 NVL", 9, 0, 835.5, 417.5, 60.0},
+    {"H200", "", "H200 SXM", 9, 0, 989.0, 494.5, 67.0},
+    {"H200", "NVL", "H200 NVL", 9, 0, 835.5, 417.5, 60.0},
+    {"GH200", "", "GH200", 9, 0, 989.0, 494.5, 67.0},
+    {"H800", "", "H800 SXM", 9, 0, 989.0, 494.5, 67.0},
+    {"H800", "PCIE", "H800 PCIe", 9, 0, 756.5, 378.0, 51.0},
+    {"A100", "", "A100 SXM", 8, 0, 312.0, 156.0, 19.5},
+    {"A100", "PCIE", "A100 PCIe", 8, 0, 312.0, 156.0, 19.5},
+    {"A800", "", "A800 SXM", 8, 0, 312.0, 156.0, 19.5},
+    {"A800", "PCIE", "A800 PCIe", 8, 0, 312.0, 156.0, 19.5},
+    {"A30", "", "A30", 8, 0, 165.0, 82.0, 10.3},
+}};
+
+std::vector<std::string> tokens_of(std::string_view name) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c)) {
+      cur.push_back(static_cast<char>(std::toupper(c)));
+    } else if (!cur.empty()) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+}  // namespace
+
+PeakMath peak_math_for(DType compute_dtype, bool allow_tf32) {
+  if (compute_dtype == DType::kBF16 || compute_dtype == DType::kF16) return PeakMath::k16Bit;
+  return allow_tf32 ? PeakMath::kTf32 : PeakMath::kFp32;
+}
+
+const char* peak_math_name(PeakMath math) {
+  switch (math) {
+    case PeakMath::k16Bit: return "bf16/fp16";
+    case PeakMath::kTf32: return "tf32";
+    case PeakMath::kFp32: return "fp32";
+  }
+  return "?";
+}
+
+std::span<const PeakEntry> peak_table() { return kTable; }
+
+std::optional<PeakThroughput> peak_throughput(const DeviceIdentity& device, PeakMath math) {
+  const std::vector<std::string> tokens = tokens_of(device.name);
+  const auto has = [&](std::string_view t) { return std::find(tokens.begin(), tokens.end(), t) != tokens.end(); };
+  const std::string form = has("PCIE") ? "PCIE" : has("NVL") ? "NVL" : "";
+  for (const PeakEntry& e : kTable) {
+    if (!has(e.model) || form != e.form_factor || device.cc_major != e.cc_major || device.cc_minor != e.cc_minor)
+      continue;
+    const double tflops = math == PeakMath::k16Bit ? e.tflops_16bit
+                          : math == PeakMath::kTf32 ? e.tflops_tf32
+                                                    : e.tflops_fp32;
+    return PeakThroughput{tflops, fmt::format("{}, {} dense", e.label, peak_math_name(math))};
+  }
+  return std::nullopt;
+}
+
+}  // namespace bignlp::ops
