@@ -92,19 +92,6 @@ std::size_t AdamOptimizer::state_bytes() const {
   return exp_avg_.nbytes() + exp_avg_sq_.nbytes() + master;
 }
 
-float AdamOptimizer::all_reduce_sum(comm::Communicator& comm, float value) {
-  if (comm.device().is_cpu()) {
-    comm.all_reduce(TensorView(&value, DType::kF32, Shape{1}), comm::ReduceOp::kSum);
-    return value;
-  }
-  // A device backend (NCCL) reduces device memory: stage the scalar through the scratch buffer.
-  const TensorView slot = norm_.view().slice(0, 0, 1);
-  ops::copy(ctx_, TensorView(&value, DType::kF32, Shape{1}), slot);
-  comm.all_reduce(slot, comm::ReduceOp::kSum);
-  ops::copy(ctx_, slot, TensorView(&value, DType::kF32, Shape{1}));
-  return value;
-}
-
 double AdamOptimizer::squared_grad_norm() {
   float sq[2] = {0.0f, 0.0f};
   if (norm_whole_buffer_) {
@@ -126,8 +113,10 @@ double AdamOptimizer::squared_grad_norm() {
   // Duplicates add nothing to the norm, but an overflow in one must skip the step everywhere.
   float local = sq[0];
   if (!std::isfinite(sq[1])) local += sq[1];
-  if (sharding_ != nullptr && parallel_.dp != nullptr) local = all_reduce_sum(*parallel_.dp, local);
-  if (parallel_.model_parallel != nullptr) local = all_reduce_sum(*parallel_.model_parallel, local);
+  // A host scalar: every backend reduces it (NCCL stages it through device memory).
+  const TensorView host(&local, DType::kF32, Shape{1});
+  if (sharding_ != nullptr && parallel_.dp != nullptr) parallel_.dp->all_reduce(host, comm::ReduceOp::kSum);
+  if (parallel_.model_parallel != nullptr) parallel_.model_parallel->all_reduce(host, comm::ReduceOp::kSum);
   return local;
 }
 

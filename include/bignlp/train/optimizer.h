@@ -101,7 +101,6 @@ class AdamOptimizer {
  private:
   void build_tensor_lists();
   double squared_grad_norm();
-  float all_reduce_sum(comm::Communicator& comm, float value);
 
   model::ParameterStore* store_;
   OptimizerConfig config_;
