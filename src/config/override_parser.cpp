@@ -287,10 +287,24 @@ class OverrideParser {
     const std::size_t k = lex_.ws_len(pos_);
     return pos_ + k < s_.size() && s_[pos_ + k] == c;
   }
-  void expect_ws_then(char c) {
+  // Consumes WS? <c> when the input continues with it.
+  bool accept_ws_then(char c) {
+    if (!at_ws_then(c)) return false;
     skip_ws();
-    if (peek() != c) fail(fmt::format("expected '{}'", c));
     ++pos_;
+    return true;
+  }
+  // After an item of a list, dict or argument list: true when a ',' (and the blanks after it) was
+  // consumed and another item follows, false when `closer` was consumed. Anything else fails with
+  // `missing` at the end of the input, else with "unexpected '<c>' <where>".
+  bool next_item(char closer, const std::string& missing, std::string_view where) {
+    if (accept_ws_then(',')) {
+      skip_ws();
+      return true;
+    }
+    if (accept_ws_then(closer)) return false;
+    if (pos_ >= s_.size()) fail(missing);
+    fail(fmt::format("unexpected '{}' {}", peek(), where));
   }
 
   // ---- key ----------------------------------------------------------------------------------------
@@ -366,8 +380,7 @@ class OverrideParser {
     sweep.kind = PV::kChoice;
     sweep.simple_form = true;
     sweep.items.push_back(std::move(first));
-    while (at_ws_then(',')) {
-      expect_ws_then(',');
+    while (accept_ws_then(',')) {
       skip_ws();
       sweep.items.push_back(element());
     }
@@ -401,24 +414,10 @@ class OverrideParser {
       skip_ws();
       PV v;
       v.kind = PV::kList;
-      if (at_ws_then(']')) {
-        expect_ws_then(']');
-        return v;
-      }
-      for (;;) {
+      if (accept_ws_then(']')) return v;
+      do {
         v.items.push_back(element());
-        if (at_ws_then(',')) {
-          expect_ws_then(',');
-          skip_ws();
-          continue;
-        }
-        if (at_ws_then(']')) {
-          expect_ws_then(']');
-          break;
-        }
-        if (pos_ >= s_.size()) fail("missing ']'");
-        fail(fmt::format("unexpected '{}' in list (expected ',' or ']')", peek()));
-      }
+      } while (next_item(']', "missing ']'", "in list (expected ',' or ']')"));
       for (const auto& i : v.items)
         if (i.is_sweep()) fail("a sweep cannot be an element of a list");
       return v;
@@ -428,32 +427,18 @@ class OverrideParser {
       skip_ws();
       PV v;
       v.kind = PV::kDict;
-      if (at_ws_then('}')) {
-        expect_ws_then('}');
-        return v;
-      }
-      for (;;) {
+      if (accept_ws_then('}')) return v;
+      do {
         const std::size_t key_at = pos_;
         PV k = primitive(/*dict_key=*/true);
         if (k.kind == PV::kNode && k.node.is_null() && pos_ == key_at) fail("expected a dict key");
-        if (!at_ws_then(':')) fail(pos_ >= s_.size() ? "missing ':' after dict key" : fmt::format("unexpected '{}' in dict key", peek()));
-        expect_ws_then(':');
+        if (!accept_ws_then(':'))
+          fail(pos_ >= s_.size() ? "missing ':' after dict key" : fmt::format("unexpected '{}' in dict key", peek()));
         skip_ws();
         PV val = element();
         if (val.is_sweep()) fail("a sweep cannot be a dict value");
         v.entries.push_back(PVEntry{std::move(k), std::move(val)});
-        if (at_ws_then(',')) {
-          expect_ws_then(',');
-          skip_ws();
-          continue;
-        }
-        if (at_ws_then('}')) {
-          expect_ws_then('}');
-          break;
-        }
-        if (pos_ >= s_.size()) fail("missing '}'");
-        fail(fmt::format("unexpected '{}' in dict (expected ',' or '}}')", peek()));
-      }
+      } while (next_item('}', "missing '}'", "in dict (expected ',' or '}')"));
       return v;
     }
     // Function call: ID WS? '('
@@ -631,10 +616,10 @@ class OverrideParser {
   PV function(const std::string& name, std::size_t at) {
     std::vector<PV> args;
     std::vector<std::pair<std::string, PV>> named;
-    if (at_ws_then(')')) {
-      expect_ws_then(')');
-    } else {
-      for (;;) {
+    if (!accept_ws_then(')')) {
+      const std::string missing = fmt::format("missing ')' to close {}(", name);
+      const std::string where = fmt::format("in the arguments of {}()", name);
+      do {
         // argName: ID WS? '=' WS?
         const std::size_t n = lex_.id_len(pos_);
         const std::size_t k = n ? lex_.ws_len(pos_ + n) : 0;
@@ -647,18 +632,7 @@ class OverrideParser {
           if (!named.empty()) fail("positional argument follows keyword argument");
           args.push_back(element());
         }
-        if (at_ws_then(',')) {
-          expect_ws_then(',');
-          skip_ws();
-          continue;
-        }
-        if (at_ws_then(')')) {
-          expect_ws_then(')');
-          break;
-        }
-        if (pos_ >= s_.size()) fail(fmt::format("missing ')' to close {}(", name));
-        fail(fmt::format("unexpected '{}' in the arguments of {}()", peek(), name));
-      }
+      } while (next_item(')', missing, where));
     }
     try {
       return call(name, std::move(args), std::move(named), at);
