@@ -1,6 +1,6 @@
 // bignlp-train: GPT pre-training from a saved training stage config.
 //
-//   bignlp-train --config-path DIR --config-name NAME.yaml [OVERRIDE ...] [--threads N]
+//   bignlp-train --config-path DIR --config-name NAME.yaml [OVERRIDE ...] [--threads N] [--device cpu|cuda|auto]
 // The launcher writes the stage config (trainer.*, model.*, exp_manager.*, run.*) and runs this.
 // SIGTERM and SIGUSR1 (Slurm's pre-timeout signal) finish the current step, save a checkpoint and
 // exit 0. Index: train/config_binding.h (keys), train/trainer.h (loop), train/checkpoint.h,

@@ -302,7 +302,7 @@ ConfigNode Engine::primitive(const std::vector<grammar::Token>& tokens, const Pa
         return ConfigNode::null_value();
       case TokenType::kInt: {
         long long v;
-        if (!grammar::token_int_value(t.text, v))
+        if (!lexer::int_token_value(t.text, v))
           fail(InterpolationErrorKind::kResolution, fmt::format("integer '{}' does not fit in 64 bits", t.text));
         return ConfigNode::integer(v);
       }
@@ -342,7 +342,7 @@ bool parse_list_index(const std::string& key, long long& out) {
   std::string clean;
   for (char c : key)
     if (c != '_' && c != ' ' && c != '\t') clean += c;
-  return grammar::token_int_value(clean, out);
+  return lexer::int_token_value(clean, out);
 }
 }  // namespace
 

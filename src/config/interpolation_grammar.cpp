@@ -5,14 +5,10 @@
 namespace bignlp::config::grammar {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_ws(char c) { return c == ' ' || c == '\t'; }
-bool is_unquoted_char(char c) { return std::string_view("/-\\+.$%*@?|").find(c) != std::string_view::npos; }
+using lexer::is_ws;
+
 // Characters that may not appear in an INTER_KEY token.
 bool is_inter_key_char(char c) { return std::string_view("\\{}()[]:. \t'\"").find(c) == std::string_view::npos; }
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 std::string show(char c) {
   if (c == '\0') return "end of input";
@@ -25,7 +21,7 @@ constexpr int kMaxDepth = 100;
 
 class Parser {
  public:
-  explicit Parser(std::string_view s) : s_(s) {}
+  explicit Parser(std::string_view s) : s_(s), lex_(s, lexer::Dialect::kOmegaConf) {}
 
   Text text() {
     Text t;
@@ -73,6 +69,7 @@ class Parser {
 
  private:
   std::string_view s_;
+  lexer::ScalarLexer lex_;
   std::size_t pos_ = 0;
   int depth_ = 0;
 
@@ -94,12 +91,7 @@ class Parser {
     while (at + k < s_.size() && s_[at + k] == c) ++k;
     return k;
   }
-  std::size_t ws_run(std::size_t at) const {
-    std::size_t k = 0;
-    while (at + k < s_.size() && is_ws(s_[at + k])) ++k;
-    return k;
-  }
-  void skip_ws() { pos_ += ws_run(pos_); }
+  void skip_ws() { pos_ += lex_.ws_len(pos_); }
 
   // ---- interpolation mode -------------------------------------------------------------------
   struct Item {
@@ -124,7 +116,7 @@ class Parser {
         break;
       }
       if (is_ws(c)) {
-        const std::size_t k = ws_run(pos_);
+        const std::size_t k = lex_.ws_len(pos_);
         const char after = pos_ + k < s_.size() ? s_[pos_ + k] : '\0';
         if (after == '}' || after == ':') {
           pos_ += k;
@@ -157,13 +149,7 @@ class Parser {
         items.push_back(Item{Item::kClose, "]", nullptr, pos_++});
         continue;
       }
-      std::size_t id_len = 0;
-      if (is_alpha(c) || c == '_') {
-        id_len = 1;
-        while (pos_ + id_len < s_.size() &&
-               (is_alpha(s_[pos_ + id_len]) || is_digit(s_[pos_ + id_len]) || s_[pos_ + id_len] == '_'))
-          ++id_len;
-      }
+      const std::size_t id_len = lex_.id_len(pos_);
       std::size_t key_len = 0;
       while (pos_ + key_len < s_.size() && is_inter_key_char(s_[pos_ + key_len]) &&
              !starts_with_at(pos_ + key_len, "${"))
@@ -238,7 +224,7 @@ class Parser {
   // ---- value mode -----------------------------------------------------------------------------
   // True (without consuming) if the input continues with WS? <c>.
   bool at_ws_then(char c) const {
-    const std::size_t k = ws_run(pos_);
+    const std::size_t k = lex_.ws_len(pos_);
     return pos_ + k < s_.size() && s_[pos_ + k] == c;
   }
   void consume_ws_then(char c) {
@@ -383,114 +369,19 @@ class Parser {
     return t;
   }
 
-  std::size_t int_unsigned_len(std::size_t i) const {
-    if (i >= s_.size() || !is_digit(s_[i])) return 0;
-    if (s_[i] == '0') return 1;
-    std::size_t j = i + 1;
-    for (;;) {
-      if (j < s_.size() && is_digit(s_[j])) {
-        ++j;
-      } else if (j + 1 < s_.size() && s_[j] == '_' && is_digit(s_[j + 1])) {
-        j += 2;
-      } else {
-        break;
-      }
-    }
-    return j - i;
-  }
-  std::size_t digits_us_len(std::size_t i) const {
-    if (i >= s_.size() || !is_digit(s_[i])) return 0;
-    std::size_t j = i + 1;
-    for (;;) {
-      if (j < s_.size() && is_digit(s_[j])) {
-        ++j;
-      } else if (j + 1 < s_.size() && s_[j] == '_' && is_digit(s_[j + 1])) {
-        j += 2;
-      } else {
-        break;
-      }
-    }
-    return j - i;
-  }
-  bool ci_word_at(std::size_t i, std::string_view w) const {
-    if (i + w.size() > s_.size()) return false;
-    for (std::size_t k = 0; k < w.size(); ++k)
-      if (lower(s_[i + k]) != w[k]) return false;
-    return true;
-  }
-  std::size_t float_len(std::size_t at) const {
-    std::size_t i = at;
-    if (i < s_.size() && (s_[i] == '+' || s_[i] == '-')) ++i;
-    std::size_t best = 0;
-    if (ci_word_at(i, "inf") || ci_word_at(i, "nan")) best = i + 3 - at;
-    const std::size_t u = int_unsigned_len(i);
-    std::size_t mant_end = 0;
-    bool have_mant = false;
-    if (i + u < s_.size() && s_[i + u] == '.') {
-      const std::size_t p = i + u + 1;
-      const std::size_t d = digits_us_len(p);
-      if (d > 0) {
-        mant_end = p + d;
-        have_mant = true;
-        best = std::max(best, mant_end - at);
-      } else if (u > 0) {
-        mant_end = p;
-        have_mant = true;
-        best = std::max(best, mant_end - at);
-      }
-    }
-    auto exp_from = [&](std::size_t m) -> std::size_t {
-      if (m < s_.size() && (s_[m] == 'e' || s_[m] == 'E')) {
-        std::size_t q = m + 1;
-        if (q < s_.size() && (s_[q] == '+' || s_[q] == '-')) ++q;
-        const std::size_t d = digits_us_len(q);
-        if (d > 0) return q + d;
-      }
-      return 0;
-    };
-    if (have_mant) {
-      const std::size_t e = exp_from(mant_end);
-      if (e) best = std::max(best, e - at);
-    }
-    if (u > 0) {
-      const std::size_t e = exp_from(i + u);
-      if (e) best = std::max(best, e - at);
-    }
-    return best;
-  }
-  std::size_t int_len(std::size_t at) const {
-    std::size_t i = at;
-    if (i < s_.size() && (s_[i] == '+' || s_[i] == '-')) ++i;
-    const std::size_t u = int_unsigned_len(i);
-    return u ? i + u - at : 0;
-  }
-  std::size_t id_len(std::size_t at) const {
-    if (at >= s_.size() || !(is_alpha(s_[at]) || s_[at] == '_')) return 0;
-    std::size_t j = at + 1;
-    while (j < s_.size() && (is_alpha(s_[j]) || is_digit(s_[j]) || s_[j] == '_')) ++j;
-    return j - at;
-  }
-  std::size_t esc_len(std::size_t at) const {
-    std::size_t j = at;
-    while (j + 1 < s_.size() && s_[j] == '\\' &&
-           std::string_view("\\()[]{}:=, \t").find(s_[j + 1]) != std::string_view::npos)
-      j += 2;
-    return j - at;
-  }
-
   std::vector<Token> primitive_tokens(bool dict_key) {
     std::vector<Token> out;
     for (;;) {
       if (pos_ >= s_.size()) return out;
       const char c = s_[pos_];
       if (is_ws(c)) {
-        const std::size_t k = ws_run(pos_);
+        const std::size_t k = lex_.ws_len(pos_);
         const char after = pos_ + k < s_.size() ? s_[pos_ + k] : '\0';
         if (after == ',' || after == ']' || after == '}') return out;
         if (after == ':') {
           if (dict_key) return out;
           std::size_t end = pos_ + k + 1;
-          end += ws_run(end);
+          end += lex_.ws_len(end);
           out.push_back(Token{TokenType::kColon, std::string(s_.substr(pos_, end - pos_)), nullptr});
           pos_ = end;
           continue;
@@ -503,7 +394,7 @@ class Parser {
       if (c == ':') {
         if (dict_key) return out;
         std::size_t end = pos_ + 1;
-        end += ws_run(end);
+        end += lex_.ws_len(end);
         out.push_back(Token{TokenType::kColon, std::string(s_.substr(pos_, end - pos_)), nullptr});
         pos_ = end;
         continue;
@@ -513,36 +404,15 @@ class Parser {
         out.push_back(Token{TokenType::kInterp, {}, interpolation()});
         continue;
       }
-      const std::size_t esc = c == '\\' ? esc_len(pos_) : 0;
-      if (esc > 0) {
+      if (const std::size_t esc = lex_.esc_len(pos_)) {
         out.push_back(Token{TokenType::kEsc, std::string(s_.substr(pos_, esc)), nullptr});
         pos_ += esc;
         continue;
       }
-      // Longest match; ties go to the earlier rule: FLOAT, INT, BOOL, NULL, UNQUOTED_CHAR, ID.
-      const std::size_t f = float_len(pos_);
-      const std::size_t n = int_len(pos_);
-      const std::size_t b = (ci_word_at(pos_, "true") ? 4 : ci_word_at(pos_, "false") ? 5 : 0);
-      const std::size_t nl = ci_word_at(pos_, "null") ? 4 : 0;
-      const std::size_t u = is_unquoted_char(c) ? 1 : 0;
-      const std::size_t id = id_len(pos_);
-      std::size_t best = 0;
-      TokenType type = TokenType::kId;
-      auto consider = [&](std::size_t len, TokenType t) {
-        if (len > best) {
-          best = len;
-          type = t;
-        }
-      };
-      consider(f, TokenType::kFloat);
-      consider(n, TokenType::kInt);
-      consider(b, TokenType::kBool);
-      consider(nl, TokenType::kNull);
-      consider(u, TokenType::kUnquoted);
-      consider(id, TokenType::kId);
-      if (best == 0) fail(fmt::format("unexpected {} (quote the value or escape it with '\\')", show(c)));
-      out.push_back(Token{type, std::string(s_.substr(pos_, best)), nullptr});
-      pos_ += best;
+      const lexer::Match m = lex_.longest_scalar(pos_);
+      if (m.length == 0) fail(fmt::format("unexpected {} (quote the value or escape it with '\\')", show(c)));
+      out.push_back(Token{m.type, std::string(s_.substr(pos_, m.length)), nullptr});
+      pos_ += m.length;
     }
   }
 };
@@ -552,33 +422,5 @@ class Parser {
 Text parse_text(std::string_view value) { return Parser(value).text(); }
 
 Element parse_single_element(std::string_view value) { return Parser(value).single_element(); }
-
-bool token_int_value(std::string_view text, long long& out) {
-  bool neg = false;
-  std::size_t i = 0;
-  if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
-    neg = text[i] == '-';
-    ++i;
-  }
-  unsigned long long v = 0;
-  bool any = false;
-  for (; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '_') continue;
-    if (c < '0' || c > '9') return false;
-    any = true;
-    if (v > (~0ULL - 9) / 10) return false;
-    v = v * 10 + static_cast<unsigned long long>(c - '0');
-  }
-  if (!any) return false;
-  if (neg) {
-    if (v > 9223372036854775808ULL) return false;
-    out = v == 9223372036854775808ULL ? static_cast<long long>(-9223372036854775807LL - 1) : -static_cast<long long>(v);
-  } else {
-    if (v > 9223372036854775807ULL) return false;
-    out = static_cast<long long>(v);
-  }
-  return true;
-}
 
 }  // namespace bignlp::config::grammar

@@ -4,8 +4,9 @@
 //   text       : (interpolation | literal)+     top-level value; "\${" escapes, "\\${" = "\" + interp
 //   interpolation: "${" ("."* key ("." key | "[" key "]")* | name ":" sequence?) "}"
 //   element    : primitive | quoted | "[" sequence? "]" | "{" (dictKey ":" element ("," ...)*)? "}"
-// Evaluation lives in interpolate.cpp; this file only knows syntax. Errors throw GrammarError with
-// the byte offset of the offending character.
+// The primitive tokens (numbers, bool, null, ID, escapes) come from scalar_lexer.h, shared with the
+// override parser. Evaluation lives in interpolate.cpp; this file only knows syntax. Errors throw
+// GrammarError with the byte offset of the offending character.
 #pragma once
 
 #include <memory>
@@ -13,6 +14,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "scalar_lexer.h"
 
 namespace bignlp::config::grammar {
 
@@ -48,7 +51,7 @@ struct KeySegment {
   InterpPtr interp;
 };
 
-enum class TokenType { kId, kNull, kInt, kFloat, kBool, kUnquoted, kColon, kEsc, kWs, kInterp };
+using lexer::TokenType;
 
 struct Token {
   TokenType type;
@@ -88,9 +91,5 @@ struct Interp {
 Text parse_text(std::string_view value);
 /// Parses one element as oc.decode does (`singleElement` rule). Throws GrammarError.
 Element parse_single_element(std::string_view value);
-
-/// Typed value of a single number token text as Python's int() of the token would give.
-/// Returns false on int64 overflow.
-bool token_int_value(std::string_view text, long long& out);
 
 }  // namespace bignlp::config::grammar

@@ -11,19 +11,18 @@
 #include "bignlp/core/strings.h"
 #include "interpolation_grammar.h"
 #include "pyformat.h"
+#include "scalar_lexer.h"
 
 namespace bignlp::config {
 namespace {
 
 constexpr const char* kGrammarDoc = "See docs/config.md#override-grammar (Hydra's override grammar) for details";
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_ws(char c) { return c == ' ' || c == '\t'; }
-bool is_id_start(char c) { return is_alpha(c) || c == '_'; }
-bool is_id_char(char c) { return is_alpha(c) || is_digit(c) || c == '_' || c == '-'; }
-bool is_unquoted_char(char c) { return std::string_view("/-\\+.$%*@?|").find(c) != std::string_view::npos; }
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+using lexer::is_id_start;
+using lexer::is_ws;
+using lexer::TokenType;
+constexpr lexer::Dialect kHydra = lexer::Dialect::kHydra;
+bool is_id_char(char c) { return lexer::is_id_char(c, kHydra); }
 
 struct PVEntry;
 
@@ -243,7 +242,7 @@ bool py_less(const PV& a, const PV& b, std::size_t at) {
 
 class OverrideParser {
  public:
-  explicit OverrideParser(std::string_view s) : s_(s) {}
+  explicit OverrideParser(std::string_view s) : s_(s), lex_(s, kHydra) {}
 
   Override parse() {
     Override ov;
@@ -277,25 +276,35 @@ class OverrideParser {
 
  private:
   std::string_view s_;
+  lexer::ScalarLexer lex_;
   std::size_t pos_ = 0;
   int depth_ = 0;
 
   [[noreturn]] void fail(const std::string& msg) const { throw Fail{msg, pos_}; }
   char peek(std::size_t k = 0) const { return pos_ + k < s_.size() ? s_[pos_ + k] : '\0'; }
-  std::size_t ws_run(std::size_t at) const {
-    std::size_t k = 0;
-    while (at + k < s_.size() && is_ws(s_[at + k])) ++k;
-    return k;
-  }
-  void skip_ws() { pos_ += ws_run(pos_); }
+  void skip_ws() { pos_ += lex_.ws_len(pos_); }
   bool at_ws_then(char c) const {
-    const std::size_t k = ws_run(pos_);
+    const std::size_t k = lex_.ws_len(pos_);
     return pos_ + k < s_.size() && s_[pos_ + k] == c;
   }
-  void expect_ws_then(char c) {
+  // Consumes WS? <c> when the input continues with it.
+  bool accept_ws_then(char c) {
+    if (!at_ws_then(c)) return false;
     skip_ws();
-    if (peek() != c) fail(fmt::format("expected '{}'", c));
     ++pos_;
+    return true;
+  }
+  // After an item of a list, dict or argument list: true when a ',' (and the blanks after it) was
+  // consumed and another item follows, false when `closer` was consumed. Anything else fails with
+  // `missing` at the end of the input, else with "unexpected '<c>' <where>".
+  bool next_item(char closer, const std::string& missing, std::string_view where) {
+    if (accept_ws_then(',')) {
+      skip_ws();
+      return true;
+    }
+    if (accept_ws_then(closer)) return false;
+    if (pos_ >= s_.size()) fail(missing);
+    fail(fmt::format("unexpected '{}' {}", peek(), where));
   }
 
   // ---- key ----------------------------------------------------------------------------------------
@@ -323,21 +332,12 @@ class OverrideParser {
     return true;
   }
   static bool is_int_unsigned(std::string_view t) {
-    if (t.empty()) return false;
-    if (t == "0") return true;
-    if (t[0] < '1' || t[0] > '9') return false;
-    for (std::size_t i = 1; i < t.size(); ++i) {
-      if (is_digit(t[i])) continue;
-      if (t[i] == '_' && i + 1 < t.size() && is_digit(t[i + 1])) continue;
-      return false;
-    }
-    return true;
+    const std::size_t n = lexer::ScalarLexer(t, kHydra).int_unsigned_len(0);
+    return n > 0 && n == t.size();
   }
   static bool is_id(std::string_view t) {
-    if (t.empty() || !is_id_start(t[0])) return false;
-    for (char c : t)
-      if (!is_id_char(c)) return false;
-    return true;
+    const std::size_t n = lexer::ScalarLexer(t, kHydra).id_len(0);
+    return n > 0 && n == t.size();
   }
   void check_package(std::string_view t, std::size_t at) const {
     std::size_t off = 0;
@@ -380,8 +380,7 @@ class OverrideParser {
     sweep.kind = PV::kChoice;
     sweep.simple_form = true;
     sweep.items.push_back(std::move(first));
-    while (at_ws_then(',')) {
-      expect_ws_then(',');
+    while (accept_ws_then(',')) {
       skip_ws();
       sweep.items.push_back(element());
     }
@@ -402,7 +401,7 @@ class OverrideParser {
     if (c == '\'' || c == '"') {
       PV v = quoted(c);
       // A quoted value must stand alone.
-      const std::size_t k = ws_run(pos_);
+      const std::size_t k = lex_.ws_len(pos_);
       const char after = pos_ + k < s_.size() ? s_[pos_ + k] : '\0';
       if (after != '\0' && after != ',' && after != ']' && after != '}' && after != ')') {
         pos_ += k;
@@ -415,24 +414,10 @@ class OverrideParser {
       skip_ws();
       PV v;
       v.kind = PV::kList;
-      if (at_ws_then(']')) {
-        expect_ws_then(']');
-        return v;
-      }
-      for (;;) {
+      if (accept_ws_then(']')) return v;
+      do {
         v.items.push_back(element());
-        if (at_ws_then(',')) {
-          expect_ws_then(',');
-          skip_ws();
-          continue;
-        }
-        if (at_ws_then(']')) {
-          expect_ws_then(']');
-          break;
-        }
-        if (pos_ >= s_.size()) fail("missing ']'");
-        fail(fmt::format("unexpected '{}' in list (expected ',' or ']')", peek()));
-      }
+      } while (next_item(']', "missing ']'", "in list (expected ',' or ']')"));
       for (const auto& i : v.items)
         if (i.is_sweep()) fail("a sweep cannot be an element of a list");
       return v;
@@ -442,39 +427,23 @@ class OverrideParser {
       skip_ws();
       PV v;
       v.kind = PV::kDict;
-      if (at_ws_then('}')) {
-        expect_ws_then('}');
-        return v;
-      }
-      for (;;) {
+      if (accept_ws_then('}')) return v;
+      do {
         const std::size_t key_at = pos_;
         PV k = primitive(/*dict_key=*/true);
         if (k.kind == PV::kNode && k.node.is_null() && pos_ == key_at) fail("expected a dict key");
-        if (!at_ws_then(':')) fail(pos_ >= s_.size() ? "missing ':' after dict key" : fmt::format("unexpected '{}' in dict key", peek()));
-        expect_ws_then(':');
+        if (!accept_ws_then(':'))
+          fail(pos_ >= s_.size() ? "missing ':' after dict key" : fmt::format("unexpected '{}' in dict key", peek()));
         skip_ws();
         PV val = element();
         if (val.is_sweep()) fail("a sweep cannot be a dict value");
         v.entries.push_back(PVEntry{std::move(k), std::move(val)});
-        if (at_ws_then(',')) {
-          expect_ws_then(',');
-          skip_ws();
-          continue;
-        }
-        if (at_ws_then('}')) {
-          expect_ws_then('}');
-          break;
-        }
-        if (pos_ >= s_.size()) fail("missing '}'");
-        fail(fmt::format("unexpected '{}' in dict (expected ',' or '}}')", peek()));
-      }
+      } while (next_item('}', "missing '}'", "in dict (expected ',' or '}')"));
       return v;
     }
     // Function call: ID WS? '('
-    if (is_id_start(c)) {
-      std::size_t n = 0;
-      while (pos_ + n < s_.size() && is_id_char(s_[pos_ + n])) ++n;
-      const std::size_t k = ws_run(pos_ + n);
+    if (const std::size_t n = lex_.id_len(pos_)) {
+      const std::size_t k = lex_.ws_len(pos_ + n);
       if (pos_ + n + k < s_.size() && s_[pos_ + n + k] == '(') {
         const std::string name(s_.substr(pos_, n));
         const std::size_t at = pos_;
@@ -526,86 +495,9 @@ class OverrideParser {
   }
 
   // ---- primitives -----------------------------------------------------------------------------
-  enum class Tok { kId, kNull, kInt, kFloat, kBool, kUnquoted, kColon, kEsc, kWs, kInterp };
-
-  std::size_t int_unsigned_len(std::size_t i) const {
-    if (i >= s_.size() || !is_digit(s_[i])) return 0;
-    if (s_[i] == '0') return 1;
-    std::size_t j = i + 1;
-    while (j < s_.size()) {
-      if (is_digit(s_[j])) ++j;
-      else if (s_[j] == '_' && j + 1 < s_.size() && is_digit(s_[j + 1])) j += 2;
-      else break;
-    }
-    return j - i;
-  }
-  std::size_t digits_us_len(std::size_t i) const {
-    if (i >= s_.size() || !is_digit(s_[i])) return 0;
-    std::size_t j = i + 1;
-    while (j < s_.size()) {
-      if (is_digit(s_[j])) ++j;
-      else if (s_[j] == '_' && j + 1 < s_.size() && is_digit(s_[j + 1])) j += 2;
-      else break;
-    }
-    return j - i;
-  }
-  bool ci_word(std::size_t i, std::string_view w) const {
-    if (i + w.size() > s_.size()) return false;
-    for (std::size_t k = 0; k < w.size(); ++k)
-      if (lower(s_[i + k]) != w[k]) return false;
-    return true;
-  }
-  std::size_t float_len(std::size_t at) const {
-    std::size_t i = at;
-    if (i < s_.size() && (s_[i] == '+' || s_[i] == '-')) ++i;
-    std::size_t best = 0;
-    if (ci_word(i, "inf") || ci_word(i, "nan")) best = i + 3 - at;
-    const std::size_t u = int_unsigned_len(i);
-    std::size_t mant = 0;
-    bool have = false;
-    if (i + u < s_.size() && s_[i + u] == '.') {
-      const std::size_t p = i + u + 1;
-      const std::size_t d = digits_us_len(p);
-      if (d > 0 || u > 0) {
-        mant = p + d;
-        have = true;
-        best = std::max(best, mant - at);
-      }
-    }
-    auto exp_from = [&](std::size_t m) -> std::size_t {
-      if (m < s_.size() && (s_[m] == 'e' || s_[m] == 'E')) {
-        std::size_t q = m + 1;
-        if (q < s_.size() && (s_[q] == '+' || s_[q] == '-')) ++q;
-        const std::size_t d = digits_us_len(q);
-        if (d > 0) return q + d;
-      }
-      return 0;
-    };
-    if (have) {
-      if (const std::size_t e = exp_from(mant)) best = std::max(best, e - at);
-    }
-    if (u > 0) {
-      if (const std::size_t e = exp_from(i + u)) best = std::max(best, e - at);
-    }
-    return best;
-  }
-  std::size_t int_len(std::size_t at) const {
-    std::size_t i = at;
-    if (i < s_.size() && (s_[i] == '+' || s_[i] == '-')) ++i;
-    const std::size_t u = int_unsigned_len(i);
-    return u ? i + u - at : 0;
-  }
-  std::size_t esc_len(std::size_t at) const {
-    std::size_t j = at;
-    while (j + 1 < s_.size() && s_[j] == '\\' &&
-           std::string_view("\\()[]{}:=, \t").find(s_[j + 1]) != std::string_view::npos)
-      j += 2;
-    return j - at;
-  }
-
   PV primitive(bool dict_key) {
     struct T {
-      Tok type;
+      TokenType type;
       std::string text;
     };
     std::vector<T> toks;
@@ -614,18 +506,18 @@ class OverrideParser {
       if (pos_ >= s_.size()) break;
       const char c = s_[pos_];
       if (is_ws(c)) {
-        const std::size_t k = ws_run(pos_);
+        const std::size_t k = lex_.ws_len(pos_);
         const char after = pos_ + k < s_.size() ? s_[pos_ + k] : '\0';
         if (after == ',' || after == ']' || after == '}' || after == ')' || after == '(' || after == '=') break;
         if (after == ':') {
           if (dict_key) break;
           std::size_t end = pos_ + k + 1;
-          end += ws_run(end);
-          toks.push_back(T{Tok::kColon, std::string(s_.substr(pos_, end - pos_))});
+          end += lex_.ws_len(end);
+          toks.push_back(T{TokenType::kColon, std::string(s_.substr(pos_, end - pos_))});
           pos_ = end;
           continue;
         }
-        toks.push_back(T{Tok::kWs, std::string(s_.substr(pos_, k))});
+        toks.push_back(T{TokenType::kWs, std::string(s_.substr(pos_, k))});
         pos_ += k;
         continue;
       }
@@ -636,8 +528,8 @@ class OverrideParser {
       }
       if (c == ':') {
         if (dict_key) break;
-        std::size_t end = pos_ + 1 + ws_run(pos_ + 1);
-        toks.push_back(T{Tok::kColon, std::string(s_.substr(pos_, end - pos_))});
+        std::size_t end = pos_ + 1 + lex_.ws_len(pos_ + 1);
+        toks.push_back(T{TokenType::kColon, std::string(s_.substr(pos_, end - pos_))});
         pos_ = end;
         continue;
       }
@@ -645,49 +537,26 @@ class OverrideParser {
         if (dict_key) fail("interpolations are not allowed in dict keys");
         const auto close = s_.find('}', pos_ + 2);
         if (close == std::string_view::npos || close == pos_ + 2) fail("unterminated interpolation (missing '}')");
-        toks.push_back(T{Tok::kInterp, std::string(s_.substr(pos_, close + 1 - pos_))});
+        toks.push_back(T{TokenType::kInterp, std::string(s_.substr(pos_, close + 1 - pos_))});
         pos_ = close + 1;
         continue;
       }
       if (c == '\\') {
-        if (const std::size_t e = esc_len(pos_)) {
-          toks.push_back(T{Tok::kEsc, std::string(s_.substr(pos_, e))});
+        if (const std::size_t e = lex_.esc_len(pos_)) {
+          toks.push_back(T{TokenType::kEsc, std::string(s_.substr(pos_, e))});
           pos_ += e;
           continue;
         }
       }
-      const std::size_t f = float_len(pos_);
-      const std::size_t n = int_len(pos_);
-      const std::size_t b = ci_word(pos_, "true") ? 4 : ci_word(pos_, "false") ? 5 : 0;
-      const std::size_t nl = ci_word(pos_, "null") ? 4 : 0;
-      const std::size_t u = is_unquoted_char(c) ? 1 : 0;
-      std::size_t id = 0;
-      if (is_id_start(c)) {
-        id = 1;
-        while (pos_ + id < s_.size() && is_id_char(s_[pos_ + id])) ++id;
-      }
-      std::size_t best = 0;
-      Tok type = Tok::kId;
-      auto consider = [&](std::size_t len, Tok t) {
-        if (len > best) {
-          best = len;
-          type = t;
-        }
-      };
-      consider(f, Tok::kFloat);
-      consider(n, Tok::kInt);
-      consider(b, Tok::kBool);
-      consider(nl, Tok::kNull);
-      consider(u, Tok::kUnquoted);
-      consider(id, Tok::kId);
-      if (best == 0) fail(fmt::format("token recognition error at: '{}'", c));
-      toks.push_back(T{type, std::string(s_.substr(pos_, best))});
-      pos_ += best;
+      const lexer::Match m = lex_.longest_scalar(pos_);
+      if (m.length == 0) fail(fmt::format("token recognition error at: '{}'", c));
+      toks.push_back(T{m.type, std::string(s_.substr(pos_, m.length))});
+      pos_ += m.length;
     }
     // Drop leading/trailing whitespace tokens.
-    while (!toks.empty() && toks.back().type == Tok::kWs) toks.pop_back();
+    while (!toks.empty() && toks.back().type == TokenType::kWs) toks.pop_back();
     std::size_t first = 0;
-    while (first < toks.size() && toks[first].type == Tok::kWs) ++first;
+    while (first < toks.size() && toks[first].type == TokenType::kWs) ++first;
     PV v;
     if (first >= toks.size()) {
       if (pos_ == start) {
@@ -699,41 +568,41 @@ class OverrideParser {
     if (toks.size() - first == 1) {
       const T& t = toks[first];
       switch (t.type) {
-        case Tok::kId:
-        case Tok::kUnquoted:
-        case Tok::kColon:
-        case Tok::kInterp:
+        case TokenType::kId:
+        case TokenType::kUnquoted:
+        case TokenType::kColon:
+        case TokenType::kInterp:
           v.node = ConfigNode::string(t.text);
           break;
-        case Tok::kNull:
+        case TokenType::kNull:
           v.node = ConfigNode::null_value();
           break;
-        case Tok::kInt: {
+        case TokenType::kInt: {
           long long x;
-          if (!grammar::token_int_value(t.text, x)) fail(fmt::format("integer '{}' does not fit in 64 bits", t.text));
+          if (!lexer::int_token_value(t.text, x)) fail(fmt::format("integer '{}' does not fit in 64 bits", t.text));
           v.node = ConfigNode::integer(x);
           break;
         }
-        case Tok::kFloat:
+        case TokenType::kFloat:
           v.node = ConfigNode::floating(py::parse_float(t.text));
           break;
-        case Tok::kBool:
-          v.node = ConfigNode::boolean(lower(t.text[0]) == 't');
+        case TokenType::kBool:
+          v.node = ConfigNode::boolean(t.text[0] == 't' || t.text[0] == 'T');
           break;
-        case Tok::kEsc: {
+        case TokenType::kEsc: {
           std::string out;
           for (std::size_t i = 1; i < t.text.size(); i += 2) out += t.text[i];
           v.node = ConfigNode::string(out);
           break;
         }
-        case Tok::kWs:
+        case TokenType::kWs:
           break;
       }
       return v;
     }
     std::string out;
     for (std::size_t i = first; i < toks.size(); ++i) {
-      if (toks[i].type == Tok::kEsc) {
+      if (toks[i].type == TokenType::kEsc) {
         for (std::size_t k = 1; k < toks[i].text.size(); k += 2) out += toks[i].text[k];
       } else {
         out += toks[i].text;
@@ -747,16 +616,13 @@ class OverrideParser {
   PV function(const std::string& name, std::size_t at) {
     std::vector<PV> args;
     std::vector<std::pair<std::string, PV>> named;
-    if (at_ws_then(')')) {
-      expect_ws_then(')');
-    } else {
-      for (;;) {
+    if (!accept_ws_then(')')) {
+      const std::string missing = fmt::format("missing ')' to close {}(", name);
+      const std::string where = fmt::format("in the arguments of {}()", name);
+      do {
         // argName: ID WS? '=' WS?
-        std::size_t n = 0;
-        if (is_id_start(peek())) {
-          while (pos_ + n < s_.size() && is_id_char(s_[pos_ + n])) ++n;
-        }
-        const std::size_t k = n ? ws_run(pos_ + n) : 0;
+        const std::size_t n = lex_.id_len(pos_);
+        const std::size_t k = n ? lex_.ws_len(pos_ + n) : 0;
         if (n && pos_ + n + k < s_.size() && s_[pos_ + n + k] == '=') {
           std::string arg(s_.substr(pos_, n));
           pos_ += n + k + 1;
@@ -766,18 +632,7 @@ class OverrideParser {
           if (!named.empty()) fail("positional argument follows keyword argument");
           args.push_back(element());
         }
-        if (at_ws_then(',')) {
-          expect_ws_then(',');
-          skip_ws();
-          continue;
-        }
-        if (at_ws_then(')')) {
-          expect_ws_then(')');
-          break;
-        }
-        if (pos_ >= s_.size()) fail(fmt::format("missing ')' to close {}(", name));
-        fail(fmt::format("unexpected '{}' in the arguments of {}()", peek(), name));
-      }
+      } while (next_item(')', missing, where));
     }
     try {
       return call(name, std::move(args), std::move(named), at);
@@ -866,7 +721,7 @@ class OverrideParser {
       } else if (n.is_string()) {
         long long x;
         std::string clean(trim(n.as_string()));
-        if (!py::is_int(clean) || !grammar::token_int_value(replace_all(clean, "_", ""), x))
+        if (!py::is_int(clean) || !lexer::int_token_value(replace_all(clean, "_", ""), x))
           throw err(fmt::format("invalid literal for int() with base 10: {}", py::str_repr(n.as_string())));
         out.node = ConfigNode::integer(x);
       } else {

@@ -5,7 +5,8 @@
 //   bench_gpt_cuda --name gpt2-124m --layers 12 --hidden 768 --heads 12 --seq-length 1024 --micro-batch 16
 // Prints one JSON line: median step time over --steps after --warmup steps, tokens/s, model
 // TFLOP/s and MFU (the GPT-3 benchmark recipe's FLOP count, model::model_flops_per_sequence,
-// against --peak-tflops, 989 for a dense-bf16 H100), the caching allocator's peak memory, and the
+// against the device's peak from ops/peak_throughput.h -- 989 for a dense-bf16 H100/H200 SXM -- or
+// --peak-tflops), the caching allocator's peak memory, and the
 // number of cudaMalloc calls during the timed steps (0 expected).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 
 #include "bignlp/core/environment.h"
 #include "bignlp/model/gpt.h"
+#include "bignlp/ops/peak_throughput.h"
 #include "bignlp/tensor/cuda_allocator.h"
 #include "bignlp/train/optimizer.h"
 #include "cuda_bench_util.h"
@@ -26,7 +28,7 @@ int main(int argc, char** argv) {
   int layers = 12, heads = 12, steps = 10, warmup = 3;
   std::int64_t hidden = 768, seq = 1024, vocab = 50257, mbs = 16;
   float dropout = 0.0f;
-  double peak_tflops = 989.0;
+  double peak_tflops = 0.0;
   app.add_option("--name", name);
   app.add_option("--layers", layers);
   app.add_option("--hidden", hidden);
@@ -39,7 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--dropout", dropout, "hidden and attention dropout");
   app.add_option("--precision", precision)->check(CLI::IsMember({"32", "bf16", "16"}));
   app.add_option("--checkpoint-granularity", granularity)->check(CLI::IsMember({"none", "full", "selective"}));
-  app.add_option("--peak-tflops", peak_tflops, "the device's peak for MFU (989: H100 SXM dense bf16)");
+  app.add_option("--peak-tflops", peak_tflops,
+                 "the device's peak for MFU (default: the device table, 989 for H100/H200 SXM in bf16)");
   CLI11_PARSE(app, argc, argv);
 
   using namespace bignlp;
@@ -63,6 +66,16 @@ int main(int argc, char** argv) {
       c.activations_checkpoint = {model::CheckpointGranularity::kSelective, model::CheckpointMethod::kUniform, 1};
 
     ops::CudaContext cc(ops::cuda_options_from_environment(process_environment()));
+    if (peak_tflops <= 0.0) {
+      const auto peak = ops::peak_throughput(ops::DeviceIdentity{cc.device_name, cc.cc_major, cc.cc_minor},
+                                             ops::peak_math_for(c.compute_dtype(), cc.allow_tf32));
+      if (!peak) {
+        std::fprintf(stderr, "bench_gpt_cuda: %s (compute capability %d.%d) is not in the peak table; pass --peak-tflops\n",
+                     cc.device_name.c_str(), cc.cc_major, cc.cc_minor);
+        return 2;
+      }
+      peak_tflops = peak->tflops;
+    }
     auto alloc = make_cuda_allocator(cc.device);
     const ops::OpContext ctx = cc.op_context(*alloc);
     model::GptModel m(c, ctx);
@@ -104,9 +117,9 @@ int main(int argc, char** argv) {
     std::size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     bench::emit(fmt::format(
-        R"("bench": "gpt", "impl": "bignlp", "name": "{}", "params": {}, "layers": {}, "hidden": {}, "heads": {}, "seq": {}, "micro_batch": {}, "precision": "{}", "dropout": {}, "step_ms": {:.2f}, "step_ms_min": {:.2f}, "step_ms_max": {:.2f}, "tokens_per_s": {:.0f}, "tflops": {:.1f}, "mfu": {:.4f}, "peak_alloc_gib": {:.2f}, "peak_reserved_gib": {:.2f}, "device_used_gib": {:.2f}, "cuda_mallocs_in_timed_steps": {}, "loss_first": {:.4f}, "loss_last": {:.4f})",
+        R"("bench": "gpt", "impl": "bignlp", "name": "{}", "params": {}, "layers": {}, "hidden": {}, "heads": {}, "seq": {}, "micro_batch": {}, "precision": "{}", "dropout": {}, "step_ms": {:.2f}, "step_ms_min": {:.2f}, "step_ms_max": {:.2f}, "tokens_per_s": {:.0f}, "tflops": {:.1f}, "mfu": {:.4f}, "peak_tflops": {:g}, "peak_alloc_gib": {:.2f}, "peak_reserved_gib": {:.2f}, "device_used_gib": {:.2f}, "cuda_mallocs_in_timed_steps": {}, "loss_first": {:.4f}, "loss_last": {:.4f})",
         name, c.num_parameters(), layers, hidden, heads, seq, mbs, precision, dropout, step_ms, ms.front(), ms.back(),
-        tokens_per_step / (step_ms * 1e-3), tflops, tflops / peak_tflops,
+        tokens_per_step / (step_ms * 1e-3), tflops, tflops / peak_tflops, peak_tflops,
         static_cast<double>(st.peak_in_use) / (1 << 30), static_cast<double>(st.peak_reserved) / (1 << 30),
         static_cast<double>(total_b - free_b) / (1 << 30), st.system_allocations - mallocs_before, first_loss,
         last_loss));

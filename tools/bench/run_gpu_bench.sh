@@ -51,7 +51,9 @@ for m in "${models[@]}"; do
   wanted "$name" || continue
   args=(--name "$name" --layers "$layers" --hidden "$hidden" --heads "$heads" --seq-length "$seq" --micro-batch "$mbs")
   run "bignlp $name" "$bin/bench_gpt_cuda" "${args[@]}"
-  run "torch $name" "$python" "$here/torch_gpt.py" --mode model "${args[@]}"
+  # The same MFU denominator for the peer: the peak bench_gpt_cuda took from the device table.
+  peak=$(grep "\"name\": \"$name\"" "$jsonl" | grep -o '"peak_tflops": [0-9.e+]*' | tail -1 | awk '{print $2}')
+  run "torch $name" "$python" "$here/torch_gpt.py" --mode model "${args[@]}" ${peak:+--peak-tflops "$peak"}
 done
 "$python" "$here/bench_table.py" "$jsonl" | tee "$out/bench.md"
 (( failures == 0 )) || { echo "run_gpu_bench.sh: $failures program(s) failed; see $log" >&2; exit 1; }
