@@ -81,6 +81,9 @@ int main(int argc, char** argv) {
     tc.cpu_threads = threads;
     std::signal(SIGTERM, request_stop);
     std::signal(SIGUSR1, request_stop);
+    // A peer that dies closes its sockets: the collective waiting on it must fail with an error
+    // naming the rank (EPIPE from gloo), not kill this process with SIGPIPE and no message.
+    std::signal(SIGPIPE, SIG_IGN);
 
     // Who we are, from the launcher's environment; the config says how many ranks to expect.
     const std::map<std::string, std::string> env_vars = bignlp::process_environment();

@@ -1,5 +1,11 @@
 #include "bignlp/comm/gloo_communicator.h"
 
+#include <algorithm>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
 #include <fmt/format.h>
 #include <gloo/allgather.h>
 #include <gloo/allreduce.h>
@@ -37,11 +43,87 @@ class GlooStore final : public gloo::rendezvous::Store {
 
 bool is_timeout(const std::exception& e) { return std::string_view(e.what()).find("Timed out") != std::string_view::npos; }
 
+
+// A dead peer, noticed without waiting for the collective's timeout. gloo (2022) fails the pending
+// receives of a pair whose connection broke, but a send still waiting for the peer's matching
+// receive is never woken; and a timed-out wait closes every pair of the context, so waits cannot
+// be sliced to poll. Instead each peer we talk to gets a receive posted on the reserved slot,
+// which never completes, and a thread blocked on it: when the connection breaks, that receive
+// fails, and the thread records why and aborts the waits of every op posted to that peer.
+class PeerWatch {
+ public:
+  PeerWatch(gloo::Context& ctx, int peer) : buf_(ctx.createUnboundBuffer(&byte_, 1)), peer_(peer) {
+    buf_->recv(peer, kTransportReservedSlot);
+    thread_ = std::thread([this] { watch(); });
+  }
+  ~PeerWatch() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    buf_->abortWaitRecv();
+    thread_.join();
+  }
+  PeerWatch(const PeerWatch&) = delete;
+  PeerWatch& operator=(const PeerWatch&) = delete;
+
+  // Registers an op's buffer for aborting; false when the connection is already gone.
+  bool add(gloo::transport::UnboundBuffer* op) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failure_.empty()) return false;
+    pending_.insert(op);
+    return true;
+  }
+  void remove(gloo::transport::UnboundBuffer* op) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.erase(op);
+  }
+  std::string failure() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failure_;
+  }
+
+ private:
+  void watch() {
+    std::string why;
+    try {
+      // No timeout: gloo's timeout would close the context's pairs.
+      if (!buf_->waitRecv(nullptr, std::chrono::hours(24 * 365 * 10))) return;  // aborted: shutting down
+      why = fmt::format("gloo: rank {} sent on the reserved slot", peer_);
+    } catch (const std::exception& e) {
+      why = fmt::format("gloo: the connection to rank {} is gone: {}", peer_, e.what());
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    failure_ = why;
+    for (auto* op : pending_) {
+      op->abortWaitSend();
+      op->abortWaitRecv();
+    }
+  }
+
+  char byte_ = 0;
+  std::unique_ptr<gloo::transport::UnboundBuffer> buf_;
+  int peer_;
+  mutable std::mutex mu_;
+  bool stopping_ = false;
+  std::string failure_;
+  std::set<gloo::transport::UnboundBuffer*> pending_;
+  std::thread thread_;
+};
+
 class GlooOp final : public TransportOp {
  public:
-  GlooOp(std::unique_ptr<gloo::transport::UnboundBuffer> buf, bool is_send) : buf_(std::move(buf)), send_(is_send) {}
+  GlooOp(std::unique_ptr<gloo::transport::UnboundBuffer> buf, bool is_send, PeerWatch& watch)
+      : buf_(std::move(buf)), send_(is_send), watch_(watch) {
+    registered_ = watch_.add(buf_.get());
+  }
+  ~GlooOp() override {
+    if (registered_) watch_.remove(buf_.get());
+  }
   bool wait(std::chrono::milliseconds timeout) override {
     if (done_) return true;
+    if (!registered_) throw RuntimeError(watch_.failure());
     try {
       // gloo treats 0 as "no time"; keep at least 1 ms so a completed op is still observed.
       const auto t = std::max(timeout, std::chrono::milliseconds(1));
@@ -52,19 +134,26 @@ class GlooOp final : public TransportOp {
     } catch (const gloo::Exception& e) {
       throw RuntimeError(fmt::format("gloo: {}", e.what()));
     }
-    if (!done_) throw RuntimeError("gloo: the operation was aborted");
+    if (!done_) {
+      const std::string why = watch_.failure();
+      throw RuntimeError(why.empty() ? std::string("gloo: the operation was aborted") : why);
+    }
     return true;
   }
 
  private:
   std::unique_ptr<gloo::transport::UnboundBuffer> buf_;
   bool send_;
+  PeerWatch& watch_;
+  bool registered_ = false;
   bool done_ = false;
 };
 
 class GlooTransport final : public Transport {
  public:
-  explicit GlooTransport(std::shared_ptr<gloo::Context> ctx) : ctx_(std::move(ctx)) {}
+  explicit GlooTransport(std::shared_ptr<gloo::Context> ctx) : ctx_(std::move(ctx)) {
+    watches_.resize(static_cast<std::size_t>(ctx_->size));
+  }
   int rank() const override { return ctx_->rank; }
   int size() const override { return ctx_->size; }
   const char* backend() const override { return "gloo"; }
@@ -73,7 +162,7 @@ class GlooTransport final : public Transport {
     try {
       auto buf = ctx_->createUnboundBuffer(const_cast<void*>(data), bytes);
       buf->send(peer, slot);
-      return std::make_unique<GlooOp>(std::move(buf), true);
+      return std::make_unique<GlooOp>(std::move(buf), true, watch(peer));
     } catch (const gloo::Exception& e) {
       throw RuntimeError(fmt::format("gloo: send to rank {}: {}", peer, e.what()));
     }
@@ -82,14 +171,26 @@ class GlooTransport final : public Transport {
     try {
       auto buf = ctx_->createUnboundBuffer(data, bytes);
       buf->recv(peer, slot);
-      return std::make_unique<GlooOp>(std::move(buf), false);
+      return std::make_unique<GlooOp>(std::move(buf), false, watch(peer));
     } catch (const gloo::Exception& e) {
       throw RuntimeError(fmt::format("gloo: recv from rank {}: {}", peer, e.what()));
     }
   }
 
  private:
+  // The peer's watch, started on the first message to or from it (ring collectives talk to two).
+  PeerWatch& watch(int peer) {
+    BIGNLP_CHECK(peer >= 0 && peer < ctx_->size && peer != ctx_->rank, "gloo: no peer rank {} in a world of {}", peer,
+                 ctx_->size);
+    std::lock_guard<std::mutex> lock(watches_mu_);
+    auto& w = watches_[static_cast<std::size_t>(peer)];
+    if (!w) w = std::make_unique<PeerWatch>(*ctx_, peer);
+    return *w;
+  }
+
   std::shared_ptr<gloo::Context> ctx_;
+  std::mutex watches_mu_;
+  std::vector<std::unique_ptr<PeerWatch>> watches_;  // destroyed before ctx_
 };
 
 }  // namespace

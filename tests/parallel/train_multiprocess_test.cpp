@@ -341,7 +341,8 @@ TEST_F(TrainMultiprocessTest, ADeadRankFailsTheOthersWithAnErrorNamingIt) {
   EXPECT_NE(job.status[0], 0);
   EXPECT_NE(job.status[0], -1) << "rank 0 hung instead of failing";
   const auto error = job.output[0].rfind("bignlp-train:");
-  ASSERT_NE(error, std::string::npos) << job.output[0];
+  ASSERT_NE(error, std::string::npos) << "rank 0 exited with status " << job.status[0] << " and no error:\n"
+                                      << job.output[0];
   EXPECT_NE(job.output[0].find("rank 1", error), std::string::npos) << job.output[0];
   RecordProperty("rank0_error", job.output[0].substr(error));
 }

@@ -20,6 +20,11 @@
 
 namespace bignlp::comm {
 
+/// A slot transports may keep for themselves (gloo posts a receive on it per peer to notice a dead
+/// connection). The communicator's layout never produces it: it is the world's point-to-point
+/// sequence number 2^43 - 1.
+inline constexpr std::uint64_t kTransportReservedSlot = (std::uint64_t{1} << 44) - 1;
+
 /// One posted send or recv.
 class TransportOp {
  public:

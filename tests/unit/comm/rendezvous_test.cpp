@@ -12,6 +12,7 @@
 #include "bignlp/comm/tcp_store.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
+#include "bignlp/core/strings.h"
 
 namespace bignlp::comm {
 namespace {
@@ -207,6 +208,50 @@ TEST(Gloo, FileStoreRendezvousAndTimeoutNamesTheMissingPeer) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(errors[0], "");
   EXPECT_EQ(errors[1], "");
+}
+
+// A send waits for its peer's matching receive. When the peer goes away before posting it, the
+// send fails with an error naming the peer as soon as the connection drops, not at the timeout.
+TEST(Gloo, ASendToAPeerThatDiesFailsNamingIt) {
+  TempDir dir;
+  std::vector<std::string> errors(2);
+  std::string send_error;
+  std::atomic<bool> sending{false};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        FileStore store(dir.path() / "rdzv");
+        GlooOptions go;
+        go.timeout = 20s;
+        auto c = make_gloo_communicator(store, r, 2, go);
+        c->set_timeout(std::chrono::milliseconds(60000));
+        std::vector<float> x(8, 1.0f);
+        c->all_reduce(TensorView(x.data(), DType::kF32, Shape{8}));
+        if (r == 0) {
+          sending = true;
+          try {
+            c->send(TensorView(x.data(), DType::kF32, Shape{8}), 1);  // rank 1 never receives it
+            send_error = "the send completed";
+          } catch (const RuntimeError& e) {
+            send_error = e.what();
+          }
+        } else {
+          while (!sending) std::this_thread::sleep_for(10ms);
+          std::this_thread::sleep_for(300ms);  // rank 0's send is posted and waiting
+          c.reset();                           // closes this rank's connections
+        }
+      } catch (const std::exception& e) {
+        errors[static_cast<std::size_t>(r)] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(errors[0], "");
+  EXPECT_EQ(errors[1], "");
+  EXPECT_NE(send_error.find("rank 1"), std::string::npos) << send_error;
+  EXPECT_NE(to_lower(send_error).find("connection"), std::string::npos) << send_error;
+  EXPECT_EQ(send_error.find("timed out"), std::string::npos) << send_error;
 }
 
 }  // namespace
