@@ -9,18 +9,16 @@ macro(bignlp_require_package pkg debian)
   endif()
 endmacro()
 
-bignlp_require_package(yaml-cpp libyaml-cpp-dev)
+pkg_check_modules(LIBYAML QUIET IMPORTED_TARGET yaml-0.1)
+if(NOT LIBYAML_FOUND)
+  message(FATAL_ERROR "bignlp needs libyaml: install the Debian package 'libyaml-dev' (scripts/bootstrap.sh does this)")
+endif()
 bignlp_require_package(fmt libfmt-dev)
 bignlp_require_package(spdlog libspdlog-dev)
 bignlp_require_package(nlohmann_json nlohmann-json3-dev)
 bignlp_require_package(CLI11 libcli11-dev)
 bignlp_require_package(Threads libc6-dev)
 find_package(OpenMP)
-
-# yaml-cpp 0.7 on Debian exports the target 'yaml-cpp' without a namespace.
-if(TARGET yaml-cpp AND NOT TARGET yaml-cpp::yaml-cpp)
-  add_library(yaml-cpp::yaml-cpp ALIAS yaml-cpp)
-endif()
 
 if(BIGNLP_TESTS)
   bignlp_require_package(GTest libgtest-dev)

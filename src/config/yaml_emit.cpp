@@ -105,8 +105,8 @@ Analysis analyze(const std::u32string& s) {
       if (ch == U'#' && preceded_ws) flow_ind = block_ind = true;
     }
     if (is_break(ch)) line_breaks = true;
-    // NEL, LS and PS are line breaks for YAML 1.1 (PyYAML) but not for YAML 1.2 readers such as
-    // yaml-cpp: unlike PyYAML, write them escaped in double quotes so every reader agrees.
+    // NEL, LS and PS are line breaks for YAML 1.1 (PyYAML, libyaml) but not for YAML 1.2 readers
+    // (yaml-cpp, Go's yaml.v3): unlike PyYAML, write them escaped in double quotes so every reader agrees.
     if (ch == 0x85 || ch == 0x2028 || ch == 0x2029) special = true;
     if (!(ch == U'\n' || (ch >= 0x20 && ch <= 0x7E))) {
       const bool unicode_ok = (ch == 0x85 || (ch >= 0xA0 && ch <= 0xD7FF) || (ch >= 0xE000 && ch <= 0xFFFD) ||
@@ -134,9 +134,9 @@ Analysis analyze(const std::u32string& s) {
   }
   if (leading_space || leading_break || trailing_space || trailing_break) a.allow_flow_plain = a.allow_block_plain = false;
   if (break_space) a.allow_flow_plain = a.allow_block_plain = a.allow_single_quoted = false;
-  // yaml-cpp (which reads what we write) loses trailing line breaks of single-quoted scalars when
-  // there are two or more of them, or nothing else ("a\n\n" reads back as "a\n", "\n" as ""):
-  // unlike PyYAML, write those strings double-quoted. ("a\n", e.g. from a `|` block, is fine.)
+  // Some readers (yaml-cpp 0.7) lose trailing line breaks of single-quoted scalars when there are
+  // two or more of them, or nothing else ("a\n\n" reads back as "a\n", "\n" as ""): unlike
+  // PyYAML, write those strings double-quoted so every reader agrees. ("a\n" is fine.)
   if (trailing_break) {
     std::size_t k = 0;
     while (k < s.size() && is_break(s[s.size() - 1 - k])) ++k;

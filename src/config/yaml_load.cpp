@@ -1,13 +1,11 @@
-// YAML loading with OmegaConf's typing (yaml.h). yaml-cpp parses; we type scalars ourselves because
-// yaml-cpp knows YAML 1.2 core types only, and we add merge keys and duplicate-key errors.
+// YAML loading with OmegaConf's typing (yaml.h). libyaml (the parser under PyYAML's C loader, so
+// OmegaConf's own) turns the text into events; we type plain scalars ourselves with YAML 1.1's
+// resolvers as PyYAML does, and add merge keys and duplicate-key errors.
 #include <fmt/format.h>
-#include <yaml-cpp/anchor.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/parser.h>
-#include <yaml-cpp/yaml.h>
+#include <yaml.h>
 
 #include <cmath>
-#include <sstream>
+#include <string>
 #include <unordered_map>
 
 #include "bignlp/config/interpolate.h"
@@ -24,7 +22,16 @@ namespace {
 __extension__ typedef __int128 i128;
 __extension__ typedef unsigned __int128 u128;
 
-ConfigError load_error(const std::string& file, const YAML::Mark& mark, const std::string& msg) {
+// A position in the text, 0-based as libyaml reports it; line -1 when unknown.
+struct Mark {
+  int line = -1;
+  int column = -1;
+};
+
+// Anchors are numbered in the order they appear (0: none); an alias names the latest of its name.
+using AnchorId = std::size_t;
+
+ConfigError load_error(const std::string& file, const Mark& mark, const std::string& msg) {
   if (mark.line >= 0) return ConfigError(fmt::format("{}:{}:{}: {}", file, mark.line + 1, mark.column + 1, msg));
   return ConfigError(fmt::format("{}: {}", file, msg));
 }
@@ -124,50 +131,22 @@ double construct_float(std::string_view text) {
   return sign * std::strtod(v.c_str(), nullptr);
 }
 
-// yaml-cpp 0.7 decodes the escapes "\_" and "\N" of double-quoted scalars to the raw Latin-1 bytes
-// 0xA0 and 0x85 instead of UTF-8. The input was checked to be UTF-8, so any byte that does not
-// start a valid sequence came from such an escape: re-encode it as the code point it stands for.
-std::string repair_utf8(const std::string& s) {
-  bool clean = true;
-  for (unsigned char c : s) clean = clean && c < 0x80;
-  if (clean) return s;
-  std::string out;
-  for (std::size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    for (std::size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 0x2;
-    if (ok) {
-      out.append(s, i, n);
-      i += n;
-    } else {
-      out += static_cast<char>(0xC0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-      ++i;
-    }
-  }
-  return out;
-}
-
-// Builds ConfigNode trees straight from yaml-cpp's parser events (no YAML::Node graph in between):
+// Builds ConfigNode trees straight from the parser's events (no document graph in between):
 // a stack of open containers; map entries are collected and assembled at the map's end, where
 // "<<" merge keys are applied (earlier merged maps win, own keys win over merged ones).
-class Builder final : public YAML::EventHandler {
+class Builder final {
  public:
   Builder(std::string file, const YamlLoadOptions& opt) : file_(std::move(file)), opt_(opt) {}
 
   bool has_result() const { return have_result_; }
   ConfigNode take_result() { return std::move(result_); }
 
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+  void OnNull(const Mark& mark, AnchorId anchor) {
     if (expecting_key()) {
       key("None", mark, false);
       return;
     }
-    YAML::Mark m = mark;
+    Mark m = mark;
     if (!stack_.empty() && stack_.back().is_map && stack_.back().key_mark.line >= 0 && m.line != stack_.back().key_mark.line)
       m = stack_.back().key_mark;
     ConfigNode n;
@@ -175,7 +154,7 @@ class Builder final : public YAML::EventHandler {
     deliver(std::move(n), anchor);
   }
 
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+  void OnAlias(const Mark& mark, AnchorId anchor) {
     const auto it = anchors_.find(anchor);
     if (it == anchors_.end()) {
       throw load_error(file_, mark, fmt::format("{}: an alias refers to its own anchor (a recursive alias)", where()));
@@ -188,10 +167,10 @@ class Builder final : public YAML::EventHandler {
     deliver(ConfigNode(it->second), 0);
   }
 
-  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor, const std::string& value) override {
+  void OnScalar(const Mark& mark, const std::string& tag, AnchorId anchor, const std::string& value) {
     if (expecting_key()) {
       const bool merge = tag == "?" && value == "<<";
-      std::string k = repair_utf8(value);
+      std::string k = value;
       if (tag == "?" && !merge) {
         // Plain keys are typed like values (PyYAML); keys are strings here, shown as Python does.
         const ConfigNode typed = parse_yaml_scalar(k);
@@ -202,30 +181,30 @@ class Builder final : public YAML::EventHandler {
       return;
     }
     const std::string path = child_path();
-    ConfigNode n = scalar(repair_utf8(value), tag, mark, path);
+    ConfigNode n = scalar(value, tag, mark, path);
     stamp(n, mark, path);
     deliver(std::move(n), anchor);
   }
 
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+  void OnSequenceStart(const Mark& mark, AnchorId anchor) {
     open(mark, anchor, false);
   }
-  void OnSequenceEnd() override { close(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+  void OnSequenceEnd() { close(); }
+  void OnMapStart(const Mark& mark, AnchorId anchor) {
     open(mark, anchor, true);
   }
-  void OnMapEnd() override { close(); }
+  void OnMapEnd() { close(); }
 
  private:
   struct Entry {
     std::string key;
-    YAML::Mark mark;
+    Mark mark;
     ConfigNode value;
   };
   struct Frame {
     bool is_map = false;
-    YAML::Mark mark;
-    YAML::anchor_t anchor = 0;
+    Mark mark;
+    AnchorId anchor = 0;
     std::string path;
     ConfigNode list;               // sequences
     std::vector<Entry> entries;    // maps: own entries in order
@@ -233,14 +212,14 @@ class Builder final : public YAML::EventHandler {
     bool have_key = false;         // a key is waiting for its value
     bool key_is_merge = false;
     std::string key;
-    YAML::Mark key_mark = YAML::Mark::null_mark();
+    Mark key_mark = Mark{};
   };
 
   static constexpr std::size_t kMaxDepth = 200;
   std::string file_;
   const YamlLoadOptions& opt_;
   std::vector<Frame> stack_;
-  std::unordered_map<YAML::anchor_t, ConfigNode> anchors_;
+  std::unordered_map<AnchorId, ConfigNode> anchors_;
   ConfigNode result_;
   bool have_result_ = false;
 
@@ -260,12 +239,12 @@ class Builder final : public YAML::EventHandler {
     return child_key_path(f.path, std::to_string(f.list.size()));
   }
 
-  void stamp(ConfigNode& n, const YAML::Mark& mark, const std::string& path) const {
+  void stamp(ConfigNode& n, const Mark& mark, const std::string& path) const {
     n.set_provenance(Provenance::from_file(file_, mark.line >= 0 ? mark.line + 1 : 0, mark.line >= 0 ? mark.column + 1 : 0,
                                            path));
   }
 
-  void key(std::string k, const YAML::Mark& mark, bool merge) {
+  void key(std::string k, const Mark& mark, bool merge) {
     Frame& f = stack_.back();
     if (!merge) {
       for (const auto& e : f.entries) {
@@ -281,7 +260,7 @@ class Builder final : public YAML::EventHandler {
     f.key_mark = mark;
   }
 
-  void open(const YAML::Mark& mark, YAML::anchor_t anchor, bool is_map) {
+  void open(const Mark& mark, AnchorId anchor, bool is_map) {
     if (expecting_key()) throw load_error(file_, mark, fmt::format("{}: only scalar keys are supported", where()));
     if (stack_.size() >= kMaxDepth) {
       throw load_error(file_, mark, fmt::format("nested more than {} levels deep (a recursive alias?)", kMaxDepth));
@@ -312,7 +291,7 @@ class Builder final : public YAML::EventHandler {
     deliver(std::move(n), f.anchor);
   }
 
-  void deliver(ConfigNode n, YAML::anchor_t anchor) {
+  void deliver(ConfigNode n, AnchorId anchor) {
     if (anchor) anchors_[anchor] = n;
     if (stack_.empty()) {
       result_ = std::move(n);
@@ -325,7 +304,7 @@ class Builder final : public YAML::EventHandler {
       return;
     }
     if (f.key_is_merge) {
-      const YAML::Mark mark = f.key_mark;
+      const Mark mark = f.key_mark;
       if (n.is_dict()) {
         f.merges.push_back(std::move(n));
       } else if (n.is_list()) {
@@ -347,7 +326,7 @@ class Builder final : public YAML::EventHandler {
     f.key.clear();
   }
 
-  ConfigNode scalar(const std::string& text, const std::string& tag, const YAML::Mark& mark, const std::string& path) {
+  ConfigNode scalar(const std::string& text, const std::string& tag, const Mark& mark, const std::string& path) {
     ConfigNode out;
     const std::string shown = path.empty() ? std::string("<root>") : path;
     if (tag == "?") {
@@ -429,10 +408,88 @@ void check_characters(const std::string& text, const std::string& name) {
   }
 }
 
+// Runs libyaml's parser over `text`, feeding its events to the builder.
+void parse_events(const std::string& text, const std::string& name, Builder& builder) {
+  struct Parser {
+    yaml_parser_t p;
+    Parser() {
+      if (!yaml_parser_initialize(&p)) throw RuntimeError("libyaml: cannot initialise a parser (out of memory)");
+    }
+    ~Parser() { yaml_parser_delete(&p); }
+  } parser;
+  yaml_parser_set_input_string(&parser.p, reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  std::unordered_map<std::string, AnchorId> anchor_ids;
+  AnchorId next_anchor = 1;
+  auto anchor_of = [&](const yaml_char_t* a) -> AnchorId {
+    if (a == nullptr) return 0;
+    const AnchorId id = next_anchor++;
+    anchor_ids[reinterpret_cast<const char*>(a)] = id;
+    return id;
+  };
+  for (;;) {
+    struct Event {
+      yaml_event_t e;
+      ~Event() { yaml_event_delete(&e); }
+    } ev;
+    if (!yaml_parser_parse(&parser.p, &ev.e)) {
+      const yaml_parser_t& p = parser.p;
+      std::string msg = "malformed YAML: ";
+      if (p.context != nullptr) {
+        msg += fmt::format("{} (line {}, column {}): ", p.context, p.context_mark.line + 1, p.context_mark.column + 1);
+      }
+      msg += p.problem != nullptr ? p.problem : "unknown error";
+      if (p.error == YAML_MEMORY_ERROR) msg = "malformed YAML: out of memory";
+      throw load_error(name, Mark{static_cast<int>(p.problem_mark.line), static_cast<int>(p.problem_mark.column)}, msg);
+    }
+    const yaml_event_t& e = ev.e;
+    const Mark mark{static_cast<int>(e.start_mark.line), static_cast<int>(e.start_mark.column)};
+    switch (e.type) {
+      case YAML_STREAM_END_EVENT:
+        return;
+      case YAML_SCALAR_EVENT: {
+        const std::string value(reinterpret_cast<const char*>(e.data.scalar.value), e.data.scalar.length);
+        const AnchorId anchor = anchor_of(e.data.scalar.anchor);
+        const bool plain = e.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        if (e.data.scalar.tag == nullptr && plain && (value.empty() || value == "~" || value == "null" || value == "Null" ||
+                                                      value == "NULL")) {
+          builder.OnNull(mark, anchor);
+          break;
+        }
+        // "?": a plain scalar, typed by the YAML 1.1 resolvers; "!": quoted or block, a string.
+        const std::string tag = e.data.scalar.tag != nullptr ? reinterpret_cast<const char*>(e.data.scalar.tag)
+                                : plain                      ? "?"
+                                                             : "!";
+        builder.OnScalar(mark, tag, anchor, value);
+        break;
+      }
+      case YAML_ALIAS_EVENT: {
+        const std::string a = reinterpret_cast<const char*>(e.data.alias.anchor);
+        const auto it = anchor_ids.find(a);
+        if (it == anchor_ids.end()) throw load_error(name, mark, fmt::format("malformed YAML: found undefined alias '{}'", a));
+        builder.OnAlias(mark, it->second);
+        break;
+      }
+      case YAML_SEQUENCE_START_EVENT:
+        builder.OnSequenceStart(mark, anchor_of(e.data.sequence_start.anchor));
+        break;
+      case YAML_SEQUENCE_END_EVENT:
+        builder.OnSequenceEnd();
+        break;
+      case YAML_MAPPING_START_EVENT:
+        builder.OnMapStart(mark, anchor_of(e.data.mapping_start.anchor));
+        break;
+      case YAML_MAPPING_END_EVENT:
+        builder.OnMapEnd();
+        break;
+      default:  // stream and document starts and ends
+        break;
+    }
+  }
+}
+
 ConfigNode load_impl(const std::string& text, const std::string& name, const YamlLoadOptions& options) {
   check_characters(text, name);
-  // A config file is one document. (yaml-cpp 0.7 can loop forever when asked for the next
-  // document after some malformed inputs, so a second document is detected from a later "---".)
+  // A config file is one document: a later "---" after content is an error, found before parsing.
   bool content = false;
   int line_no = 0;
   for (std::size_t pos = 0; pos <= text.size();) {
@@ -451,13 +508,7 @@ ConfigNode load_impl(const std::string& text, const std::string& name, const Yam
     pos = nl + 1;
   }
   Builder builder(name, options);
-  try {
-    std::istringstream in(text);
-    YAML::Parser parser(in);
-    parser.HandleNextDocument(builder);
-  } catch (const YAML::Exception& e) {
-    throw load_error(name, e.mark, "malformed YAML: " + e.msg);
-  }
+  parse_events(text, name, builder);
   ConfigNode out = builder.has_result() ? builder.take_result() : ConfigNode();
   if (out.is_null()) {  // an empty document is {}
     out = ConfigNode::dict();

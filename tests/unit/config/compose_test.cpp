@@ -101,7 +101,7 @@ TEST(ComposeTest, GroupOverrideErrors) {
   EXPECT_EQ(error("two_self"), "Duplicate _self_ defined in two_self");
   EXPECT_NE(error("nope").find("Cannot find primary config 'nope'. Check that it's in your config search path."), std::string::npos);
   EXPECT_EQ(error("list_top"), "tests/data/conf_fixtures/defaults/list_top.yaml: a config file must contain a dict at the top level, got a list");
-  EXPECT_EQ(error("bad_yaml"), "tests/data/conf_fixtures/defaults/bad_yaml.yaml:2:1: malformed YAML: end of sequence flow not found");
+  EXPECT_EQ(error("bad_yaml"), "tests/data/conf_fixtures/defaults/bad_yaml.yaml:2:1: malformed YAML: while parsing a flow sequence (line 1, column 4): did not find expected ',' or ']'");
   EXPECT_NE(error("merge_conflict").find("In 'merge_conflict': Validation error while composing config:\n"), std::string::npos);
 }
 

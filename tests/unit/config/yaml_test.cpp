@@ -91,7 +91,7 @@ TEST(YamlTest, ErrorsNameFileLineAndKey) {
     (void)load_yaml_string("a: [1, 2\n", opt);
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_STREQ(e.what(), "bad.yaml:2:1: malformed YAML: end of sequence flow not found");
+    EXPECT_STREQ(e.what(), "bad.yaml:2:1: malformed YAML: while parsing a flow sequence (line 1, column 4): did not find expected ',' or ']'");
   }
   try {
     (void)load_yaml_string("x:\n  y: ${a\n", opt);
