@@ -147,12 +147,10 @@ int main(int argc, char** argv) {
     if (grid.world_size() > 1)
       log.info("rank {} of {} ({}) over {}", grid.rank(), grid.world_size(), grid.to_string(),
                world.communicator->backend());
-    if (dev.is_cuda()) {
-      if (peak)
-        log.info("device {}; MFU against {:g} TFLOP/s ({})", runtime.describe(), peak->tflops, peak->description);
-      else
-        log.info("device {}; no MFU: its peak is not in bignlp's table (ops/peak_throughput.h)", runtime.describe());
-    }
+    if (peak)
+      log.info("device {}; MFU against {:g} TFLOP/s ({})", runtime.describe(), peak->tflops, peak->description);
+    else if (dev.is_cuda())
+      log.info("device {}; no MFU: its peak is not in bignlp's table (ops/peak_throughput.h)", runtime.describe());
 
     bignlp::train::Trainer trainer(tc, log, ctx, stdout);
     trainer.set_stop_flag(&g_stop_requested);

@@ -295,6 +295,8 @@ Tag resolve_for_dump(std::string_view t) {
   if ((t.empty() || first == '~' || first == 'n' || first == 'N') && is_null(t)) return Tag::kNull;
   if (!t.empty() && digit(first) && is_timestamp(t)) return Tag::kTimestamp;
   if (t == "=") return Tag::kValue;
+  // What our loader reads as a float must not be written plain ('.____' would come back as 0.0).
+  if (numeric_first && is_float_omegaconf(t)) return Tag::kFloat;
   return Tag::kStr;
 }
 

@@ -153,7 +153,11 @@ bool DeviceRuntime::allow_tf32() const {
 }
 
 std::optional<PeakThroughput> DeviceRuntime::peak(DType compute_dtype) const {
-  if (ctx_.device.is_cpu()) return std::nullopt;
+  if (ctx_.device.is_cpu()) {
+    const std::optional<CpuPeakInputs> in = probe_cpu_peak_inputs(ctx_.cpu_threads);
+    if (!in) return std::nullopt;
+    return cpu_peak(*in);
+  }
   return peak_throughput(identity_, peak_math_for(compute_dtype, allow_tf32()));
 }
 

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <fstream>
+#include <string>
+#include <thread>
 #include <vector>
 
 namespace bignlp::ops {
@@ -76,6 +79,53 @@ std::optional<PeakThroughput> peak_throughput(const DeviceIdentity& device, Peak
                           : math == PeakMath::kTf32 ? e.tflops_tf32
                                                     : e.tflops_fp32;
     return PeakThroughput{tflops, fmt::format("{}, {} dense", e.label, peak_math_name(math))};
+  }
+  return std::nullopt;
+}
+
+PeakThroughput cpu_peak(const CpuPeakInputs& in) {
+  const double tflops = static_cast<double>(in.threads) * in.flops_per_cycle * in.ghz / 1000.0;
+  return PeakThroughput{tflops, fmt::format("CPU estimate: {} thread(s) x {} fp32 FLOP/cycle ({}) x {:.2f} GHz",
+                                            in.threads, in.flops_per_cycle, in.isa, in.ghz)};
+}
+
+std::optional<CpuPeakInputs> probe_cpu_peak_inputs(int threads) {
+  CpuPeakInputs in;
+  in.threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) {
+    in.flops_per_cycle = 64;
+    in.isa = "avx512f";
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    in.flops_per_cycle = 32;
+    in.isa = "avx2+fma";
+  }
+#elif defined(__aarch64__)
+  in.flops_per_cycle = 16;  // two 128-bit NEON FMA pipes
+  in.isa = "neon";
+#endif
+  // The clock: cpufreq's maximum (kHz) where the kernel exposes it, else the first "cpu MHz".
+  std::ifstream freq("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq");
+  double khz = 0.0;
+  if (freq >> khz && khz > 0) {
+    in.ghz = khz / 1e6;
+    return in;
+  }
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);) {
+    if (line.rfind("cpu MHz", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) break;
+    try {
+      const double mhz = std::stod(line.substr(colon + 1));
+      if (mhz > 0) {
+        in.ghz = mhz / 1000.0;
+        return in;
+      }
+    } catch (const std::exception&) {
+    }
+    break;
   }
   return std::nullopt;
 }

@@ -63,4 +63,21 @@ struct PeakThroughput {
 /// The peak of `device` for `math`, or nullopt when the device is not in the table.
 std::optional<PeakThroughput> peak_throughput(const DeviceIdentity& device, PeakMath math);
 
+/// A CPU's fp32 peak: threads x FLOP per cycle and core (from the widest FMA unit the CPU reports)
+/// x clock. The CPU ops compute in fp32 whatever the model's dtype, so this is the peak of every
+/// dtype there. An estimate (two FMA pipes assumed, no turbo), printed as such.
+struct CpuPeakInputs {
+  int threads = 1;
+  int flops_per_cycle = 8;  ///< per core: 64 (AVX-512 FMA), 32 (AVX2 FMA), 8 (SSE)
+  double ghz = 0.0;
+  std::string isa = "sse";  ///< "avx512f", "avx2+fma" or "sse"
+};
+
+/// threads x flops_per_cycle x ghz, with a description of the inputs.
+PeakThroughput cpu_peak(const CpuPeakInputs& in);
+
+/// This machine's inputs for `threads` threads (0: every hardware thread): the instruction set
+/// from cpuid, the clock from cpufreq's maximum or /proc/cpuinfo; nullopt when no clock is known.
+std::optional<CpuPeakInputs> probe_cpu_peak_inputs(int threads);
+
 }  // namespace bignlp::ops

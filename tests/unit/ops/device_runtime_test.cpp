@@ -116,7 +116,14 @@ TEST(DeviceRuntimeTest, TheCpuRuntimeIsWhatProgramsUsedBefore) {
   EXPECT_EQ(ctx.allocator->device(), Device::cpu());
   EXPECT_EQ(rt.cuda_stream(), nullptr);
   EXPECT_FALSE(rt.allow_tf32());
-  EXPECT_FALSE(rt.peak(DType::kBF16)) << "no MFU on CPUs";
+  // The CPU's MFU denominator is an estimate for the runtime's 2 threads, the same for every dtype.
+  if (const auto in = probe_cpu_peak_inputs(2)) {
+    const auto p = rt.peak(DType::kBF16);
+    ASSERT_TRUE(p);
+    EXPECT_DOUBLE_EQ(p->tflops, cpu_peak(*in).tflops);
+    EXPECT_DOUBLE_EQ(p->tflops, rt.peak(DType::kF32)->tflops);
+    EXPECT_NE(p->description.find("CPU estimate: 2 thread(s)"), std::string::npos) << p->description;
+  }
   EXPECT_EQ(rt.describe(), "cpu");
   // The context computes: a fill through it, then synchronize (a no-op here).
   Buffer b(rt.allocator(), DType::kF32, Shape{4});

@@ -69,5 +69,27 @@ TEST(PeakThroughputTest, TableIsConsistent) {
   }
 }
 
+TEST(CpuPeak, ThreadsTimesFlopsPerCycleTimesClock) {
+  CpuPeakInputs in;
+  in.threads = 16;
+  in.flops_per_cycle = 32;
+  in.ghz = 2.5;
+  in.isa = "avx2+fma";
+  const PeakThroughput p = cpu_peak(in);
+  EXPECT_DOUBLE_EQ(p.tflops, 1.28);  // 16 x 32 x 2.5 GFLOP/s
+  EXPECT_EQ(p.description, "CPU estimate: 16 thread(s) x 32 fp32 FLOP/cycle (avx2+fma) x 2.50 GHz");
+}
+
+TEST(CpuPeak, ThisMachineHasAPlausibleEstimate) {
+  const auto in = probe_cpu_peak_inputs(3);
+  if (!in) GTEST_SKIP() << "no clock in cpufreq or /proc/cpuinfo";
+  EXPECT_EQ(in->threads, 3);
+  EXPECT_TRUE(in->flops_per_cycle == 8 || in->flops_per_cycle == 16 || in->flops_per_cycle == 32 ||
+              in->flops_per_cycle == 64);
+  EXPECT_GT(in->ghz, 0.2);
+  EXPECT_LT(in->ghz, 10.0);
+  EXPECT_GE(probe_cpu_peak_inputs(0)->threads, 1);
+}
+
 }  // namespace
 }  // namespace bignlp::ops
