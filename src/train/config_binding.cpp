@@ -62,6 +62,17 @@ void require_off(const ConfigView& cfg, const std::string& key, T off, const std
 TrainingConfig bind_training_config(const ConfigView& cfg) {
   TrainingConfig c;
   for (const char* key : kIgnoredKeys) cfg.mark_used(key);
+  // Megatron's lighter checkpointing of the micro-batches in flight under pipeline parallelism is
+  // not built: every micro-batch follows activations_checkpoint_method / _num_layers. Only null.
+  for (const char* key :
+       {"model.num_micro_batches_with_partial_activation_checkpoints", "model.activations_checkpoint_layers_per_pipeline"}) {
+    if (const std::optional<int> v = cfg.find<int>(key)) {
+      throw ConfigError(fmt::format(
+          "{}{}: {}{} is not supported: only null (every micro-batch is checkpointed as "
+          "model.activations_checkpoint_method and model.activations_checkpoint_num_layers say)",
+          where(cfg, key), cfg.full_path(key), *v, origin(cfg, key)));
+    }
+  }
   if (cfg.has("run")) cfg.mark_used("run");
 
   // trainer.*

@@ -21,6 +21,7 @@
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
 #include "bignlp/data/indexed_dataset.h"
+#include "bignlp/model/gpt.h"
 #include "bignlp/ops/device_runtime.h"
 #include "bignlp/ops/peak_throughput.h"
 #include "bignlp/train/checkpoint.h"
@@ -262,6 +263,69 @@ TEST_F(TrainMainTest, SigtermSavesACheckpointAndExitsCleanly) {
   EXPECT_EQ(meta.consumed_samples, meta.global_step * 4);
 }
 
+// Real kills at random moments of a run that saves a checkpoint every step (and deletes those past
+// save_top_k): whenever the process dies, every checkpoint the program would pick up loads
+// completely, and the next run resumes from the newest one.
+TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
+  write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", stage_config(dir_.path(), prefix_, 100000));
+  const std::string bin = fmt::format("{}/bignlp-train", bin_dir());
+  const std::string cp = dir_.path().string();
+  const fs::path ckdir = dir_.path() / "results" / "checkpoints";
+  ops::DeviceRuntimeOptions cpu_options;
+  cpu_options.cpu_threads = 1;
+  const ops::DeviceRuntime runtime(Device::cpu(), {}, cpu_options);
+  const ops::OpContext& ctx = runtime.context();
+  std::mt19937 rng(7);
+  std::int64_t last_step = 0;
+  int kills_while_saving = 0;
+  for (int round = 0; round < 8; ++round) {
+    const fs::path log = dir_.path() / fmt::format("round{}.log", round);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::freopen(log.c_str(), "w", stdout);
+      dup2(fileno(stdout), fileno(stderr));
+      execl(bin.c_str(), bin.c_str(), "--config-path", cp.c_str(), "--config-name", "gpt3_test_hydra.yaml", "--threads",
+            "1", "trainer.val_check_interval=1", nullptr);
+      _exit(127);
+    }
+    // Once this run has saved past the last round's step, kill it a random moment later.
+    for (int i = 0; i < 1500; ++i) {
+      const auto latest = train::find_latest_checkpoint(ckdir);
+      if (latest && train::read_checkpoint_metadata(*latest).global_step > last_step) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "round " << round << " ended by itself:\n" << read_file(log);
+    if (round > 0) {
+      EXPECT_NE(read_file(log).find(fmt::format("(step {},", last_step)), std::string::npos)
+          << "round " << round << " did not resume from step " << last_step << ":\n" << read_file(log);
+    }
+    for (const auto& e : fs::directory_iterator(ckdir))
+      if (e.path().filename().string().rfind(".tmp-", 0) == 0) ++kills_while_saving;
+    for (const auto& ck : train::list_checkpoints(ckdir)) {
+      try {
+        EXPECT_NE(train::load_gpt_from_checkpoint(ck, ctx), nullptr);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "round " << round << ": " << ck << " does not load: " << e.what();
+      }
+    }
+    const auto latest = train::find_latest_checkpoint(ckdir);
+    ASSERT_TRUE(latest) << read_file(log);
+    const std::int64_t step = train::read_checkpoint_metadata(*latest).global_step;
+    EXPECT_GT(step, last_step);
+    last_step = step;
+  }
+  RecordProperty("kills_while_a_save_was_in_progress", kills_while_saving);
+  const Output done = run(cfg_args() + fmt::format(" trainer.max_steps={} --threads 1", last_step + 2));
+  ASSERT_EQ(done.status, 0) << done.text;
+  EXPECT_NE(done.text.find(fmt::format("(step {},", last_step)), std::string::npos) << done.text;
+  EXPECT_EQ(train::read_checkpoint_metadata(*train::find_latest_checkpoint(ckdir)).global_step, last_step + 2);
+}
+
 TEST_F(TrainMainTest, ConfigErrorsNameFileLineAndKey) {
   int n = 0;
   auto record = [&](const Output& out) { RecordProperty("message_" + std::to_string(n++), out.text); };
@@ -275,6 +339,11 @@ TEST_F(TrainMainTest, ConfigErrorsNameFileLineAndKey) {
   record(o);
   EXPECT_EQ(o.status, 1);
   EXPECT_NE(o.text.find("unexpected_knob"), std::string::npos) << o.text;
+  o = run(cfg_args() + " +model.activations_checkpoint_layers_per_pipeline=2");
+  record(o);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_NE(o.text.find("model.activations_checkpoint_layers_per_pipeline: 2 (override"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("is not supported: only null"), std::string::npos) << o.text;
   o = run(cfg_args() + " model.hidden_size=abc");
   record(o);
   EXPECT_EQ(o.status, 1);
