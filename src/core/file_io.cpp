@@ -94,7 +94,7 @@ void rename_directory_atomic(const fs::path& tmp_dir, const fs::path& final_dir,
   fs::path old;
   if (fs::exists(final_dir, ec)) {
     if (!replace) throw IoError(fmt::format("cannot move '{}' to '{}': destination exists", tmp_dir.string(), final_dir.string()));
-    old = final_dir.string() + ".old-" + random_suffix();
+    old = final_dir.parent_path() / (".tmp-old-" + final_dir.filename().string() + "-" + random_suffix());
     fs::rename(final_dir, old, ec);
     if (ec) throw IoError(fmt::format("cannot move '{}' aside: {}", final_dir.string(), ec.message()));
   }
@@ -102,6 +102,16 @@ void rename_directory_atomic(const fs::path& tmp_dir, const fs::path& final_dir,
   if (ec) throw IoError(fmt::format("cannot move '{}' to '{}': {}", tmp_dir.string(), final_dir.string(), ec.message()));
   fsync_path(final_dir.has_parent_path() ? final_dir.parent_path() : fs::path("."));
   if (!old.empty()) fs::remove_all(old, ec);
+}
+
+void remove_directory_atomic(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  const fs::path hidden = dir.parent_path() / (".tmp-removed-" + dir.filename().string() + "-" + random_suffix());
+  fs::rename(dir, hidden, ec);
+  if (ec) throw IoError(fmt::format("cannot remove '{}' (renaming it aside failed): {}", dir.string(), ec.message()));
+  fs::remove_all(hidden, ec);
+  if (ec) throw IoError(fmt::format("cannot remove '{}': {}", hidden.string(), ec.message()));
 }
 
 TempDir::TempDir(std::string_view prefix) {

@@ -218,7 +218,7 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
   save_checkpoint(last, st, model_->parameters(), s.optimizer.get(), ctx_, parallel_);
   if (is_rank0())
     for (const auto& p : before)
-      if (ends_with(p.filename().string(), "-last") && p != last) fs::remove_all(p);
+      if (ends_with(p.filename().string(), "-last") && p != last) remove_directory_atomic(p);
   sync();
   result.last_checkpoint = last;
   // Top-k by the monitored validation loss.
@@ -238,7 +238,7 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
       ranked.emplace_back(key, dir / name);
       std::sort(ranked.begin(), ranked.end());
       while (em.save_top_k > 0 && static_cast<int>(ranked.size()) > em.save_top_k) {
-        if (is_rank0()) fs::remove_all(ranked.back().second);
+        if (is_rank0()) remove_directory_atomic(ranked.back().second);
         ranked.pop_back();
       }
       sync();
@@ -309,7 +309,8 @@ TrainResult Trainer::fit() {
 
   const fs::path log_dir = c.exp_manager.explicit_log_dir;
   const fs::path ckpt_dir = log_dir / "checkpoints";
-  // Leftovers of saves that were killed before their rename: never complete, safe to drop now.
+  // Leftovers of saves, replacements and removals that were killed midway (".tmp-*", never listed):
+  // safe to drop now.
   std::error_code ec;
   if (fs::is_directory(ckpt_dir, ec))
     for (const auto& e : fs::directory_iterator(ckpt_dir, ec))

@@ -36,6 +36,7 @@
 #include "bignlp/ops/device_runtime.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/train/checkpoint.h"
+#include "byte_vocab.h"
 #if defined(BIGNLP_WITH_NCCL)
 #include "bignlp/comm/nccl_communicator.h"
 #endif
@@ -66,35 +67,6 @@ Output shell(const std::string& cmd) {
   const int st = pclose(p);
   out.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return out;
-}
-
-std::string utf8(unsigned cp) {
-  std::string s;
-  if (cp < 0x80) {
-    s.push_back(static_cast<char>(cp));
-  } else {
-    s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-  return s;
-}
-
-/// A GPT-2 style vocabulary without merges: the 256 byte symbols, then `extra` filler tokens, then
-/// <|endoftext|> (id 256 + extra). extra = 50000 gives GPT-2's 50257 entries.
-void write_vocab(const fs::path& dir, int extra) {
-  std::string json = "{";
-  unsigned next = 256;
-  for (unsigned b = 0; b < 256; ++b) {
-    const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-    std::string key = utf8(printable ? b : next++);
-    if (key == "\"" || key == "\\") key = "\\" + key;
-    json += fmt::format("\"{}\": {}, ", key, b);
-  }
-  for (int i = 0; i < extra; ++i) json += fmt::format("\"<filler{}>\": {}, ", i, 256 + i);
-  json += fmt::format("\"<|endoftext|>\": {}}}", 256 + extra);
-  fs::create_directories(dir);
-  write_file_atomic(dir / "vocab.json", json);
-  write_file_atomic(dir / "merges.txt", "#version: 0.2\n");
 }
 
 /// Documents of a learnable pattern (each token the previous + 7 mod `span`, from `base`), ending
@@ -246,7 +218,7 @@ class GpuPrograms : public ::testing::Test {
   void SetUp() override {
     inventory_ = ops::probe_devices(process_environment());
     if (inventory_.cuda_devices == 0) GTEST_SKIP() << "no CUDA device (" << inventory_.cuda_status << ")";
-    write_vocab(dir_.path() / "bpe", 0);
+    test_support::write_byte_vocab(dir_.path() / "bpe", 0);
     prefix_ = write_corpus(dir_.path() / "data" / "corpus_text_document", 400, 97, 26, 256);
   }
   RunSpec spec(const std::string& name) const {
@@ -309,7 +281,7 @@ TEST_F(GpuPrograms, NcclBackendOnOneRankTrainsAsTheSingleRankWorld) {
 TEST_F(GpuPrograms, Gpt126mShapedTrainingOnTheGpuFollowsTheCpu) {
   // gpt3/126m's model (12 layers, hidden 768, 12 heads, vocabulary 50257 padded to 50304) in bf16,
   // at sequence 512 so that the CPU run takes about a minute; 4 steps of 2 micro-batches.
-  write_vocab(dir_.path() / "bpe50k", 50000);
+  test_support::write_byte_vocab(dir_.path() / "bpe50k", 50000);
   const fs::path prefix = write_corpus(dir_.path() / "data50k" / "corpus_text_document", 200, 1000, 40000, 50256);
   RunSpec c = spec("cpu126m"), g = spec("gpu126m");
   for (RunSpec* r : {&c, &g}) {
@@ -460,7 +432,7 @@ TEST_F(GpuPrograms, EvaluateScoresOnTheGpuAsOnTheCpu) {
 TEST_F(GpuPrograms, LauncherLocalExecutorTrainsTheTinyPresetOnTheGpu) {
   // The documented one-GPU command, with the data where training=gpt3/tiny expects it.
   const fs::path data = dir_.path() / "launcher_data";
-  write_vocab(data / "bpe", 0);
+  test_support::write_byte_vocab(data / "bpe", 0);
   write_corpus(data / "demo" / "my-gpt3_demo_text_document", 400, 97, 26, 256);
   auto launch = [&](const std::string& name, const std::string& accelerator) {
     return shell(fmt::format(

@@ -22,6 +22,7 @@
 #include "bignlp/core/strings.h"
 #include "bignlp/data/indexed_dataset.h"
 #include "bignlp/train/checkpoint.h"
+#include "byte_vocab.h"
 
 namespace bignlp {
 namespace {
@@ -29,27 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-/// A byte-level GPT-2 vocabulary without merges (256 byte symbols + <|endoftext|> = 256).
-void write_byte_vocab(const fs::path& dir) {
-  std::string json = "{";
-  unsigned next = 256;
-  for (unsigned b = 0; b < 256; ++b) {
-    const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-    const unsigned cp = printable ? b : next++;
-    std::string key;
-    if (cp < 0x80) {
-      key.push_back(static_cast<char>(cp));
-    } else {
-      key.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      key.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-    if (key == "\"" || key == "\\") key = "\\" + key;
-    json += fmt::format("\"{}\": {}, ", key, b);
-  }
-  json += "\"<|endoftext|>\": 256}";
-  write_file_atomic(dir / "vocab.json", json);
-  write_file_atomic(dir / "merges.txt", "#version: 0.2\n");
-}
+using test_support::write_byte_vocab;
 
 fs::path write_corpus(const fs::path& dir) {
   const fs::path prefix = dir / "corpus_text_document";

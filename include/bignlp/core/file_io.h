@@ -20,7 +20,14 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
 void fsync_path(const std::filesystem::path& path);
 
 /// Atomically moves a fully written directory `tmp_dir` to `final_dir` (fsyncs both parents).
-/// Fails if `final_dir` exists unless `replace` (then the old one is removed after the rename).
+/// Fails if `final_dir` exists unless `replace`: then the old one is first renamed to a hidden
+/// ".tmp-old-<name>-<random>" beside it and removed after the rename, so a reader never sees a
+/// half-removed directory under a visible name, even when the process dies midway.
+/// Removes a directory so that it disappears at once: renamed to a hidden ".tmp-removed-<name>-
+/// <random>" beside it, then deleted. A process killed midway leaves only the hidden name behind
+/// (for the next run's clean-up of ".tmp-*"). Missing directories are fine. Throws IoError.
+void remove_directory_atomic(const std::filesystem::path& dir);
+
 void rename_directory_atomic(const std::filesystem::path& tmp_dir, const std::filesystem::path& final_dir,
                              bool replace = false);
 

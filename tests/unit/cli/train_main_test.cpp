@@ -25,40 +25,14 @@
 #include "bignlp/ops/device_runtime.h"
 #include "bignlp/ops/peak_throughput.h"
 #include "bignlp/train/checkpoint.h"
+#include "byte_vocab.h"
 
 namespace bignlp {
 namespace {
 
 namespace fs = std::filesystem;
 
-/// UTF-8 of a code point below 0x800.
-std::string utf8(unsigned cp) {
-  std::string s;
-  if (cp < 0x80) {
-    s.push_back(static_cast<char>(cp));
-  } else {
-    s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-  return s;
-}
-
-/// A byte-level GPT-2 vocabulary without merges: the 256 byte symbols (formats.md §4.1) and
-/// <|endoftext|> = 256.
-void write_byte_vocab(const fs::path& dir) {
-  std::string json = "{";
-  unsigned next = 256;
-  for (unsigned b = 0; b < 256; ++b) {
-    const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-    const unsigned cp = printable ? b : next++;
-    std::string key = utf8(cp);
-    if (key == "\"" || key == "\\") key = "\\" + key;
-    json += fmt::format("\"{}\": {}, ", key, b);
-  }
-  json += "\"<|endoftext|>\": 256}";
-  write_file_atomic(dir / "vocab.json", json);
-  write_file_atomic(dir / "merges.txt", "#version: 0.2\n");
-}
+using test_support::write_byte_vocab;
 
 fs::path write_corpus(const fs::path& dir) {
   const fs::path prefix = dir / "corpus_text_document";
@@ -277,7 +251,7 @@ TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
   const ops::OpContext& ctx = runtime.context();
   std::mt19937 rng(7);
   std::int64_t last_step = 0;
-  int kills_while_saving = 0;
+  int kills_leaving_a_temporary = 0;
   for (int round = 0; round < 8; ++round) {
     const fs::path log = dir_.path() / fmt::format("round{}.log", round);
     const pid_t pid = fork();
@@ -305,7 +279,7 @@ TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
           << "round " << round << " did not resume from step " << last_step << ":\n" << read_file(log);
     }
     for (const auto& e : fs::directory_iterator(ckdir))
-      if (e.path().filename().string().rfind(".tmp-", 0) == 0) ++kills_while_saving;
+      if (e.path().filename().string().rfind(".tmp-", 0) == 0) ++kills_leaving_a_temporary;
     for (const auto& ck : train::list_checkpoints(ckdir)) {
       try {
         EXPECT_NE(train::load_gpt_from_checkpoint(ck, ctx), nullptr);
@@ -319,7 +293,7 @@ TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
     EXPECT_GT(step, last_step);
     last_step = step;
   }
-  RecordProperty("kills_while_a_save_was_in_progress", kills_while_saving);
+  RecordProperty("kills_that_left_a_hidden_temporary", kills_leaving_a_temporary);
   const Output done = run(cfg_args() + fmt::format(" trainer.max_steps={} --threads 1", last_step + 2));
   ASSERT_EQ(done.status, 0) << done.text;
   EXPECT_NE(done.text.find(fmt::format("(step {},", last_step)), std::string::npos) << done.text;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "bignlp/comm/file_store.h"
@@ -171,41 +172,51 @@ TEST(Gloo, FourRanksOverTcpStoreWithGroups) {
   for (int r = 0; r < n; ++r) EXPECT_EQ(errors[static_cast<std::size_t>(r)], "") << "rank " << r;
 }
 
-TEST(Gloo, FileStoreRendezvousAndTimeoutNamesTheMissingPeer) {
-  TempDir dir;
-  std::vector<std::thread> threads;
+/// Two ranks (threads) connected over gloo through a file store; `body(rank, comm)` runs on each.
+/// Returns what each rank threw ("" when it returned).
+std::vector<std::string> run_two_gloo_ranks(const std::filesystem::path& store_dir,
+                                            const std::function<void(int, std::unique_ptr<Communicator>&)>& body) {
   std::vector<std::string> errors(2);
-  std::atomic<bool> timed_out{false};
+  std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&, r] {
       try {
-        FileStore store(dir.path() / "rdzv");
+        FileStore store(store_dir);
         GlooOptions go;
         go.timeout = 20s;
         auto c = make_gloo_communicator(store, r, 2, go);
-        c->set_timeout(std::chrono::milliseconds(500));
-        std::vector<float> x(8, 1.0f);
-        c->all_reduce(TensorView(x.data(), DType::kF32, Shape{8}));
-        EXPECT_EQ(x[0], 2.0f);
-        if (r == 0) {
-          try {
-            c->all_reduce(TensorView(x.data(), DType::kF32, Shape{8}));  // rank 1 never joins
-            ADD_FAILURE() << "expected a timeout";
-          } catch (const RuntimeError& e) {
-            const std::string msg = e.what();
-            EXPECT_NE(msg.find("all_reduce on group 'world' [ranks 0,1]"), std::string::npos) << msg;
-            EXPECT_NE(msg.find("rank 1"), std::string::npos) << msg;
-          }
-          timed_out = true;
-        } else {
-          while (!timed_out) std::this_thread::sleep_for(10ms);
-        }
+        body(r, c);
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(r)] = e.what();
       }
     });
   }
   for (auto& t : threads) t.join();
+  return errors;
+}
+
+TEST(Gloo, FileStoreRendezvousAndTimeoutNamesTheMissingPeer) {
+  TempDir dir;
+  std::atomic<bool> timed_out{false};
+  const auto errors = run_two_gloo_ranks(dir.path() / "rdzv", [&](int r, std::unique_ptr<Communicator>& c) {
+    c->set_timeout(std::chrono::milliseconds(500));
+    std::vector<float> x(8, 1.0f);
+    c->all_reduce(TensorView(x.data(), DType::kF32, Shape{8}));
+    EXPECT_EQ(x[0], 2.0f);
+    if (r == 0) {
+      try {
+        c->all_reduce(TensorView(x.data(), DType::kF32, Shape{8}));  // rank 1 never joins
+        ADD_FAILURE() << "expected a timeout";
+      } catch (const RuntimeError& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("all_reduce on group 'world' [ranks 0,1]"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("rank 1"), std::string::npos) << msg;
+      }
+      timed_out = true;
+    } else {
+      while (!timed_out) std::this_thread::sleep_for(10ms);
+    }
+  });
   EXPECT_EQ(errors[0], "");
   EXPECT_EQ(errors[1], "");
 }
@@ -214,39 +225,26 @@ TEST(Gloo, FileStoreRendezvousAndTimeoutNamesTheMissingPeer) {
 // send fails with an error naming the peer as soon as the connection drops, not at the timeout.
 TEST(Gloo, ASendToAPeerThatDiesFailsNamingIt) {
   TempDir dir;
-  std::vector<std::string> errors(2);
   std::string send_error;
   std::atomic<bool> sending{false};
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r) {
-    threads.emplace_back([&, r] {
+  const auto errors = run_two_gloo_ranks(dir.path() / "rdzv", [&](int r, std::unique_ptr<Communicator>& c) {
+    c->set_timeout(std::chrono::milliseconds(60000));
+    std::vector<float> x(8, 1.0f);
+    c->all_reduce(TensorView(x.data(), DType::kF32, Shape{8}));
+    if (r == 0) {
+      sending = true;
       try {
-        FileStore store(dir.path() / "rdzv");
-        GlooOptions go;
-        go.timeout = 20s;
-        auto c = make_gloo_communicator(store, r, 2, go);
-        c->set_timeout(std::chrono::milliseconds(60000));
-        std::vector<float> x(8, 1.0f);
-        c->all_reduce(TensorView(x.data(), DType::kF32, Shape{8}));
-        if (r == 0) {
-          sending = true;
-          try {
-            c->send(TensorView(x.data(), DType::kF32, Shape{8}), 1);  // rank 1 never receives it
-            send_error = "the send completed";
-          } catch (const RuntimeError& e) {
-            send_error = e.what();
-          }
-        } else {
-          while (!sending) std::this_thread::sleep_for(10ms);
-          std::this_thread::sleep_for(300ms);  // rank 0's send is posted and waiting
-          c.reset();                           // closes this rank's connections
-        }
-      } catch (const std::exception& e) {
-        errors[static_cast<std::size_t>(r)] = e.what();
+        c->send(TensorView(x.data(), DType::kF32, Shape{8}), 1);  // rank 1 never receives it
+        send_error = "the send completed";
+      } catch (const RuntimeError& e) {
+        send_error = e.what();
       }
-    });
-  }
-  for (auto& t : threads) t.join();
+    } else {
+      while (!sending) std::this_thread::sleep_for(10ms);
+      std::this_thread::sleep_for(300ms);  // rank 0's send is posted and waiting
+      c.reset();                           // closes this rank's connections
+    }
+  });
   EXPECT_EQ(errors[0], "");
   EXPECT_EQ(errors[1], "");
   EXPECT_NE(send_error.find("rank 1"), std::string::npos) << send_error;

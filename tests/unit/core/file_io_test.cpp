@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "bignlp/core/error.h"
 
@@ -58,6 +60,21 @@ TEST(FileIoTest, DirectoryRename) {
   EXPECT_THROW(rename_directory_atomic(tmp, final_dir), IoError);
   rename_directory_atomic(tmp, final_dir, /*replace=*/true);
   EXPECT_FALSE(fs::exists(final_dir / "meta.json"));
+  // Nothing is left beside it: the replaced directory went through a hidden name and is gone.
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"ckpt"});
+}
+
+TEST(FileIoTest, DirectoryRemoval) {
+  TempDir dir;
+  const fs::path d = dir.path() / "ckpt";
+  fs::create_directories(d / "shard");
+  write_file_atomic(d / "shard" / "weights", "x");
+  write_file_atomic(d / "meta.json", "{}");
+  remove_directory_atomic(d);
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+  EXPECT_NO_THROW(remove_directory_atomic(d));  // already gone
 }
 
 }  // namespace
