@@ -16,7 +16,7 @@ namespace bignlp::config::fuzz {
 
 inline ConfigNode fuzz_base_config() {
   return load_yaml_string(
-      "a: 1\nb: [x, 2.5, {c: null}]\nd: {e: '${a}', f: '???'}\ns: str\nm: ???\nnested: {deep: {k: v}}\n");
+      "a: 1\nb: [x, 2.5, {c: null}]\nd: {e: '${a}', f: '??\?'}\ns: str\nm: ???\nnested: {deep: {k: v}}\n");
 }
 
 /// Override parser, then applying the override to a small config.

@@ -46,7 +46,7 @@ TEST(YamlTest, ScalarTypingFollowsOmegaConfYaml11Rules) {
 }
 
 TEST(YamlTest, QuotedAndBlockScalarsAreStrings) {
-  const ConfigNode d = load_yaml_string("a: '123'\nb: \"true\"\nc: 'null'\nd: |\n  1\ne: '???'\nf: !!str 12\ng: !!float 3\n");
+  const ConfigNode d = load_yaml_string("a: '123'\nb: \"true\"\nc: 'null'\nd: |\n  1\ne: '??\?'\nf: !!str 12\ng: !!float 3\n");
   EXPECT_EQ(d.at("a").as_string(), "123");
   EXPECT_EQ(d.at("b").as_string(), "true");
   EXPECT_EQ(d.at("c").as_string(), "null");
