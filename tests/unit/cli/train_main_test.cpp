@@ -264,9 +264,13 @@ TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
       _exit(127);
     }
     // Once this run has saved past the last round's step, kill it a random moment later.
+    // (The run may replace or drop the checkpoint between our listing and reading it.)
     for (int i = 0; i < 1500; ++i) {
-      const auto latest = train::find_latest_checkpoint(ckdir);
-      if (latest && train::read_checkpoint_metadata(*latest).global_step > last_step) break;
+      try {
+        const auto latest = train::find_latest_checkpoint(ckdir);
+        if (latest && train::read_checkpoint_metadata(*latest).global_step > last_step) break;
+      } catch (const Error&) {
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
