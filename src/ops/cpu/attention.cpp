@@ -8,7 +8,6 @@
 // This is the flash-attention formulation (no (T, T) tensor survives the op); a CUDA kernel with the
 // same Philox indices matches it. The (T, T) products go through OpenBLAS sgemm (which splits rows
 // and columns, never the reduction, across its threads); row-wise softmax work is split by rows.
-#include <cblas.h>
 
 #include <cmath>
 #include <limits>
@@ -48,11 +47,9 @@ void gather(const T* qkv, const Dims& d, std::int64_t b, std::int64_t h, int par
 }
 
 /// Row-major C (m, n) = alpha * op(A) op(B) (+ beta C) with packed operands.
-void sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-           const float* b, float beta, float* c) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(ta ? m : k), b,
-              static_cast<int>(tb ? k : n), beta, c, static_cast<int>(n));
+void sgemm(const OpContext& ctx, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+           const float* a, const float* b, float beta, float* c) {
+  cpu::sgemm(ctx, ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
 }
 
 /// P = exp(S - lse) on allowed entries (0 above the diagonal when causal), in place; with
@@ -93,7 +90,7 @@ void attention_forward(const OpContext& ctx, const TensorView& qkv, const Tensor
         gather(src, d, b, h, 0, q.data());
         gather(src, d, b, h, 1, k.data());
         gather(src, d, b, h, 2, v.data());
-        sgemm(false, true, d.t, d.t, d.hs, d.scale, q.data(), k.data(), 0.0f, s.data());
+        sgemm(ctx, false, true, d.t, d.t, d.hs, d.scale, q.data(), k.data(), 0.0f, s.data());
         parallel_for(ctx, d.t, d.t, [&](std::int64_t i) {
           const std::int64_t jend = params.causal ? i + 1 : d.t;
           const float* row = &s[i * d.t];
@@ -104,7 +101,7 @@ void attention_forward(const OpContext& ctx, const TensorView& qkv, const Tensor
           l[i] = mx + static_cast<float>(std::log(sum));
         });
         probabilities(ctx, d, params, head_index, l.data(), s.data(), dropout ? pd.data() : nullptr);
-        sgemm(false, false, d.t, d.hs, d.t, 1.0f, dropout ? pd.data() : s.data(), v.data(), 0.0f, o.data());
+        sgemm(ctx, false, false, d.t, d.hs, d.t, 1.0f, dropout ? pd.data() : s.data(), v.data(), 0.0f, o.data());
         for (std::int64_t i = 0; i < d.t; ++i) {
           T* orow = dst + (i * d.b + b) * (d.nh * d.hs) + h * d.hs;
           for (std::int64_t e = 0; e < d.hs; ++e) orow[e] = from_f<T>(o[i * d.hs + e]);
@@ -144,10 +141,10 @@ void attention_backward(const OpContext& ctx, const TensorView& qkv, const Tenso
           }
           big_d[i] = acc;
         }
-        sgemm(false, true, d.t, d.t, d.hs, d.scale, q.data(), k.data(), 0.0f, s.data());
+        sgemm(ctx, false, true, d.t, d.t, d.hs, d.scale, q.data(), k.data(), 0.0f, s.data());
         probabilities(ctx, d, params, head_index, lse_row, s.data(), dropout ? pd.data() : nullptr);
-        sgemm(true, false, d.t, d.hs, d.t, 1.0f, dropout ? pd.data() : s.data(), g.data(), 0.0f, dv.data());
-        sgemm(false, true, d.t, d.t, d.hs, 1.0f, g.data(), v.data(), 0.0f, dp.data());
+        sgemm(ctx, true, false, d.t, d.hs, d.t, 1.0f, dropout ? pd.data() : s.data(), g.data(), 0.0f, dv.data());
+        sgemm(ctx, false, true, d.t, d.t, d.hs, 1.0f, g.data(), v.data(), 0.0f, dp.data());
         parallel_for(ctx, d.t, d.t, [&](std::int64_t i) {
           const std::int64_t jend = params.causal ? i + 1 : d.t;
           float* dprow = &dp[i * d.t];
@@ -159,8 +156,8 @@ void attention_backward(const OpContext& ctx, const TensorView& qkv, const Tenso
           }
           for (std::int64_t j = jend; j < d.t; ++j) dprow[j] = 0.0f;
         });
-        sgemm(false, false, d.t, d.hs, d.t, d.scale, dp.data(), k.data(), 0.0f, dq.data());
-        sgemm(true, false, d.t, d.hs, d.t, d.scale, dp.data(), q.data(), 0.0f, dk.data());
+        sgemm(ctx, false, false, d.t, d.hs, d.t, d.scale, dp.data(), k.data(), 0.0f, dq.data());
+        sgemm(ctx, true, false, d.t, d.hs, d.t, d.scale, dp.data(), q.data(), 0.0f, dk.data());
         for (std::int64_t t = 0; t < d.t; ++t) {
           T* row = dst + (t * d.b + b) * d.row + h * 3 * d.hs;
           for (std::int64_t e = 0; e < d.hs; ++e) {

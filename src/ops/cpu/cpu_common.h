@@ -61,6 +61,13 @@ decltype(auto) dispatch_float(DType dtype, Fn&& fn) {
 
 inline int num_threads(const OpContext& ctx) { return ctx.cpu_threads > 0 ? ctx.cpu_threads : omp_get_max_threads(); }
 
+/// Row-major C (m, n) = alpha op(A) op(B) + beta C through OpenBLAS, split over the context's
+/// OpenMP threads (OpenBLAS itself runs single-threaded: one thread pool in the process). Inside
+/// an OpenMP parallel region it runs on the calling thread. Results do not depend on the thread
+/// count. Leading dimensions as BLAS takes them (of the stored, untransposed matrices).
+void sgemm(const OpContext& ctx, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+
 /// Below this many element-operations a loop runs on the calling thread: waking a team costs more.
 inline constexpr std::int64_t kParallelWork = std::int64_t{1} << 15;
 

@@ -1,8 +1,6 @@
 // CPU GEMM through OpenBLAS sgemm. 16-bit inputs are widened to fp32 copies first (exact), so the
 // product accumulates in fp32 exactly like a tensor-core GEMM with fp32 accumulation; a 16-bit
 // output is rounded once after alpha, beta and the bias are applied.
-#include <cblas.h>
-
 #include <algorithm>
 #include <vector>
 
@@ -36,8 +34,6 @@ void gemm(const OpContext& ctx, const TensorView& a, const TensorView& b, const 
   const std::int64_t m = c.size(0), n = c.size(1);
   const std::int64_t k = params.trans_a ? a.size(0) : a.size(1);
   if (m == 0 || n == 0) return;
-  const CBLAS_TRANSPOSE ta = params.trans_a ? CblasTrans : CblasNoTrans;
-  const CBLAS_TRANSPOSE tb = params.trans_b ? CblasTrans : CblasNoTrans;
   const std::int64_t ldc = leading_dim(c);
 
   std::vector<float> a32, b32;
@@ -76,8 +72,7 @@ void gemm(const OpContext& ctx, const TensorView& a, const TensorView& b, const 
         for (std::int64_t j = 0; j < n; ++j) cp[r * ldc + j] = params.beta == 0.0f ? 0.0f : params.beta * cp[r * ldc + j];
       });
     } else {
-      cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), params.alpha,
-                  ap, static_cast<int>(lda), bp, static_cast<int>(ldb), params.beta, cp, static_cast<int>(ldc));
+      sgemm(ctx, params.trans_a, params.trans_b, m, n, k, params.alpha, ap, lda, bp, ldb, params.beta, cp, ldc);
     }
     if (!bias32.empty()) {
       parallel_for(ctx, m, n, [&](std::int64_t r) {
@@ -89,8 +84,7 @@ void gemm(const OpContext& ctx, const TensorView& a, const TensorView& b, const 
 
   std::vector<float> tmp(static_cast<std::size_t>(m * n), 0.0f);
   if (k > 0) {
-    cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), params.alpha, ap,
-                static_cast<int>(lda), bp, static_cast<int>(ldb), 0.0f, tmp.data(), static_cast<int>(n));
+    sgemm(ctx, params.trans_a, params.trans_b, m, n, k, params.alpha, ap, lda, bp, ldb, 0.0f, tmp.data(), n);
   }
   dispatch_float(c.dtype(), [&](auto tag) {
     using T = decltype(tag);
