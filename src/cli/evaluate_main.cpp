@@ -10,6 +10,7 @@
 // Index: eval/loglikelihood.h (scoring), train/checkpoint.h (loading), ops/device_runtime.h.
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string_view>
 
 #include "bignlp/comm/rendezvous.h"
 #include "bignlp/core/environment.h"
@@ -32,6 +33,16 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads (0: all)");
   app.add_option("--device", device, "auto (a GPU when there is one), cpu or cuda (gpu)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda", "gpu"}));
+  // The launcher's evaluation stage runs this program on its stage config; that worker is not built.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--config-path" || arg == "--config-name" || arg.rfind("--config-path=", 0) == 0 ||
+        arg.rfind("--config-name=", 0) == 0) {
+      std::cerr << "bignlp-evaluate: running the launcher's evaluation stage (a stage config given with --config-path/"
+                   "--config-name) is not built yet; this version scores --loglikelihood requests against --checkpoint (README, Status)\n";
+      return static_cast<int>(bignlp::ExitCode::kConfig);
+    }
+  }
   CLI11_PARSE(app, argc, argv);
   bignlp::Logger log("bignlp-evaluate");
   try {

@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
     app.add_option("--device", device, "cpu, cuda (gpu) or auto; overrides trainer.accelerator")
         ->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
     app.add_option("--log-level", level, "trace, debug, info, warn, error");
+    std::string stage = "training";
+    app.add_option("--stage", stage, "the launcher stage this run belongs to (training; fine_tuning and prompt_learning are not built)")
+        ->check(CLI::IsMember({"training", "fine_tuning", "prompt_learning"}));
     app.add_option("--comm-backend", backend, "auto (gloo on CPUs, nccl on GPUs), gloo or nccl")
         ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
     app.add_option("--rendezvous", rendezvous,
@@ -74,6 +77,11 @@ int main(int argc, char** argv) {
       return app.exit(e);
     }
     log = log.with_level(bignlp::parse_log_level(level));
+    if (stage != "training")
+      throw bignlp::ConfigError(fmt::format(
+          "--stage {}: the {} stage is not built yet; bignlp-train runs GPT pre-training (the training stage) only "
+          "(README, Status)",
+          stage, stage == "fine_tuning" ? "fine-tuning" : "prompt-learning"));
     const bignlp::config::ConfigNode root = bignlp::config::load_worker_config(cfg_args);
     const bignlp::config::ConfigView cfg(root);
     const std::optional<int> master_port = cfg.find<int>("run.master_port");

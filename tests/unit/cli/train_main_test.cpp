@@ -322,6 +322,10 @@ TEST_F(TrainMainTest, ConfigErrorsNameFileLineAndKey) {
   EXPECT_EQ(o.status, 1);
   EXPECT_NE(o.text.find("model.activations_checkpoint_layers_per_pipeline: 2 (override"), std::string::npos) << o.text;
   EXPECT_NE(o.text.find("is not supported: only null"), std::string::npos) << o.text;
+  o = run(cfg_args() + " --stage fine_tuning");
+  record(o);
+  EXPECT_EQ(o.status, 1);
+  EXPECT_NE(o.text.find("--stage fine_tuning: the fine-tuning stage is not built yet"), std::string::npos) << o.text;
   o = run(cfg_args() + " model.hidden_size=abc");
   record(o);
   EXPECT_EQ(o.status, 1);

@@ -6,9 +6,15 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
@@ -61,6 +67,24 @@ TEST_P(HfGpt2ScoringTest, ImportedWeightsScoreLikePyTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, HfGpt2ScoringTest, ::testing::Values("", "--no-prefix --fp16"));
+
+// The launcher's conversion and evaluation stages run these programs on a stage config; until
+// those workers exist, that is a clear error naming the stage, not a flag-parsing failure.
+TEST(LoglikelihoodTest, StageConfigsAreRefusedNamingTheStage) {
+  for (const auto& [program, stage] : std::vector<std::pair<std::string, std::string>>{
+           {"bignlp-convert", "conversion"}, {"bignlp-evaluate", "evaluation"}}) {
+    const std::string cmd = fmt::format("{}/{} --config-path /nonexistent --config-name x_hydra.yaml 2>&1", BIGNLP_BIN_DIR, program);
+    std::FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[512];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    const int st = pclose(p);
+    EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+    EXPECT_NE(out.find(fmt::format("running the launcher's {} stage", stage)), std::string::npos) << out;
+    EXPECT_NE(out.find("is not built yet"), std::string::npos) << out;
+  }
+}
 
 TEST(LoglikelihoodTest, BatchSizeDoesNotChangeResultsAndBadRequestsNameTheLine) {
   CpuAllocator alloc;
