@@ -37,10 +37,8 @@ struct Step {
 class DataPreparationStage final : public Stage {
  public:
   StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    StagePlan plan;
-    plan.stage = c.stage();
     Problems p(c.stage());
-    read_run_section(c, p, plan);
+    StagePlan plan = start_plan(c, family, p);
     const std::string dataset = c.opt_string("dataset").value_or("");
     plan.family = dataset.empty() ? family : dataset;
     std::vector<Step> steps;

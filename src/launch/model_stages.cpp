@@ -25,11 +25,8 @@ void check_model_parallel(const StageConfig& c, std::int64_t nodes, std::int64_t
 class ConversionStage final : public Stage {
  public:
   StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    StagePlan plan;
-    plan.stage = c.stage();
-    plan.family = family;
     Problems p(c.stage());
-    read_run_section(c, p, plan);
+    StagePlan plan = start_plan(c, family, p);
     const std::int64_t nodes = c.opt_int("run.nodes").value_or(1);
     const std::int64_t ntasks = c.opt_int("run.ntasks_per_node").value_or(1);
     check_model_parallel(c, nodes, ntasks, "run.nodes", "run.ntasks_per_node", "model.tensor_model_parallel_size",
@@ -44,11 +41,7 @@ class ConversionStage final : public Stage {
       }
     }
     p.throw_if_any();
-    JobSpec job = base_job(c, plan, ctx, true);
-    job.nodes = static_cast<int>(nodes);
-    job.ntasks_per_node = static_cast<int>(ntasks);
-    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-convert", {}, false)}}};
-    plan.jobs.push_back(std::move(job));
+    add_worker_job(plan, c, ctx, /*uses_gpus=*/true, nodes, ntasks, "bignlp-convert", {}, /*bind=*/false);
     return plan;
   }
 };
@@ -56,11 +49,8 @@ class ConversionStage final : public Stage {
 class EvaluationStage final : public Stage {
  public:
   StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    StagePlan plan;
-    plan.stage = c.stage();
-    plan.family = family;
     Problems p(c.stage());
-    read_run_section(c, p, plan);
+    StagePlan plan = start_plan(c, family, p);
     std::int64_t nodes = 1;
     std::int64_t ntasks = 1;
     if (family == "gpt3" || family == "prompt_gpt3") {
@@ -92,11 +82,7 @@ class EvaluationStage final : public Stage {
       input("model.restore_from_path", "fine_tuning", "set it to a fine-tuned .nemo model");
     }
     p.throw_if_any();
-    JobSpec job = base_job(c, plan, ctx, true);
-    job.nodes = static_cast<int>(nodes);
-    job.ntasks_per_node = static_cast<int>(ntasks);
-    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-evaluate", {}, true)}}};
-    plan.jobs.push_back(std::move(job));
+    add_worker_job(plan, c, ctx, /*uses_gpus=*/true, nodes, ntasks, "bignlp-evaluate", {}, /*bind=*/true);
     return plan;
   }
 };
@@ -104,22 +90,15 @@ class EvaluationStage final : public Stage {
 class ExportStage final : public Stage {
  public:
   StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    StagePlan plan;
-    plan.stage = c.stage();
-    plan.family = family;
     Problems p(c.stage());
-    read_run_section(c, p, plan);
+    StagePlan plan = start_plan(c, family, p);
     if (auto path = c.opt_string("model.checkpoint_path")) {
       const std::string_view producer = ctx.runs_earlier("conversion") ? "conversion" : "training";
       require_input(c, ctx, plan, p, "model.checkpoint_path", *path, producer,
                     "set run.model_train_name to a finished training run");
     }
     p.throw_if_any();
-    JobSpec job = base_job(c, plan, ctx, true);
-    job.nodes = 1;
-    job.ntasks_per_node = 1;
-    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-export", {}, false)}}};
-    plan.jobs.push_back(std::move(job));
+    add_worker_job(plan, c, ctx, /*uses_gpus=*/true, 1, 1, "bignlp-export", {}, /*bind=*/false);
     return plan;
   }
 };

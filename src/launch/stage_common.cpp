@@ -81,6 +81,25 @@ void read_run_section(const StageConfig& c, Problems& problems, StagePlan& plan)
   plan.config = c.node();
 }
 
+StagePlan start_plan(const StageConfig& c, const std::string& family, Problems& problems) {
+  StagePlan plan;
+  plan.stage = c.stage();
+  plan.family = family;
+  read_run_section(c, problems, plan);
+  return plan;
+}
+
+JobSpec& add_worker_job(StagePlan& plan, const StageConfig& c, const StageContext& ctx, bool uses_gpus,
+                        std::int64_t nodes, std::int64_t ntasks_per_node, const std::string& program,
+                        const std::vector<std::string>& extra, bool bind) {
+  JobSpec job = base_job(c, plan, ctx, uses_gpus);
+  job.nodes = static_cast<int>(nodes);
+  job.ntasks_per_node = static_cast<int>(ntasks_per_node);
+  job.groups = {CommandGroup{{worker_command(plan, ctx, program, extra, bind)}}};
+  plan.jobs.push_back(std::move(job));
+  return plan.jobs.back();
+}
+
 JobSpec base_job(const StageConfig& c, const StagePlan& plan, const StageContext& ctx, bool uses_gpus) {
   const LaunchSettings& s = ctx.settings;
   JobSpec j;

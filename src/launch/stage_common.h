@@ -27,6 +27,15 @@ JobSpec base_job(const StageConfig& c, const StagePlan& plan, const StageContext
 Command worker_command(const StagePlan& plan, const StageContext& ctx, const std::string& program,
                        const std::vector<std::string>& extra, bool bind);
 
+/// A plan for `c` of `family` with its run section read (problems go to `problems`).
+StagePlan start_plan(const StageConfig& c, const std::string& family, Problems& problems);
+
+/// Appends the stage's one job: base_job() on `nodes` x `ntasks_per_node` tasks, each running
+/// worker_command(program, extra, bind). Returns it for stage-specific additions.
+JobSpec& add_worker_job(StagePlan& plan, const StageConfig& c, const StageContext& ctx, bool uses_gpus,
+                        std::int64_t nodes, std::int64_t ntasks_per_node, const std::string& program,
+                        const std::vector<std::string>& extra, bool bind);
+
 /// Divisors of n, as "1, 2, 4, 8" (for fix suggestions).
 std::string divisors_text(std::int64_t n);
 

@@ -148,14 +148,19 @@ void check_datasets(const StageConfig& c, const StageContext& ctx, StagePlan& pl
   }
 }
 
+// The job of the training-like stages: bignlp-train on trainer.num_nodes x trainer.devices tasks.
+void add_train_job(StagePlan& plan, const StageConfig& c, const StageContext& ctx, const std::vector<std::string>& extra) {
+  JobSpec& job = add_worker_job(plan, c, ctx, on_gpus(c), nodes_of(c), tasks_of(c), "bignlp-train", extra, /*bind=*/true);
+  if (c.opt_int("model.tensor_model_parallel_size").value_or(1) > 1) {
+    job.env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");  // keeps TP communication overlapped
+  }
+}
+
 class TrainingStage final : public Stage {
  public:
   StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    StagePlan plan;
-    plan.stage = c.stage();
-    plan.family = family;
     Problems p(c.stage());
-    read_run_section(c, p, plan);
+    StagePlan plan = start_plan(c, family, p);
     check_parallel_layout(c, ctx,
                           {"trainer.num_nodes", "trainer.devices", "model.tensor_model_parallel_size",
                            "model.pipeline_model_parallel_size", "model.global_batch_size", "model.micro_batch_size"},
@@ -169,14 +174,7 @@ class TrainingStage final : public Stage {
     check_tokenizer_files(c, ctx, plan, p);
     p.throw_if_any();
 
-    JobSpec job = base_job(c, plan, ctx, on_gpus(c));
-    job.nodes = static_cast<int>(nodes_of(c));
-    job.ntasks_per_node = static_cast<int>(tasks_of(c));
-    if (c.opt_int("model.tensor_model_parallel_size").value_or(1) > 1) {
-      job.env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");  // keeps TP communication overlapped
-    }
-    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-train", {}, true)}}};
-    plan.jobs.push_back(std::move(job));
+    add_train_job(plan, c, ctx, {});
     return plan;
   }
 };
@@ -188,11 +186,8 @@ class TuningStage final : public Stage {
       : model_key_(std::move(model_key)), gbs_key_(std::move(gbs_key)), mbs_key_(std::move(mbs_key)) {}
 
   StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    StagePlan plan;
-    plan.stage = c.stage();
-    plan.family = family;
     Problems p(c.stage());
-    read_run_section(c, p, plan);
+    StagePlan plan = start_plan(c, family, p);
     check_parallel_layout(c, ctx,
                           {"trainer.num_nodes", "trainer.devices", "model.tensor_model_parallel_size",
                            "model.pipeline_model_parallel_size", gbs_key_, mbs_key_},
@@ -203,14 +198,7 @@ class TuningStage final : public Stage {
     }
     p.throw_if_any();
 
-    JobSpec job = base_job(c, plan, ctx, on_gpus(c));
-    job.nodes = static_cast<int>(nodes_of(c));
-    job.ntasks_per_node = static_cast<int>(tasks_of(c));
-    if (c.opt_int("model.tensor_model_parallel_size").value_or(1) > 1) {
-      job.env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");
-    }
-    job.groups = {CommandGroup{{worker_command(plan, ctx, "bignlp-train", {"--stage", c.stage()}, true)}}};
-    plan.jobs.push_back(std::move(job));
+    add_train_job(plan, c, ctx, {"--stage", c.stage()});
     return plan;
   }
 
