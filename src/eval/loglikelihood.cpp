@@ -44,11 +44,11 @@ std::vector<LoglikelihoodRequest> read_loglikelihood_requests(const std::filesys
   return out;
 }
 
-std::vector<LoglikelihoodResult> score_loglikelihood(model::GptModel& model,
+std::vector<LoglikelihoodResult> score_loglikelihood(model::Model& model,
                                                      const std::vector<LoglikelihoodRequest>& requests,
                                                      std::int64_t batch_size) {
   BIGNLP_CHECK(batch_size > 0, "batch size must be positive, got {}", batch_size);
-  const std::int64_t max_len = model.config().positions();
+  const std::int64_t max_len = model.max_sequence_length();
   // Inputs and targets of each request, left-truncated to max_len.
   struct Seq {
     std::vector<std::int32_t> input, target;
@@ -85,7 +85,7 @@ std::vector<LoglikelihoodResult> score_loglikelihood(model::GptModel& model,
     }
     model::GptBatch batch{TensorView(tokens.data(), DType::kI32, Shape{b, t}),
                           TensorView(labels.data(), DType::kI32, Shape{b, t}), {}, {}};
-    const model::GptScores scores = model.score(batch);
+    const model::TokenScores scores = model.score(batch);
     for (std::int64_t bi = 0; bi < b; ++bi) {
       const Seq& s = seqs[order[start + bi]];
       const std::int64_t len = static_cast<std::int64_t>(s.input.size());

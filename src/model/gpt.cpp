@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "bignlp/core/check.h"
 #include "bignlp/parallel/column_parallel_linear.h"
 #include "bignlp/parallel/grad_buckets.h"
@@ -34,18 +36,63 @@ std::vector<T> to_sequence_first(const TensorView& bt, const char* what) {
   return out;
 }
 
+/// The GPT activations behind a Model::Activations (a programmer error otherwise).
+GptActivations& gpt_activations(Activations& a) {
+  auto* g = dynamic_cast<GptActivations*>(&a);
+  BIGNLP_CHECK(g != nullptr, "GptModel given activations of another model family");
+  return *g;
+}
+
+const GptActivations& gpt_activations(const Activations& a) {
+  const auto* g = dynamic_cast<const GptActivations*>(&a);
+  BIGNLP_CHECK(g != nullptr, "GptModel given activations of another model family");
+  return *g;
+}
+
 }  // namespace
 
-std::uint64_t dropout_offset(std::int64_t step, std::int64_t micro, std::int64_t num_micro_batches) {
-  return static_cast<std::uint64_t>(step * num_micro_batches + micro) << 20;
+nlohmann::json GptModel::config_json() const { return nlohmann::json(config_); }
+
+BlockSpec gpt_block_spec(const GptConfig& c) {
+  BlockSpec s;
+  s.hidden_size = c.hidden_size;
+  s.ffn_hidden_size = c.ffn_size();
+  s.num_attention_heads = c.num_attention_heads;
+  s.kv_channels = c.head_size();
+  s.num_layers = c.num_layers;
+  s.normalization = Normalization::kLayerNorm;
+  s.normalization_bias = true;
+  s.normalization_epsilon = c.layernorm_epsilon;
+  s.activation = c.activation == ops::GeluApprox::kTanh ? ops::Activation::kGeluTanh : ops::Activation::kGeluErf;
+  s.gated_linear_unit = false;
+  s.bias = true;
+  s.self_attention_mask = SelfAttentionMask::kCausal;
+  s.apply_query_key_layer_scaling = c.apply_query_key_layer_scaling;
+  s.init_method_std = c.init_method_std;
+  s.use_scaled_init_method = c.use_scaled_init_method;
+  s.hidden_dropout = c.hidden_dropout;
+  s.attention_dropout = c.attention_dropout;
+  s.naming = BlockNaming::gpt();
+  return s;
 }
 
 GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel)
-    : config_(config),
+    : GptModel("gpt", config, gpt_block_spec(config), ctx, parallel) {}
+
+GptModel::GptModel(std::string family, const GptConfig& config, const BlockSpec& block, const ops::OpContext& ctx,
+                   const parallel::ParallelContext& parallel)
+    : family_(std::move(family)),
+      config_(config),
+      spec_(block),
       ctx_(ctx),
       parallel_(parallel),
       plan_(config.num_layers, parallel.pp_size(), parallel.options.virtual_pipeline_size) {
   config_.validate();
+  spec_.validate();
+  BIGNLP_CHECK(spec_.hidden_size == config_.hidden_size && spec_.num_layers == config_.num_layers &&
+                   spec_.num_attention_heads == config_.num_attention_heads &&
+                   spec_.self_attention_mask == SelfAttentionMask::kCausal && !spec_.cross_attention,
+               "{}: the block spec must be a causal decoder block of the config's sizes", family_);
   BIGNLP_CHECK(ctx_.allocator != nullptr, "GptModel needs an OpContext with an allocator");
   BIGNLP_CHECK(ctx_.allocator->device() == ctx_.device, "allocator device {} differs from the context device {}",
                ctx_.allocator->device().to_string(), ctx_.device.to_string());
@@ -82,12 +129,13 @@ GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const par
     const parallel::LayerRange range = plan_.layers(stage, c);
     for (int l = range.begin; l < range.end; ++l) {
       chunk_layers_[static_cast<std::size_t>(c)].push_back(static_cast<int>(layers_.size()));
-      layers_.emplace_back(config_, store_, l, parallel_);
+      layers_.emplace_back(spec_, store_, l, parallel_);
     }
   }
   if (plan_.has_head(stage, plan_.num_chunks() - 1)) {
-    final_layernorm_ = std::make_unique<LayerNorm>(store_, kFinalLayerNorm, config_.hidden_size,
-                                                   config_.layernorm_epsilon, parallel_.sequence_parallel());
+    final_layernorm_ = std::make_unique<Norm>(
+        store_, NormSpec{kFinalLayerNorm, config_.hidden_size, spec_.normalization_epsilon, spec_.normalization,
+                         spec_.normalization_bias, parallel_.sequence_parallel()});
     if (word_embeddings_ != nullptr) {
       output_weights_ = word_embeddings_;
     } else {
@@ -123,6 +171,24 @@ void GptModel::initialize(std::uint64_t seed) {
 Shape GptModel::boundary_shape(std::int64_t batch, std::int64_t seq) const {
   const std::int64_t t = parallel_.sequence_parallel() ? parallel_.tp_size() : 1;
   return Shape{seq / t, batch, config_.hidden_size};
+}
+
+// The parallel layers at one rank (no TP communicator) are the plain ops: one path for every TP size.
+parallel::VocabParallelEmbedding GptModel::word_embedding() const {
+  return parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size());
+}
+
+parallel::ColumnParallelLinear GptModel::output_layer() const {
+  return parallel::ColumnParallelLinear(parallel_.tp, parallel_.sequence_parallel(), parallel_.options.async_tp_allreduce);
+}
+
+parallel::LinearWeights GptModel::output_layer_weights() const {
+  return parallel::LinearWeights{output_weights_->value, {}, output_weights_->grad, {}};
+}
+
+parallel::VocabParallelCrossEntropy GptModel::cross_entropy() const {
+  const std::int64_t vl = output_weights_->shape[0];
+  return parallel::VocabParallelCrossEntropy(parallel_.tp, parallel_.tp_size() > 1 ? parallel_.tp_rank() * vl : 0);
 }
 
 std::int64_t GptModel::local_rows(std::int64_t rows) const {
@@ -195,13 +261,8 @@ void GptModel::embed(GptActivations& a, const GptBatch& batch, bool training) {
   ops::copy(ctx_, TensorView(ids.data(), DType::kI32, Shape{n}), a.ids);
   ops::copy(ctx_, TensorView(positions.data(), DType::kI32, Shape{n}), a.positions);
   Buffer full(alloc, config_.compute_dtype(), Shape{n, c});
-  if (parallel_.tp != nullptr) {
-    // Vocab-parallel lookup (all-reduced over TP); exactly one rank contributes each row.
-    parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size())
-        .forward(ctx_, a.ids, word_embeddings_->value, full);
-  } else {
-    ops::embedding_forward(ctx_, a.ids, word_embeddings_->value, full);
-  }
+  // Vocab-parallel lookup (all-reduced over TP); exactly one rank contributes each row.
+  word_embedding().forward(ctx_, a.ids, word_embeddings_->value, full);
   ops::embedding_forward(ctx_, a.positions, position_embeddings_->value, full, 0, /*accumulate=*/true);
   if (parallel_.sequence_parallel()) {
     a.inputs[0] = Buffer(alloc, config_.compute_dtype(), Shape{local_rows(n), c});
@@ -224,23 +285,11 @@ void GptModel::head(GptActivations& a) {
   a.final_rstd = Buffer(alloc, DType::kF32, Shape{nl});
   final_layernorm_->forward(ctx_, a.inputs.back(), a.final_out, a.final_mean, a.final_rstd);
   a.logits = Buffer(alloc, dt, Shape{a.pass.seq, a.pass.batch, vl});
-  if (parallel_.tp != nullptr) {
-    parallel::ColumnParallelLinear(parallel_.tp, parallel_.sequence_parallel(), parallel_.options.async_tp_allreduce)
-        .forward(ctx_, parallel::LinearWeights{output_weights_->value, {}, output_weights_->grad, {}}, a.final_out,
-                 a.logits.view().reshape(Shape{n, vl}));
-  } else {
-    ops::gemm(ctx_, a.final_out, output_weights_->value, a.logits.view().reshape(Shape{n, vl}),
-              ops::GemmParams{false, true});
-  }
+  output_layer().forward(ctx_, output_layer_weights(), a.final_out, a.logits.view().reshape(Shape{n, vl}));
   if (!a.targets.defined()) return;
   a.losses = Buffer(alloc, DType::kF32, Shape{n});
   a.lse = Buffer(alloc, DType::kF32, Shape{n});
-  if (parallel_.tp != nullptr) {
-    parallel::VocabParallelCrossEntropy(parallel_.tp, parallel_.tp->rank() * vl)
-        .forward(ctx_, a.logits.view().reshape(Shape{n, vl}), a.targets, a.losses, a.lse);
-  } else {
-    ops::cross_entropy_forward(ctx_, a.logits.view().reshape(Shape{n, vl}), a.targets, a.losses, a.lse);
-  }
+  cross_entropy().forward(ctx_, a.logits.view().reshape(Shape{n, vl}), a.targets, a.losses, a.lse);
   a.token_losses.assign(static_cast<std::size_t>(n), 0.0f);
   ops::copy(ctx_, a.losses, TensorView(a.token_losses.data(), DType::kF32, Shape{n}));
   double sum = 0.0;
@@ -248,15 +297,8 @@ void GptModel::head(GptActivations& a) {
   a.loss = a.mask_sum > 0.0 ? static_cast<float>(sum / a.mask_sum) : 0.0f;
 }
 
-std::unique_ptr<GptActivations> GptModel::forward(const GptBatch& batch, const DropoutRng& rng, bool training) {
-  BIGNLP_CHECK(parallel_.pp_size() == 1 && plan_.num_chunks() == 1,
-               "GptModel::forward runs the whole model; with pipeline stages use forward_chunk");
-  return forward_chunk(0, batch, rng, training, {}, {});
-}
-
-std::unique_ptr<GptActivations> GptModel::forward_chunk(int chunk, const GptBatch& batch, const DropoutRng& rng,
-                                                        bool training, const TensorView& input,
-                                                        const TensorView& output) {
+std::unique_ptr<Activations> GptModel::forward_chunk(int chunk, const Batch& batch, const DropoutRng& rng,
+                                                     bool training, const TensorView& input, const TensorView& output) {
   BIGNLP_CHECK(chunk >= 0 && chunk < plan_.num_chunks(), "model chunk {} outside [0, {})", chunk, plan_.num_chunks());
   auto a = std::make_unique<GptActivations>();
   a->chunk = chunk;
@@ -305,10 +347,9 @@ std::unique_ptr<GptActivations> GptModel::forward_chunk(int chunk, const GptBatc
   return a;
 }
 
-void GptModel::backward(GptActivations& a, float grad_scale) { backward_chunk(a, grad_scale, {}, {}); }
-
-void GptModel::backward_chunk(GptActivations& a, float grad_scale, const TensorView& output_grad,
+void GptModel::backward_chunk(Activations& acts, float grad_scale, const TensorView& output_grad,
                               const TensorView& input_grad) {
+  GptActivations& a = gpt_activations(acts);
   const int chunk = a.chunk;
   Allocator& alloc = *ctx_.allocator;
   const std::int64_t n = a.pass.rows(), nl = local_rows(n), c = config_.hidden_size;
@@ -328,17 +369,8 @@ void GptModel::backward_chunk(GptActivations& a, float grad_scale, const TensorV
     ops::copy(ctx_, TensorView(dlosses.data(), DType::kF32, Shape{n}), dl);
     const TensorView logits = a.logits.view().reshape(Shape{n, vl});
     Buffer d_final(alloc, dt, Shape{nl, c});
-    if (parallel_.tp != nullptr) {
-      parallel::VocabParallelCrossEntropy(parallel_.tp, parallel_.tp->rank() * vl)
-          .backward(ctx_, logits, a.targets, a.lse, dl, logits);
-      parallel::ColumnParallelLinear(parallel_.tp, parallel_.sequence_parallel(), parallel_.options.async_tp_allreduce)
-          .backward(ctx_, parallel::LinearWeights{output_weights_->value, {}, output_weights_->grad, {}}, a.final_out,
-                    logits, d_final);
-    } else {
-      ops::cross_entropy_backward(ctx_, logits, a.targets, a.lse, dl, logits);  // in place: dlogits
-      ops::gemm(ctx_, logits, output_weights_->value, d_final, ops::GemmParams{});
-      ops::gemm(ctx_, logits, a.final_out, output_weights_->grad, ops::GemmParams{true, false, 1.0f, 1.0f});
-    }
+    cross_entropy().backward(ctx_, logits, a.targets, a.lse, dl, logits);  // in place: dlogits
+    output_layer().backward(ctx_, output_layer_weights(), a.final_out, logits, d_final);
     a.logits = Buffer();
     a.losses = Buffer();
     a.lse = Buffer();
@@ -348,7 +380,7 @@ void GptModel::backward_chunk(GptActivations& a, float grad_scale, const TensorV
     a.final_rstd = Buffer();
     a.inputs.back() = Buffer();
     notify(&final_layernorm_->weight());
-    notify(&final_layernorm_->bias());
+    notify(final_layernorm_->bias());
     if (output_weights_ != word_embeddings_) notify(output_weights_);
   } else {
     BIGNLP_CHECK(output_grad.defined() && output_grad.numel() == nl * c,
@@ -369,10 +401,7 @@ void GptModel::backward_chunk(GptActivations& a, float grad_scale, const TensorV
     const TransformerLayer& layer = layers_[chunk_layers[l]];
     layer.backward(ctx_, a.pass, a.inputs[l], a.layers[l], dx);
     a.inputs[l] = Buffer();
-    for (Parameter* p : {&layer.ln1_weight(), &layer.ln1_bias(), &layer.qkv().weight(), layer.qkv().bias(),
-                         &layer.dense().weight(), layer.dense().bias(), &layer.ln2_weight(), &layer.ln2_bias(),
-                         &layer.fc1().weight(), layer.fc1().bias(), &layer.fc2().weight(), layer.fc2().bias()})
-      notify(p);
+    for (Parameter* p : layer.parameters()) notify(p);
   }
   if (has_embedding(chunk)) {
     if (a.pass.training && config_.hidden_dropout > 0.0f)
@@ -386,8 +415,7 @@ void GptModel::backward_chunk(GptActivations& a, float grad_scale, const TensorV
       parallel::scatter_to_sp_region_backward(*parallel_.tp, dx, full);
       d_embed = full.view();
     }
-    ops::embedding_backward(ctx_, a.ids, d_embed, word_embeddings_->grad,
-                            parallel_.tp != nullptr ? parallel_.tp->rank() * word_embeddings_->shape[0] : 0);
+    word_embedding().backward(ctx_, a.ids, d_embed, word_embeddings_->grad);
     ops::embedding_backward(ctx_, a.positions, d_embed, position_embeddings_->grad);
     notify(word_embeddings_);
     notify(position_embeddings_);
@@ -428,15 +456,6 @@ void GptModel::reduce_model_parallel_grads() {
   }
 }
 
-float GptModel::train_micro_batch(const GptBatch& batch, const DropoutRng& rng, float grad_scale) {
-  auto a = forward(batch, rng, /*training=*/true);
-  const float loss = a->loss;
-  backward(*a, grad_scale);
-  return loss;
-}
-
-float GptModel::evaluate(const GptBatch& batch) { return forward(batch, DropoutRng{}, /*training=*/false)->loss; }
-
 Buffer GptModel::gather_logits(const GptActivations& a) const {
   if (parallel_.tp == nullptr) return Buffer();
   const std::int64_t n = a.pass.rows(), vl = output_weights_->shape[0];
@@ -445,8 +464,9 @@ Buffer GptModel::gather_logits(const GptActivations& a) const {
   return full;
 }
 
-GptScores GptModel::score(const GptBatch& batch) {
-  auto a = forward(batch, DropoutRng{}, /*training=*/false);
+TokenScores GptModel::score(const Batch& batch) {
+  auto owned = forward(batch, DropoutRng{}, /*training=*/false);
+  const GptActivations* a = &gpt_activations(*owned);
   BIGNLP_CHECK(a->targets.defined(), "score() needs labels");
   const std::int64_t n = a->pass.rows(), b = a->pass.batch, t = a->pass.seq, vp = config_.padded_vocab_size();
   Buffer argmax(*ctx_.allocator, DType::kI32, Shape{n});
@@ -455,7 +475,7 @@ GptScores GptModel::score(const GptBatch& batch) {
   ops::argmax(ctx_, logits.slice(1, 0, config_.vocab_size), argmax);
   std::vector<std::int32_t> am(static_cast<std::size_t>(n));
   ops::copy(ctx_, argmax, TensorView(am.data(), DType::kI32, Shape{n}));
-  GptScores s;
+  TokenScores s;
   s.logprob.resize(static_cast<std::size_t>(n));
   s.argmax.resize(static_cast<std::size_t>(n));
   for (std::int64_t ti = 0; ti < t; ++ti)
@@ -466,7 +486,8 @@ GptScores GptModel::score(const GptBatch& batch) {
   return s;
 }
 
-std::vector<float> GptModel::logits_to_host(const GptActivations& a) const {
+std::vector<float> GptModel::logits_to_host(const Activations& acts) const {
+  const GptActivations& a = gpt_activations(acts);
   BIGNLP_CHECK(a.logits.defined(), "no logits kept (backward() releases them)");
   const std::int64_t b = a.pass.batch, t = a.pass.seq, vp = config_.padded_vocab_size();
   std::vector<float> sf(static_cast<std::size_t>(b * t * vp)), out(sf.size());

@@ -49,57 +49,61 @@ parallel::LinearWeights Linear::weights() const {
                                  bias_ ? bias_->grad : TensorView{}};
 }
 
+// The parallel layers at one rank (no TP communicator) are exactly the plain layer, so there is
+// one path: a row-partitioned layer runs as RowParallelLinear, every other as ColumnParallelLinear.
 void Linear::forward(const ops::OpContext& ctx, const TensorView& x, const TensorView& y) const {
-  if (tp_ != nullptr && partition_ == LinearPartition::kColumn) {
-    parallel::ColumnParallelLinear(tp_, sequence_parallel_, async_allreduce_).forward(ctx, weights(), x, y);
-  } else if (tp_ != nullptr && partition_ == LinearPartition::kRow) {
+  if (partition_ == LinearPartition::kRow) {
     parallel::RowParallelLinear(tp_, sequence_parallel_).forward(ctx, weights(), x, y);
   } else {
-    ops::gemm(ctx, x, weight_->value, y, ops::GemmParams{false, true}, bias_ ? bias_->value : TensorView{});
+    parallel::ColumnParallelLinear(column_tp(), sequence_parallel_, async_allreduce_).forward(ctx, weights(), x, y);
   }
 }
 
 void Linear::backward(const ops::OpContext& ctx, const TensorView& x, const TensorView& dy, const TensorView& dx) const {
-  if (tp_ != nullptr && partition_ == LinearPartition::kColumn) {
-    parallel::ColumnParallelLinear(tp_, sequence_parallel_, async_allreduce_).backward(ctx, weights(), x, dy, dx);
-    return;
-  }
-  if (tp_ != nullptr && partition_ == LinearPartition::kRow) {
+  if (partition_ == LinearPartition::kRow) {
     parallel::RowParallelLinear(tp_, sequence_parallel_).backward(ctx, weights(), x, dy, dx);
-    return;
+  } else {
+    parallel::ColumnParallelLinear(column_tp(), sequence_parallel_, async_allreduce_).backward(ctx, weights(), x, dy, dx);
   }
-  ops::gemm(ctx, dy, x, weight_->grad, ops::GemmParams{true, false, 1.0f, 1.0f});
-  if (bias_) ops::bias_backward(ctx, dy, bias_->grad);
-  if (dx.defined()) ops::gemm(ctx, dy, weight_->value, dx, ops::GemmParams{});
 }
 
-LayerNorm::LayerNorm(ParameterStore& store, const std::string& name, std::int64_t channels, float eps,
-                     bool sequence_parallel)
-    : eps_(eps) {
+Norm::Norm(ParameterStore& store, const NormSpec& spec) : eps_(spec.eps), kind_(spec.kind) {
+  BIGNLP_CHECK(!(spec.kind == Normalization::kRmsNorm && spec.bias), "{}: RMSNorm has no bias", spec.name);
   Parameter w;
-  w.name = name + ".weight";
-  w.shape = Shape{channels};
+  w.name = spec.name + ".weight";
+  w.shape = Shape{spec.channels};
   w.init = ParamInit::kOnes;
   w.weight_decay = false;
-  w.sequence_parallel = sequence_parallel;
+  w.sequence_parallel = spec.sequence_parallel;
   weight_ = &store.add(std::move(w));
-  Parameter b;
-  b.name = name + ".bias";
-  b.shape = Shape{channels};
-  b.init = ParamInit::kZeros;
-  b.weight_decay = false;
-  b.sequence_parallel = sequence_parallel;
-  bias_ = &store.add(std::move(b));
+  if (spec.bias) {
+    Parameter b;
+    b.name = spec.name + ".bias";
+    b.shape = Shape{spec.channels};
+    b.init = ParamInit::kZeros;
+    b.weight_decay = false;
+    b.sequence_parallel = spec.sequence_parallel;
+    bias_ = &store.add(std::move(b));
+  }
 }
 
-void LayerNorm::forward(const ops::OpContext& ctx, const TensorView& x, const TensorView& y, const TensorView& mean,
-                        const TensorView& rstd) const {
-  ops::layernorm_forward(ctx, x, weight_->value, bias_->value, y, mean, rstd, eps_);
+void Norm::forward(const ops::OpContext& ctx, const TensorView& x, const TensorView& y, const TensorView& mean,
+                   const TensorView& rstd) const {
+  if (kind_ == Normalization::kRmsNorm) {
+    ops::rmsnorm_forward(ctx, x, weight_->value, y, rstd, eps_);
+  } else {
+    ops::layernorm_forward(ctx, x, weight_->value, bias_ != nullptr ? bias_->value : TensorView{}, y, mean, rstd, eps_);
+  }
 }
 
-void LayerNorm::backward(const ops::OpContext& ctx, const TensorView& x, const TensorView& mean,
-                         const TensorView& rstd, const TensorView& dy, const TensorView& dx, bool accumulate) const {
-  ops::layernorm_backward(ctx, x, weight_->value, mean, rstd, dy, dx, weight_->grad, bias_->grad, accumulate);
+void Norm::backward(const ops::OpContext& ctx, const TensorView& x, const TensorView& mean, const TensorView& rstd,
+                    const TensorView& dy, const TensorView& dx, bool accumulate) const {
+  if (kind_ == Normalization::kRmsNorm) {
+    ops::rmsnorm_backward(ctx, x, weight_->value, rstd, dy, dx, weight_->grad, accumulate);
+  } else {
+    ops::layernorm_backward(ctx, x, weight_->value, mean, rstd, dy, dx, weight_->grad,
+                            bias_ != nullptr ? bias_->grad : TensorView{}, accumulate);
+  }
 }
 
 }  // namespace bignlp::model

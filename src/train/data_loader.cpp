@@ -19,7 +19,7 @@ GptDataLoader::GptDataLoader(std::shared_ptr<const data::SampleDataset> dataset,
   loss_mask_.resize(tokens_.size());
 }
 
-model::GptBatch GptDataLoader::batch(std::int64_t first) {
+model::Batch GptDataLoader::batch(std::int64_t first) {
   if (first < 0 || first + b_ > dataset_->size())
     throw DataError(fmt::format("samples [{}, {}) requested from a dataset of {} samples", first, first + b_,
                                 dataset_->size()));

@@ -6,9 +6,13 @@
 #include <cmath>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/model/micro_batch_runner.h"
+#include "bignlp/model/model_family.h"
 #include "bignlp/ops/device_runtime.h"
 #include "bignlp/train/checkpoint.h"
 #include "bignlp/train/data_loader.h"
@@ -16,7 +20,6 @@
 #include "bignlp/train/optimizer.h"
 #include "bignlp/train/tensorboard.h"
 #include "bignlp/parallel/grad_buckets.h"
-#include "bignlp/parallel/pipeline_executor.h"
 
 namespace fs = std::filesystem;
 
@@ -29,15 +32,25 @@ struct Trainer::State {
   std::unique_ptr<AdamOptimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
   std::unique_ptr<DynamicLossScaler> scaler;
-  std::unique_ptr<GptDataLoader> train_loader, valid_loader;
+  std::shared_ptr<BatchSource> train_batches, valid_batches;
   std::int64_t global_step = 0;
   std::int64_t scheduler_step = 0;
   std::int64_t consumed_samples = 0;
   std::int64_t last_saved_step = -1;
+  std::unique_ptr<TensorBoardWriter> tb;  // rank 0
+  std::unique_ptr<CsvMetricsWriter> csv;  // rank 0
 };
 
-Trainer::Trainer(TrainingConfig config, const Logger& log, const ops::OpContext& ctx, std::FILE* out)
-    : config_(std::move(config)), log_(log), ctx_(ctx), out_(out) {
+struct Trainer::StepResult {
+  double loss = 0.0;
+  double lr = 0.0;
+  double seconds = 0.0;
+  double loss_scale = 1.0;
+  OptimizerStepResult optimizer;
+};
+
+Trainer::Trainer(TrainingConfig config, const Logger& log, const ops::OpContext& ctx, std::FILE* out, TrainerParts parts)
+    : config_(std::move(config)), log_(log), ctx_(ctx), out_(out), parts_(std::move(parts)) {
   BIGNLP_CHECK(ctx_.allocator != nullptr, "Trainer needs an OpContext with an allocator");
 }
 
@@ -61,56 +74,10 @@ void Trainer::write_hparams() const {
   write_file_atomic(config_.exp_manager.explicit_log_dir / "hparams.yaml", text);
 }
 
-// The pipeline executor's view of the model: micro-batch j of the step is read from the loader and
-// run through forward_chunk / backward_chunk; activations wait in a map between the two.
-class Trainer::PipelineAdapter final : public parallel::PipelineModel {
- public:
-  PipelineAdapter(Trainer& t, GptDataLoader& loader, std::function<std::int64_t(std::int64_t)> first_sample,
-                  std::function<model::DropoutRng(std::int64_t)> rng, bool training, float grad_scale,
-                  parallel::GradBuckets* buckets = nullptr)
-      : t_(t), loader_(loader), first_(std::move(first_sample)), rng_(std::move(rng)), training_(training),
-        grad_scale_(grad_scale), buckets_(buckets) {}
-
-  Shape boundary_shape() const override {
-    return t_.model_->boundary_shape(t_.config_.micro_batch_size, t_.config_.model.seq_length);
-  }
-  DType boundary_dtype() const override { return t_.config_.model.compute_dtype(); }
-
-  void forward(int mb, int chunk, const TensorView& input, const TensorView& output) override {
-    const model::GptBatch batch = loader_.batch(first_(mb));
-    auto acts = t_.model_->forward_chunk(chunk, batch, rng_(mb), training_, input, output);
-    if (t_.model_->stage_plan().has_head(t_.parallel_.pp_rank(), chunk)) loss_sum_ += acts->loss;
-    if (training_) acts_[{mb, chunk}] = std::move(acts);
-  }
-
-  void backward(int mb, int chunk, const TensorView& output_grad, const TensorView& input_grad,
-                bool last_of_chunk) override {
-    auto it = acts_.find({mb, chunk});
-    BIGNLP_CHECK(it != acts_.end(), "no activations for micro-batch {} chunk {}", mb, chunk);
-    if (last_of_chunk && buckets_ != nullptr) t_.model_->set_grad_ready_hook(t_.bucket_hook(*buckets_));
-    t_.model_->backward_chunk(*it->second, grad_scale_, output_grad, input_grad);
-    t_.model_->set_grad_ready_hook({});
-    acts_.erase(it);
-  }
-
-  double loss_sum() const { return loss_sum_; }
-
- private:
-  Trainer& t_;
-  GptDataLoader& loader_;
-  std::function<std::int64_t(std::int64_t)> first_;
-  std::function<model::DropoutRng(std::int64_t)> rng_;
-  bool training_;
-  float grad_scale_;
-  parallel::GradBuckets* buckets_;
-  std::map<std::pair<int, int>, std::unique_ptr<model::GptActivations>> acts_;
-  double loss_sum_ = 0.0;
-};
-
-std::optional<double> Trainer::validate(State& s) {
-  if (!s.valid_loader) return std::nullopt;
+std::optional<double> Trainer::validation_loss(State& s) {
+  if (!s.valid_batches) return std::nullopt;
   const std::int64_t gbs = config_.global_batch_size, mbs = config_.micro_batch_size;
-  const std::int64_t available = s.valid_loader->size() / gbs;
+  const std::int64_t available = s.valid_batches->size() / gbs;
   std::int64_t batches = config_.limit_val_batches_is_fraction
                              ? static_cast<std::int64_t>(config_.limit_val_batches * static_cast<double>(available))
                              : static_cast<std::int64_t>(config_.limit_val_batches);
@@ -118,23 +85,11 @@ std::optional<double> Trainer::validate(State& s) {
   if (batches <= 0) return std::nullopt;
   const std::int64_t m = config_.num_micro_batches();
   const int dp = parallel_.dp_size(), d = parallel_.dp_rank();
+  model::MicroBatchRunner runner(*model_, mbs, config_.model.seq_length);
   double sum = 0.0;
-  std::int64_t count = 0;
-  for (std::int64_t b = 0; b < batches; ++b) {
-    const auto first = [&](std::int64_t k) { return b * gbs + (k * dp + d) * mbs; };
-    if (parallel_.pp_size() == 1) {
-      for (std::int64_t k = 0; k < m; ++k) sum += model_->evaluate(s.valid_loader->batch(first(k)));
-    } else {
-      PipelineAdapter adapter(*this, *s.valid_loader, first, [](std::int64_t) { return model::DropoutRng{}; }, false, 0.0f);
-      parallel::PipelineExecutor exec(parallel_.pp, parallel_.pp_backward, *ctx_.allocator);
-      exec.run(parallel::pipeline_schedule(parallel_.pp_size(), parallel_.pp_rank(), static_cast<int>(m),
-                                           model_->num_chunks(), /*forward_only=*/true),
-               model_->num_chunks(), adapter);
-      sum += adapter.loss_sum();
-    }
-    count += m;
-  }
-  return reduce_loss(sum, count);
+  for (std::int64_t b = 0; b < batches; ++b)
+    sum += runner.evaluate(m, [&](std::int64_t k) { return s.valid_batches->batch(b * gbs + (k * dp + d) * mbs); });
+  return reduce_loss(sum, batches * m);
 }
 
 model::GradReadyHook Trainer::bucket_hook(parallel::GradBuckets& buckets) {
@@ -150,26 +105,13 @@ double Trainer::run_micro_batches(State& s, double loss_scale) {
   const int dp = parallel_.dp_size(), d = parallel_.dp_rank();
   const std::int64_t consumed = s.consumed_samples, step = s.global_step;
   // Local micro-batch k is the step's global micro-batch k*dp + d.
-  const auto first = [=](std::int64_t k) { return consumed + (k * dp + d) * mbs; };
+  const auto batch = [&](std::int64_t k) { return s.train_batches->batch(consumed + (k * dp + d) * mbs); };
   const auto rng = [=, &c](std::int64_t k) {
     return model::DropoutRng{c.seed, model::dropout_offset(step, k * dp + d, m * dp)};
   };
   const float grad_scale = static_cast<float>(loss_scale / static_cast<double>(m));
-  double loss_sum = 0.0;
-  if (parallel_.pp_size() == 1) {
-    for (std::int64_t k = 0; k < m; ++k) {
-      if (k == m - 1 && s.buckets) model_->set_grad_ready_hook(bucket_hook(*s.buckets));
-      loss_sum += model_->train_micro_batch(s.train_loader->batch(first(k)), rng(k), grad_scale);
-    }
-    model_->set_grad_ready_hook({});
-    return loss_sum;
-  }
-  PipelineAdapter adapter(*this, *s.train_loader, first, rng, true, grad_scale, s.buckets.get());
-  parallel::PipelineExecutor exec(parallel_.pp, parallel_.pp_backward, *ctx_.allocator);
-  exec.run(parallel::pipeline_schedule(parallel_.pp_size(), parallel_.pp_rank(), static_cast<int>(m),
-                                       model_->num_chunks()),
-           model_->num_chunks(), adapter);
-  return adapter.loss_sum();
+  model::MicroBatchRunner runner(*model_, mbs, c.model.seq_length);
+  return runner.train(m, batch, rng, grad_scale, s.buckets ? bucket_hook(*s.buckets) : model::GradReadyHook{});
 }
 
 double Trainer::reduce_loss(double local_sum, std::int64_t micro_batches) const {
@@ -249,13 +191,13 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
     log_.info("saved checkpoint {} (step {}, consumed_samples {})", last.string(), s.global_step, s.consumed_samples);
 }
 
-TrainResult Trainer::fit() {
-  config_.validate();
-  const auto fit_start = Clock::now();
+void Trainer::prepare_batches(State& s) {
   const TrainingConfig& c = config_;
-  TrainResult result;
-  State s;
-
+  if (parts_.train_batches) {
+    s.train_batches = parts_.train_batches;
+    s.valid_batches = parts_.valid_batches;
+    return;
+  }
   if (!datasets_) {
     data::GptDataConfig dc;
     dc.data_prefix = data::parse_data_prefix(c.data.data_prefix);
@@ -273,10 +215,13 @@ TrainResult Trainer::fit() {
     if (parallel_.world != nullptr && is_rank0()) parallel_.world->barrier();
   }
   if (!datasets_->train) throw ConfigError("model.data.splits_string: the training split holds no documents");
-  s.train_loader = std::make_unique<GptDataLoader>(datasets_->train, c.micro_batch_size, c.model.seq_length, c.data);
+  s.train_batches = std::make_shared<GptDataLoader>(datasets_->train, c.micro_batch_size, c.model.seq_length, c.data);
   if (datasets_->valid)
-    s.valid_loader = std::make_unique<GptDataLoader>(datasets_->valid, c.micro_batch_size, c.model.seq_length, c.data);
+    s.valid_batches = std::make_shared<GptDataLoader>(datasets_->valid, c.micro_batch_size, c.model.seq_length, c.data);
+}
 
+void Trainer::build_model(State& s) {
+  const TrainingConfig& c = config_;
   parallel_.options.sequence_parallel = c.sequence_parallel && parallel_.tp != nullptr;
   parallel_.options.virtual_pipeline_size = c.virtual_pipeline_model_parallel_size;
   if (parallel_.options.sequence_parallel) parallel_.options.async_tp_allreduce = false;
@@ -289,7 +234,12 @@ TrainResult Trainer::fit() {
   const auto bucket = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.grad_bucket_mb * 1024 * 1024 / 4));
   // The store keeps fp32 master weights only for this DP rank's shards of the buckets below.
   parallel_.options.distributed_optimizer_bucket_numel = distributed_optimizer ? bucket : 0;
-  model_ = std::make_unique<model::GptModel>(c.model, ctx_, parallel_);
+  if (parts_.model) {
+    model_ = parts_.model(parallel_);
+  } else {
+    model_ = model::ModelFamilyRegistry::builtin().build(c.model_family, nlohmann::json(c.model), ctx_, parallel_);
+  }
+  BIGNLP_CHECK(model_ != nullptr, "the trainer's model factory returned no model");
   if (parallel_.dp != nullptr) {
     std::vector<parallel::FlatRange> ranges;
     for (const auto& p : model_->parameters().params()) ranges.push_back({p.offset, p.offset + p.numel()});
@@ -306,9 +256,11 @@ TrainResult Trainer::fit() {
   LossScalerConfig scaler = c.loss_scaler;
   scaler.enabled = c.model.precision == model::Precision::kFp16;
   s.scaler = std::make_unique<DynamicLossScaler>(scaler);
+}
 
-  const fs::path log_dir = c.exp_manager.explicit_log_dir;
-  const fs::path ckpt_dir = log_dir / "checkpoints";
+void Trainer::resume_or_initialize(State& s, TrainResult& result) {
+  const TrainingConfig& c = config_;
+  const fs::path ckpt_dir = c.exp_manager.explicit_log_dir / "checkpoints";
   // Leftovers of saves, replacements and removals that were killed midway (".tmp-*", never listed):
   // safe to drop now.
   std::error_code ec;
@@ -326,104 +278,125 @@ TrainResult Trainer::fit() {
                                     "exp_manager.resume_ignore_no_checkpoint=True to start fresh)",
                                     ckpt_dir.string()));
   }
-  if (resume) {
-    const CheckpointState st = read_checkpoint_metadata(*resume);
-    load_checkpoint(*resume, model_->parameters(), s.optimizer.get(), ctx_, parallel_);
-    s.global_step = st.global_step;
-    s.consumed_samples = st.consumed_samples;
-    s.scheduler_step = st.scheduler_step;
-    s.scaler->restore(st.loss_scaler);
-    s.last_saved_step = st.global_step;
-    result.resumed_from_step = st.global_step;
-    result.last_checkpoint = *resume;
-    if (is_rank0())
-      log_.info("resumed from {} (step {}, consumed_samples {})", resume->string(), st.global_step, st.consumed_samples);
-  } else {
+  if (!resume) {
     model_->initialize(c.seed);
+    return;
   }
+  const CheckpointState st = read_checkpoint_metadata(*resume);
+  load_checkpoint(*resume, model_->parameters(), s.optimizer.get(), ctx_, parallel_);
+  s.global_step = st.global_step;
+  s.consumed_samples = st.consumed_samples;
+  s.scheduler_step = st.scheduler_step;
+  s.scaler->restore(st.loss_scaler);
+  s.last_saved_step = st.global_step;
+  result.resumed_from_step = st.global_step;
+  result.last_checkpoint = *resume;
+  if (is_rank0())
+    log_.info("resumed from {} (step {}, consumed_samples {})", resume->string(), st.global_step, st.consumed_samples);
+}
+
+Trainer::StepResult Trainer::run_step(State& s, TrainResult& result) {
+  const TrainingConfig& c = config_;
+  const auto t0 = Clock::now();
+  StepResult r;
+  model_->parameters().zero_grad(ctx_);
+  r.loss_scale = s.scaler->scale();
+  if (s.buckets) s.buckets->set_buffer(model_->parameters().flat_grad());
+  const double loss_sum = run_micro_batches(s, r.loss_scale);
+  model_->reduce_model_parallel_grads();
+  if (s.buckets) {
+    for (auto& p : model_->parameters().params())
+      if (model_->needs_model_parallel_reduction(p)) s.buckets->mark_ready(p.offset);
+    s.buckets->finish();
+    result.dp_buckets = static_cast<int>(s.buckets->buckets().size());
+    result.dp_buckets_overlapped = s.buckets->overlapped_last_step();
+    if (s.global_step == 0 && is_rank0())
+      log_.info("data-parallel gradient reduction: {} buckets, {} started during the backward pass", result.dp_buckets,
+                result.dp_buckets_overlapped);
+  }
+  r.lr = s.schedule->lr(s.scheduler_step);
+  r.optimizer = s.optimizer->step(r.lr, r.loss_scale, c.gradient_clip_val);
+  s.scaler->update(r.optimizer.skipped);
+  if (!r.optimizer.skipped) ++s.scheduler_step;
+  if (r.optimizer.skipped && is_rank0())
+    log_.warn("step {}: non-finite gradients at loss scale {}; step skipped", s.global_step + 1, r.loss_scale);
+  ++s.global_step;
+  s.consumed_samples += c.global_batch_size;
+  r.loss = reduce_loss(loss_sum, c.num_micro_batches());
+  ops::synchronize(ctx_);  // on a GPU the step's last kernels (the Adam update) count in its time
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return r;
+}
+
+void Trainer::log_step(State& s, const StepResult& step, std::optional<double> val_loss) {
+  const TrainingConfig& c = config_;
+  StepMetrics sm;
+  sm.global_step = s.global_step;
+  sm.consumed_samples = s.consumed_samples;
+  sm.reduced_train_loss = step.loss;
+  sm.lr = step.lr;
+  sm.train_step_timing = step.seconds;
+  sm.tokens_per_second = static_cast<double>(c.global_batch_size * c.model.seq_length) / step.seconds;
+  sm.tflops_per_device = static_cast<double>(c.global_batch_size) * model_->flops_per_sample() / step.seconds /
+                         c.world_size() / 1e12;
+  if (c.peak_tflops_per_device) sm.mfu = sm.tflops_per_device / *c.peak_tflops_per_device;
+  if (s.scaler->enabled()) sm.loss_scale = step.loss_scale;
+  sm.val_loss = val_loss;
+  sm.grad_norm = step.optimizer.grad_norm;
+  std::fprintf(out_, "%s\n", format_step_line(sm).c_str());
+  std::fflush(out_);
+  s.csv->write(sm);
+  TensorBoardWriter& tb = *s.tb;
+  tb.add_scalar("reduced_train_loss", step.loss, s.global_step);
+  tb.add_scalar("lr", step.lr, s.global_step);
+  tb.add_scalar("global_step", static_cast<double>(s.global_step), s.global_step);
+  tb.add_scalar("consumed_samples", static_cast<double>(s.consumed_samples), s.global_step);
+  tb.add_scalar("train_step_timing", step.seconds, s.global_step);
+  tb.add_scalar("train_step_timing in s", step.seconds, s.global_step);
+  tb.add_scalar("tokens_per_second", sm.tokens_per_second, s.global_step);
+  tb.add_scalar("tflops_per_device", sm.tflops_per_device, s.global_step);
+  tb.add_scalar("grad_norm", step.optimizer.grad_norm, s.global_step);
+  if (sm.loss_scale) tb.add_scalar("loss_scale", *sm.loss_scale, s.global_step);
+  if (val_loss) tb.add_scalar("val_loss", *val_loss, s.global_step);
+  tb.flush();
+}
+
+TrainResult Trainer::fit() {
+  config_.validate();
+  const auto fit_start = Clock::now();
+  const TrainingConfig& c = config_;
+  TrainResult result;
+  State s;
+  prepare_batches(s);
+  build_model(s);
+  resume_or_initialize(s, result);
   // Metrics, TensorBoard and hparams come from rank 0 only.
-  std::unique_ptr<TensorBoardWriter> tb;
-  std::unique_ptr<CsvMetricsWriter> csv;
   if (is_rank0()) {
     write_hparams();
-    tb = std::make_unique<TensorBoardWriter>(log_dir);
-    csv = std::make_unique<CsvMetricsWriter>(log_dir / "metrics.csv");
+    s.tb = std::make_unique<TensorBoardWriter>(c.exp_manager.explicit_log_dir);
+    s.csv = std::make_unique<CsvMetricsWriter>(c.exp_manager.explicit_log_dir / "metrics.csv");
   }
   ProgressBar bar(is_rank0() ? stderr : nullptr, c.max_steps);
-  const std::int64_t m = c.num_micro_batches(), mbs = c.micro_batch_size, gbs = c.global_batch_size;
-  const double flops_per_step = static_cast<double>(gbs) * model::model_flops_per_sequence(c.model);
   if (is_rank0())
     log_.info("training {} parameters: {} micro-batches of {} per step and data-parallel rank, global batch {}, {} "
               "steps on {} ranks ({})",
-              c.model.num_parameters(), m, mbs, gbs, c.max_steps, parallel_.grid.world_size(), parallel_.grid.to_string());
+              model_->num_parameters(), c.num_micro_batches(), c.micro_batch_size, c.global_batch_size, c.max_steps,
+              parallel_.grid.world_size(), parallel_.grid.to_string());
 
   while (s.global_step < c.max_steps) {
-    const auto t0 = Clock::now();
-    model_->parameters().zero_grad(ctx_);
-    const double loss_scale = s.scaler->scale();
-    if (s.buckets) s.buckets->set_buffer(model_->parameters().flat_grad());
-    const double loss_sum = run_micro_batches(s, loss_scale);
-    model_->reduce_model_parallel_grads();
-    if (s.buckets) {
-      for (auto& p : model_->parameters().params())
-        if (model_->needs_model_parallel_reduction(p)) s.buckets->mark_ready(p.offset);
-      s.buckets->finish();
-      result.dp_buckets = static_cast<int>(s.buckets->buckets().size());
-      result.dp_buckets_overlapped = s.buckets->overlapped_last_step();
-      if (s.global_step == 0 && is_rank0())
-        log_.info("data-parallel gradient reduction: {} buckets, {} started during the backward pass", result.dp_buckets,
-                  result.dp_buckets_overlapped);
-    }
-    const double lr = s.schedule->lr(s.scheduler_step);
-    const OptimizerStepResult step = s.optimizer->step(lr, loss_scale, c.gradient_clip_val);
-    s.scaler->update(step.skipped);
-    if (!step.skipped) ++s.scheduler_step;
-    if (step.skipped && is_rank0())
-      log_.warn("step {}: non-finite gradients at loss scale {}; step skipped", s.global_step + 1, loss_scale);
-    ++s.global_step;
-    s.consumed_samples += gbs;
-    const double loss = reduce_loss(loss_sum, m);
-    ops::synchronize(ctx_);  // on a GPU the step's last kernels (the Adam update) count in its time
-    const double step_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    result.train_losses.push_back(loss);
-
+    const StepResult step = run_step(s, result);
+    result.train_losses.push_back(step.loss);
     std::optional<double> val_loss;
     const bool validate_now = c.val_check_interval > 0 && s.global_step % c.val_check_interval == 0;
     if (validate_now) {
-      val_loss = validate(s);
+      val_loss = parts_.evaluator ? parts_.evaluator(*model_, s.global_step) : validation_loss(s);
       if (val_loss) result.val_losses.emplace_back(s.global_step, *val_loss);
     }
     if (is_rank0() && (s.global_step % c.log_every_n_steps == 0 || val_loss || s.global_step == c.max_steps)) {
-      StepMetrics sm;
-      sm.global_step = s.global_step;
-      sm.consumed_samples = s.consumed_samples;
-      sm.reduced_train_loss = loss;
-      sm.lr = lr;
-      sm.train_step_timing = step_seconds;
-      sm.tokens_per_second = static_cast<double>(gbs * c.model.seq_length) / step_seconds;
-      sm.tflops_per_device = flops_per_step / step_seconds / c.world_size() / 1e12;
-      if (c.peak_tflops_per_device) sm.mfu = sm.tflops_per_device / *c.peak_tflops_per_device;
-      if (s.scaler->enabled()) sm.loss_scale = loss_scale;
-      sm.val_loss = val_loss;
-      sm.grad_norm = step.grad_norm;
       bar.clear();
-      std::fprintf(out_, "%s\n", format_step_line(sm).c_str());
-      std::fflush(out_);
-      csv->write(sm);
-      tb->add_scalar("reduced_train_loss", loss, s.global_step);
-      tb->add_scalar("lr", lr, s.global_step);
-      tb->add_scalar("global_step", static_cast<double>(s.global_step), s.global_step);
-      tb->add_scalar("consumed_samples", static_cast<double>(s.consumed_samples), s.global_step);
-      tb->add_scalar("train_step_timing", step_seconds, s.global_step);
-      tb->add_scalar("train_step_timing in s", step_seconds, s.global_step);
-      tb->add_scalar("tokens_per_second", sm.tokens_per_second, s.global_step);
-      tb->add_scalar("tflops_per_device", sm.tflops_per_device, s.global_step);
-      tb->add_scalar("grad_norm", step.grad_norm, s.global_step);
-      if (sm.loss_scale) tb->add_scalar("loss_scale", *sm.loss_scale, s.global_step);
-      if (val_loss) tb->add_scalar("val_loss", *val_loss, s.global_step);
-      tb->flush();
+      log_step(s, step, val_loss);
     }
-    bar.update(s.global_step, loss, step_seconds);
+    bar.update(s.global_step, step.loss, step.seconds);
     if (validate_now) save(s, val_loss, result);
     if (on_step_) on_step_(s.global_step);
 

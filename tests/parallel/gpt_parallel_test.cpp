@@ -579,7 +579,7 @@ TEST(GptParallelScoring, TensorParallelScoresAndLogitsMatchOneRank) {
   ctx.allocator = &alloc;
   model::GptModel one(cfg, ctx);
   one.initialize(5);
-  const model::GptScores ref = one.score(batch());
+  const model::TokenScores ref = one.score(batch());
   const std::vector<float> ref_logits = one.logits_to_host(*one.forward(batch(), {}, false));
   comm::LocalWorld world(2, 20s);
   world.run([&](comm::Communicator& w) {
@@ -591,7 +591,7 @@ TEST(GptParallelScoring, TensorParallelScoresAndLogitsMatchOneRank) {
     tcfg.tensor_model_parallel_size = 2;
     model::GptModel m(tcfg, c, parallel::ParallelContext::from(groups, {}));
     m.initialize(5);
-    const model::GptScores got = m.score(batch());
+    const model::TokenScores got = m.score(batch());
     EXPECT_EQ(got.argmax, ref.argmax);
     for (std::size_t i = 0; i < ref.logprob.size(); ++i) EXPECT_NEAR(got.logprob[i], ref.logprob[i], 2e-5) << i;
     const std::vector<float> logits = m.logits_to_host(*m.forward(batch(), {}, false));

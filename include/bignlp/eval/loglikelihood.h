@@ -14,7 +14,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "bignlp/model/gpt.h"
+#include "bignlp/model/model.h"
 
 namespace bignlp::eval {
 
@@ -34,7 +34,7 @@ std::vector<LoglikelihoodRequest> read_loglikelihood_requests(const std::filesys
                                                               std::int64_t vocab_size = 0);
 
 /// Scores `requests` with `model`, `batch_size` sequences per forward pass.
-std::vector<LoglikelihoodResult> score_loglikelihood(model::GptModel& model,
+std::vector<LoglikelihoodResult> score_loglikelihood(model::Model& model,
                                                      const std::vector<LoglikelihoodRequest>& requests,
                                                      std::int64_t batch_size);
 

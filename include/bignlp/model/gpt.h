@@ -30,40 +30,26 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "bignlp/model/gpt_config.h"
+#include "bignlp/model/model.h"
 #include "bignlp/model/parameters.h"
 #include "bignlp/model/transformer_layer.h"
+#include "bignlp/parallel/column_parallel_linear.h"
 #include "bignlp/parallel/parallel_context.h"
+#include "bignlp/parallel/vocab_parallel_cross_entropy.h"
+#include "bignlp/parallel/vocab_parallel_embedding.h"
 #include "bignlp/parallel/stage_plan.h"
 
 namespace bignlp::model {
 
-/// One micro-batch as the data loader gives it (host memory, batch-first).
-struct GptBatch {
-  TensorView tokens;        ///< (B, T) int32
-  TensorView labels;        ///< (B, T) int32 (targets; ignored for scoring-only passes)
-  TensorView loss_mask;     ///< (B, T) fp32, or empty for all ones
-  TensorView position_ids;  ///< (B, T) int32, or empty for 0..T-1
-};
-
-/// The random stream of one micro-batch.
-struct DropoutRng {
-  std::uint64_t seed = 0;
-  std::uint64_t offset_base = 0;  ///< dropout_offset(step, micro_batch, num_micro_batches)
-};
-
-/// Philox offset of site 0 for micro-batch `micro` of optimizer step `step` (M micro-batches per
-/// step): ((step * M + micro) << 20). Sites of one micro-batch stay below 2^20 (L < 349525).
-std::uint64_t dropout_offset(std::int64_t step, std::int64_t micro, std::int64_t num_micro_batches);
-
 /// Everything one micro-batch's forward pass keeps for its backward pass.
-struct GptActivations {
+struct GptActivations final : Activations {
   LayerPass pass;
-  int chunk = 0;                   ///< the model chunk these activations belong to
   Buffer ids, positions, targets;  // (N) int32, sequence-first
   std::vector<float> loss_mask;    // (N) host, sequence-first
   double mask_sum = 0.0;
@@ -74,87 +60,77 @@ struct GptActivations {
   Buffer logits;                   // (T, B, Vp/t) compute dtype
   Buffer losses, lse;              // (N) fp32
   std::vector<float> token_losses; // (N) host, sequence-first
-  float loss = 0.0f;               ///< the micro-batch loss (token mean under loss_mask)
 };
 
-/// Per-token results of a scoring pass, batch-first (index b*T + t).
-struct GptScores {
-  std::vector<float> logprob;        ///< log p(labels[b][t] | tokens[b][..t])
-  std::vector<std::int32_t> argmax;  ///< most likely next token over the real vocabulary [0, V)
-};
-
-/// Called with each parameter whose gradient a backward pass has just completed (see
-/// GptModel::set_grad_ready_hook).
-using GradReadyHook = std::function<void(Parameter&)>;
-
-class GptModel {
+class GptModel final : public Model {
  public:
   /// Builds the layers and allocates the parameters on ctx.device (ctx.allocator required; the
   /// model keeps a copy of ctx and uses its allocator for activations). `parallel` says which
   /// shard of the model this rank holds (see the file comment); its communicators must outlive
   /// the model.
   GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
+  /// A decoder-only model of another family: GPT's embeddings, stages and head around the blocks
+  /// of `block` (its sizes must equal config's; the final norm follows block's normalization).
+  GptModel(std::string family, const GptConfig& config, const BlockSpec& block, const ops::OpContext& ctx,
+           const parallel::ParallelContext& parallel = {});
   GptModel(const GptModel&) = delete;
   GptModel& operator=(const GptModel&) = delete;
 
   const GptConfig& config() const { return config_; }
-  ParameterStore& parameters() { return store_; }
-  const ops::OpContext& context() const { return ctx_; }
+  const parallel::StagePlan& stage_plan() const { return plan_; }
+
+  // model::Model
+  std::string_view family() const override { return family_; }
+  const BlockSpec& block_spec() const { return spec_; }
+  nlohmann::json config_json() const override;
+  ParameterStore& parameters() override { return store_; }
+  const ops::OpContext& context() const override { return ctx_; }
+  const parallel::ParallelContext& parallel_context() const override { return parallel_; }
+  DType compute_dtype() const override { return config_.compute_dtype(); }
+  std::int64_t max_sequence_length() const override { return config_.positions(); }
+  std::int64_t num_parameters() const override { return config_.num_parameters(); }
+  double flops_per_sample() const override { return model_flops_per_sequence(config_); }
 
   /// Megatron initialisation (normal init_method_std, scaled output projections, LN 1/0, biases 0)
   /// from the Philox streams of `seed` (see ParameterStore::initialize). Shards hold exactly their
   /// part of the one-rank weights. With pipeline stages this is a collective of the embedding group.
-  void initialize(std::uint64_t seed);
+  void initialize(std::uint64_t seed) override;
 
-  /// Forward pass of one micro-batch through the whole model (one pipeline stage only).
-  /// training: dropout on and activations kept for backward().
-  std::unique_ptr<GptActivations> forward(const GptBatch& batch, const DropoutRng& rng, bool training);
-  /// Backward pass: parameter gradients += d(loss * grad_scale)/dparams (grad_scale = loss scale / M).
-  /// Consumes (releases) the activations.
-  void backward(GptActivations& acts, float grad_scale);
+  int num_chunks() const override { return plan_.num_chunks(); }
+  bool chunk_has_head(int chunk) const override { return has_head(chunk); }
+  /// (T, B, C), or (T/t, B, C) under sequence parallelism.
+  Shape boundary_shape(std::int64_t batch, std::int64_t seq) const override;
 
-  /// Forward of model chunk `chunk` of this stage. `input` (T, B, C) (or (T/t, B, C) under
-  /// sequence parallelism) is the previous stage's activation, empty when the chunk holds the
-  /// embedding (the batch's tokens are read instead); `output` receives the activation for the
-  /// next stage, empty when the chunk holds the head (the loss is computed; labels required).
-  std::unique_ptr<GptActivations> forward_chunk(int chunk, const GptBatch& batch, const DropoutRng& rng, bool training,
-                                                const TensorView& input, const TensorView& output);
+  /// Forward of model chunk `chunk` of this stage (returns GptActivations). `input` (T, B, C) (or
+  /// (T/t, B, C) under sequence parallelism) is the previous stage's activation, empty when the
+  /// chunk holds the embedding (the batch's tokens are read instead); `output` receives the
+  /// activation for the next stage, empty when the chunk holds the head (the loss is computed;
+  /// labels required when training).
+  std::unique_ptr<Activations> forward_chunk(int chunk, const Batch& batch, const DropoutRng& rng, bool training,
+                                             const TensorView& input, const TensorView& output) override;
   /// Backward of a chunk: `output_grad` is the next stage's gradient (empty on the head chunk,
   /// where the loss scaled by grad_scale starts it); `input_grad` receives the gradient for the
-  /// previous stage (empty on the embedding chunk).
-  void backward_chunk(GptActivations& acts, float grad_scale, const TensorView& output_grad,
-                      const TensorView& input_grad);
+  /// previous stage (empty on the embedding chunk). grad_scale = loss scale / M.
+  void backward_chunk(Activations& acts, float grad_scale, const TensorView& output_grad,
+                      const TensorView& input_grad) override;
 
-  /// Completes the gradients inside one model replica before data-parallel reduction: sums the
-  /// sequence-parallel (LayerNorm) gradients over TP ranks and the tied word-embedding gradients
-  /// over the embedding group (first and last stage). Collective over those groups; no-op on one rank.
-  void reduce_model_parallel_grads();
-
-  /// Reports each parameter whose gradient a backward pass completes, as it completes (while the
-  /// hook is set): the trainer starts data-parallel reductions of the last micro-batch from it.
-  void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
-  /// True for the parameters reduce_model_parallel_grads() sums (sequence-parallel LayerNorms, the
-  /// tied word embedding when there are pipeline stages): data-parallel reduction must wait for it.
-  bool needs_model_parallel_reduction(const Parameter& p) const {
+  /// Sums the sequence-parallel (LayerNorm) gradients over TP ranks and the tied word-embedding
+  /// gradients over the embedding group (first and last stage).
+  void reduce_model_parallel_grads() override;
+  /// The hook lets the trainer start data-parallel reductions of the last micro-batch early.
+  void set_grad_ready_hook(GradReadyHook hook) override { grad_ready_ = std::move(hook); }
+  /// Sequence-parallel LayerNorms, and the tied word embedding when there are pipeline stages.
+  bool needs_model_parallel_reduction(const Parameter& p) const override {
     return p.sequence_parallel ||
            (parallel_.pp_size() > 1 && (&p == word_embeddings_ || &p == output_weights_));
   }
 
-  const parallel::ParallelContext& parallel_context() const { return parallel_; }
-  const parallel::StagePlan& stage_plan() const { return plan_; }
-  /// Number of model chunks on this stage (virtual pipeline size).
-  int num_chunks() const { return plan_.num_chunks(); }
-  /// Shape of the activation passed between stages for micro-batches of (B, T).
-  Shape boundary_shape(std::int64_t batch, std::int64_t seq) const;
-  /// forward + backward; returns the micro-batch loss.
-  float train_micro_batch(const GptBatch& batch, const DropoutRng& rng, float grad_scale);
-  /// Loss without dropout and without keeping activations (validation).
-  float evaluate(const GptBatch& batch);
-  /// Per-token log-probabilities of labels and greedy tokens (log-likelihood scoring).
-  GptScores score(const GptBatch& batch);
+  /// Log-likelihood scoring: log p(labels) and the greedy token over the real vocabulary.
+  TokenScores score(const Batch& batch) override;
 
-  /// Logits of the last forward pass as a host fp32 copy, batch-first (B, T, Vp) (tests, export).
-  std::vector<float> logits_to_host(const GptActivations& acts) const;
+  /// Logits of a forward pass (GptActivations, not yet consumed by backward) as a host fp32 copy,
+  /// batch-first (B, T, Vp) (tests, export).
+  std::vector<float> logits_to_host(const Activations& acts) const;
 
  private:
   // Activation checkpointing decisions take the layer's index within its chunk (Megatron applies
@@ -173,10 +149,16 @@ class GptModel {
   }
   bool has_embedding(int chunk) const { return plan_.has_embedding(parallel_.pp_rank(), chunk); }
   bool has_head(int chunk) const { return plan_.has_head(parallel_.pp_rank(), chunk); }
+  parallel::VocabParallelEmbedding word_embedding() const;
+  parallel::ColumnParallelLinear output_layer() const;
+  parallel::LinearWeights output_layer_weights() const;
+  parallel::VocabParallelCrossEntropy cross_entropy() const;
   std::int64_t local_rows(std::int64_t rows) const;
   std::uint64_t local_first_element(std::int64_t rows) const;
 
+  std::string family_;
   GptConfig config_;
+  BlockSpec spec_;
   ops::OpContext ctx_;
   parallel::ParallelContext parallel_;
   parallel::StagePlan plan_;
@@ -186,8 +168,12 @@ class GptModel {
   Parameter* output_weights_ = nullptr;       // (Vp/t, C): word_embeddings_, or the last stage's tied copy
   std::vector<TransformerLayer> layers_;      // this stage's layers, chunk by chunk
   std::vector<std::vector<int>> chunk_layers_;  // chunk -> indices into layers_
-  std::unique_ptr<LayerNorm> final_layernorm_;
+  std::unique_ptr<Norm> final_layernorm_;
   GradReadyHook grad_ready_;
 };
+
+/// The block of a Megatron GPT with `config`: pre-LN LayerNorm with bias, GeLU (config.activation),
+/// biases, causal self-attention, GPT's parameter names.
+BlockSpec gpt_block_spec(const GptConfig& config);
 
 }  // namespace bignlp::model

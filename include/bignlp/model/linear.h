@@ -11,6 +11,7 @@
 #include <string>
 
 #include "bignlp/comm/communicator.h"
+#include "bignlp/model/block_spec.h"
 #include "bignlp/model/parameters.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/parallel/linear_weights.h"
@@ -49,6 +50,9 @@ class Linear {
   parallel::LinearWeights weights() const;
 
  private:
+  /// The TP communicator of a column-partitioned layer (an unpartitioned one is a plain layer).
+  comm::Communicator* column_tp() const { return partition_ == LinearPartition::kColumn ? tp_ : nullptr; }
+
   Parameter* weight_ = nullptr;
   Parameter* bias_ = nullptr;
   LinearPartition partition_ = LinearPartition::kNone;
@@ -57,27 +61,38 @@ class Linear {
   bool async_allreduce_ = false;
 };
 
-/// LayerNorm over the last dimension with weight (C) and bias (C), fp32 statistics.
-class LayerNorm {
- public:
-  /// sequence_parallel: the layer sees a sequence slice, its gradients are partial sums over TP.
-  LayerNorm(ParameterStore& store, const std::string& name, std::int64_t channels, float eps,
-            bool sequence_parallel = false);
+/// A normalization over the last dimension (NormSpec: LayerNorm or RMSNorm, with or without a
+/// bias), weight (C) [and bias (C)], fp32 statistics.
+struct NormSpec {
+  std::string name;  ///< prefix: "<name>.weight", "<name>.bias"
+  std::int64_t channels = 0;
+  float eps = 1e-5f;
+  Normalization kind = Normalization::kLayerNorm;
+  bool bias = true;
+  /// The layer sees a sequence slice; its gradients are partial sums over TP.
+  bool sequence_parallel = false;
+};
 
-  /// y (N, C) = LN(x); mean, rstd (N) fp32 for the backward (may be empty).
+class Norm {
+ public:
+  Norm(ParameterStore& store, const NormSpec& spec);
+
+  /// y (N, C) = norm(x); mean (LayerNorm only), rstd (N) fp32 for the backward (may be empty).
   void forward(const ops::OpContext& ctx, const TensorView& x, const TensorView& y, const TensorView& mean,
                const TensorView& rstd) const;
   /// dx (N, C) = (or += with accumulate) the input gradient; weight/bias grads +=.
   void backward(const ops::OpContext& ctx, const TensorView& x, const TensorView& mean, const TensorView& rstd,
                 const TensorView& dy, const TensorView& dx, bool accumulate) const;
 
+  Normalization kind() const { return kind_; }
   Parameter& weight() const { return *weight_; }
-  Parameter& bias() const { return *bias_; }
+  Parameter* bias() const { return bias_; }
 
  private:
   Parameter* weight_ = nullptr;
   Parameter* bias_ = nullptr;
   float eps_ = 1e-5f;
+  Normalization kind_ = Normalization::kLayerNorm;
 };
 
 }  // namespace bignlp::model

@@ -11,20 +11,20 @@
 #include <vector>
 
 #include "bignlp/data/sample_dataset.h"
-#include "bignlp/model/gpt.h"
+#include "bignlp/train/batch_source.h"
 #include "bignlp/train/training_config.h"
 
 namespace bignlp::train {
 
-class GptDataLoader {
+class GptDataLoader final : public BatchSource {
  public:
   /// Throws DataError when the dataset's samples are not seq_length + 1 tokens long.
   GptDataLoader(std::shared_ptr<const data::SampleDataset> dataset, std::int64_t micro_batch_size,
                 std::int64_t seq_length, const DataConfig& config);
 
   /// The micro-batch of samples [first, first + B). Throws DataError past the end of the dataset.
-  model::GptBatch batch(std::int64_t first);
-  std::int64_t size() const { return dataset_->size(); }
+  model::Batch batch(std::int64_t first) override;
+  std::int64_t size() const override { return dataset_->size(); }
 
  private:
   std::shared_ptr<const data::SampleDataset> dataset_;

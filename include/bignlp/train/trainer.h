@@ -1,4 +1,6 @@
-// Trainer: the pre-training loop of bignlp-train (one rank; parallel ranks build on it).
+// Trainer: the training loop of bignlp-train (one rank; parallel ranks build on it), for any model
+// family: it is assembled from parts (TrainerParts: model factory, batch sources, evaluator), so
+// pre-training, fine-tuning and prompt learning share this one loop.
 //
 // Per optimizer step: M = GBS / (MBS * DP) micro-batches, each forward+backward with gradient
 // scale loss_scale / M (the objective is the mean of micro-batch token means), then the optimizer
@@ -18,7 +20,7 @@
 // micro-batches, their masks and the objective equal those of one rank. With pipeline stages the
 // micro-batches run through the 1F1B or interleaved schedule (parallel::PipelineExecutor).
 // After the backward passes: sequence-parallel and tied-embedding gradients are completed
-// (GptModel::reduce_model_parallel_grads), then averaged over DP in buckets; the buckets of the
+// (model::Model::reduce_model_parallel_grads), then averaged over DP in buckets; the buckets of the
 // last micro-batch's gradients start while its backward pass still runs. The optimizer is
 // distributed over DP for model.optim.name distributed_fused_adam. Rank 0 writes the metric
 // lines, TensorBoard, CSV and hparams; checkpoints are written by all (train/checkpoint.h).
@@ -33,12 +35,32 @@
 
 #include "bignlp/core/logging.h"
 #include "bignlp/data/gpt_datasets.h"
-#include "bignlp/model/gpt.h"
+#include "bignlp/model/model.h"
 #include "bignlp/parallel/grad_buckets.h"
 #include "bignlp/parallel/parallel_context.h"
+#include "bignlp/train/batch_source.h"
 #include "bignlp/train/training_config.h"
 
 namespace bignlp::train {
+
+/// Builds this rank's model for the parallel context the trainer set up (its options follow the
+/// config: sequence parallelism, virtual pipeline size, distributed-optimizer buckets).
+using ModelFactory = std::function<std::unique_ptr<model::Model>(const parallel::ParallelContext&)>;
+
+/// Computes the validation metric at `global_step` (the monitored value of top-k checkpoints), or
+/// nothing. Called on every rank at the same steps (it may run collectives).
+using Evaluator = std::function<std::optional<double>(model::Model& model, std::int64_t global_step)>;
+
+/// The parts a trainer is assembled from; an empty part takes its default from the config: the
+/// model from the family registry (TrainingConfig::model_family and model), the batch sources from
+/// the GPT datasets of model.data, the evaluator as the mean validation loss over
+/// limit_val_batches global batches. The loss is the model family's (model::Model).
+struct TrainerParts {
+  ModelFactory model;
+  std::shared_ptr<BatchSource> train_batches;
+  std::shared_ptr<BatchSource> valid_batches;  ///< with train_batches: null means no validation data
+  Evaluator evaluator;
+};
 
 enum class StopReason { kMaxSteps, kMaxTime, kStopRequested };
 
@@ -58,10 +80,11 @@ class Trainer {
  public:
   /// ctx: device and allocator for the model (ctx.allocator required). `out` receives the metric
   /// lines (stdout in bignlp-train); the progress bar goes to stderr when it is a terminal.
-  Trainer(TrainingConfig config, const Logger& log, const ops::OpContext& ctx, std::FILE* out = stdout);
+  Trainer(TrainingConfig config, const Logger& log, const ops::OpContext& ctx, std::FILE* out = stdout,
+          TrainerParts parts = {});
   ~Trainer();
 
-  /// Uses these datasets instead of building them from config.data (tests, benchmarks).
+  /// Uses these GPT datasets instead of building them from config.data (tests, benchmarks).
   void set_datasets(data::GptDatasets datasets);
   /// A flag polled after every step; non-zero requests a checkpoint and a clean stop (signals).
   void set_stop_flag(const std::atomic<int>* flag) { stop_flag_ = flag; }
@@ -75,12 +98,23 @@ class Trainer {
   TrainResult fit();
 
   /// The model (valid after fit() started; for tests and tools).
-  model::GptModel* model() { return model_.get(); }
+  model::Model* model() { return model_.get(); }
 
  private:
   struct State;
-  class PipelineAdapter;
-  std::optional<double> validate(State& s);
+  struct StepResult;
+  /// The batch sources of the parts, or GPT loaders over config.data's datasets.
+  void prepare_batches(State& s);
+  /// The parallel options from the config, the model, its gradient buckets and the optimizer.
+  void build_model(State& s);
+  /// Resumes from the newest checkpoint (exp_manager.resume_if_exists) or initialises the weights.
+  void resume_or_initialize(State& s, TrainResult& result);
+  /// One optimizer step: micro-batches, gradient reduction, optimizer.
+  StepResult run_step(State& s, TrainResult& result);
+  /// Rank 0's step line, CSV row and TensorBoard scalars.
+  void log_step(State& s, const StepResult& step, std::optional<double> val_loss);
+  /// The default evaluator: mean validation loss over limit_val_batches global batches.
+  std::optional<double> validation_loss(State& s);
   /// Forward and backward of every micro-batch of the step; returns the sum of the micro-batch
   /// losses seen on this rank (0 off the last pipeline stage).
   double run_micro_batches(State& s, double loss_scale);
@@ -98,11 +132,12 @@ class Trainer {
   Logger log_;
   ops::OpContext ctx_;
   std::FILE* out_;
+  TrainerParts parts_;
   std::optional<data::GptDatasets> datasets_;
   const std::atomic<int>* stop_flag_ = nullptr;
   std::function<void(std::int64_t)> on_step_;
   parallel::ParallelContext parallel_;
-  std::unique_ptr<model::GptModel> model_;
+  std::unique_ptr<model::Model> model_;
 };
 
 }  // namespace bignlp::train

@@ -41,6 +41,8 @@ struct ExpManagerConfig {
 };
 
 struct TrainingConfig {
+  /// The model family (model::ModelFamilyRegistry) the default model factory builds.
+  std::string model_family = "gpt";
   model::GptConfig model;
   std::int64_t micro_batch_size = 1;       ///< model.micro_batch_size
   std::int64_t global_batch_size = 1;      ///< model.global_batch_size

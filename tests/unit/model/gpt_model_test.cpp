@@ -112,7 +112,7 @@ TEST(GptModelTest, ScoresAgreeWithTheLossAndLogits) {
   GptModel model(cfg, ctx);
   model.initialize(3);
   testing::HostBatch batch = testing::random_batch(2, 8, static_cast<int>(cfg.vocab_size), 9, /*partial_mask=*/false);
-  const GptScores s = model.score(batch.view());
+  const TokenScores s = model.score(batch.view());
   double sum = 0;
   for (float lp : s.logprob) sum += lp;
   EXPECT_NEAR(-sum / 16.0, model.evaluate(batch.view()), 1e-5);
