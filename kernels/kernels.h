@@ -113,12 +113,13 @@ void launch_embedding_backward(const std::int32_t* ids, const void* dout, float*
 // ---------------------------------------------------------------------------------------------
 // layernorm.cu
 
-/// y = LN(x) * w + b per row of x (N, C); mean, rstd (N) fp32 may be null.
+/// y = LN(x) * w + b per row of x (N, C); bias may be null (+ 0); mean, rstd (N) fp32 may be null.
 void launch_layernorm_forward(const void* x, const void* weight, const void* bias, void* y, float* mean, float* rstd,
                               DType dtype, std::int64_t n, std::int64_t c, float eps, cudaStream_t stream);
 /// Bytes of workspace launch_layernorm_backward needs (column partials of dweight and dbias).
 std::size_t layernorm_backward_workspace_bytes(std::int64_t n, std::int64_t c);
-/// dx = (or += with accumulate_dx) the input gradient (dx may alias dy); dweight, dbias (C) fp32 +=.
+/// dx = (or += with accumulate_dx) the input gradient (dx may alias dy); dweight, dbias (C) fp32 +=;
+/// dbias may be null (LayerNorm without bias).
 void launch_layernorm_backward(const void* x, const void* weight, const float* mean, const float* rstd,
                                const void* dy, void* dx, float* dweight, float* dbias, DType dtype, std::int64_t n,
                                std::int64_t c, bool accumulate_dx, void* workspace, cudaStream_t stream);

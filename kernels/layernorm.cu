@@ -6,6 +6,7 @@
 // dy * xhat and dy (for dweight, dbias) to the workspace; phase 2 (after a barrier, because dx may
 // alias dy) computes each row's dx with one warp per row. A second kernel adds the partials of all
 // chunks in chunk order into dweight and dbias: deterministic, no atomics.
+// A null bias (dbias) is a LayerNorm without bias: + 0 (the dbias partials are not reduced).
 #include "kernels/common.cuh"
 
 namespace bignlp::kernels {
@@ -44,10 +45,15 @@ __global__ void layernorm_forward_kernel(const T* x, const T* weight, const T* b
   for (std::int64_t j = lane * N; j < c; j += 32 * N) {
     const Vec<T, N> v = *reinterpret_cast<const Vec<T, N>*>(xr + j);
     const Vec<T, N> w = *reinterpret_cast<const Vec<T, N>*>(weight + j);
-    const Vec<T, N> b = *reinterpret_cast<const Vec<T, N>*>(bias + j);
     Vec<T, N> o;
+    if (bias != nullptr) {
+      const Vec<T, N> b = *reinterpret_cast<const Vec<T, N>*>(bias + j);
 #pragma unroll
-    for (int k = 0; k < N; ++k) o.v[k] = from_float<T>((to_float(v.v[k]) - mu) * rs * to_float(w.v[k]) + to_float(b.v[k]));
+      for (int k = 0; k < N; ++k) o.v[k] = from_float<T>((to_float(v.v[k]) - mu) * rs * to_float(w.v[k]) + to_float(b.v[k]));
+    } else {
+#pragma unroll
+      for (int k = 0; k < N; ++k) o.v[k] = from_float<T>((to_float(v.v[k]) - mu) * rs * to_float(w.v[k]));
+    }
     *reinterpret_cast<Vec<T, N>*>(yr + j) = o;
   }
   if (lane == 0) {
@@ -166,7 +172,7 @@ void launch_layernorm_backward(const void* x, const void* weight, const float* m
           xp, wp, mean, rstd, gp, dxp, n, c, accumulate_dx, partial_w, partial_b);
   });
   launch_reduce_partials(partial_w, chunks, c, dweight, stream);
-  launch_reduce_partials(partial_b, chunks, c, dbias, stream);
+  if (dbias != nullptr) launch_reduce_partials(partial_b, chunks, c, dbias, stream);
 }
 
 }  // namespace bignlp::kernels

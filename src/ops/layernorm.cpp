@@ -27,7 +27,6 @@ void layernorm_forward(const OpContext& ctx, const TensorView& x, const TensorVi
   constexpr std::string_view op = "layernorm_forward";
   check_on_device(ctx, op, "x", x);
   check_on_device(ctx, op, "weight", weight);
-  check_on_device(ctx, op, "bias", bias);
   check_on_device(ctx, op, "y", y);
   check_rank(op, "x", x, 2);
   check_float(op, "x", x);
@@ -35,9 +34,12 @@ void layernorm_forward(const OpContext& ctx, const TensorView& x, const TensorVi
   check_contiguous(op, "y", y);
   const Shape vec{x.size(1)};
   check_shape(op, "weight", weight, vec);
-  check_shape(op, "bias", bias, vec);
   check_dtype(op, "weight", weight, {x.dtype()});
-  check_dtype(op, "bias", bias, {x.dtype()});
+  if (bias.defined()) {  // empty: LayerNorm without bias
+    check_on_device(ctx, op, "bias", bias);
+    check_shape(op, "bias", bias, vec);
+    check_dtype(op, "bias", bias, {x.dtype()});
+  }
   check_dtype(op, "y", y, {x.dtype()});
   check_shape(op, "y", y, x.shape());
   BIGNLP_CHECK(mean.defined() == rstd.defined(), "layernorm_forward: pass both mean and rstd, or neither");
@@ -55,7 +57,6 @@ void layernorm_backward(const OpContext& ctx, const TensorView& x, const TensorV
   check_on_device(ctx, op, "dy", dy);
   check_on_device(ctx, op, "dx", dx);
   check_on_device(ctx, op, "dweight", dweight);
-  check_on_device(ctx, op, "dbias", dbias);
   check_rank(op, "x", x, 2);
   check_float(op, "x", x);
   for (const auto* t : {&x, &dy, &dx}) check_contiguous(op, "x/dy/dx", *t);
@@ -67,9 +68,12 @@ void layernorm_backward(const OpContext& ctx, const TensorView& x, const TensorV
   const Shape vec{x.size(1)};
   check_shape(op, "weight", weight, vec);
   check_shape(op, "dweight", dweight, vec);
-  check_shape(op, "dbias", dbias, vec);
   check_dtype(op, "dweight", dweight, {DType::kF32});
-  check_dtype(op, "dbias", dbias, {DType::kF32});
+  if (dbias.defined()) {  // empty: LayerNorm without bias
+    check_on_device(ctx, op, "dbias", dbias);
+    check_shape(op, "dbias", dbias, vec);
+    check_dtype(op, "dbias", dbias, {DType::kF32});
+  }
   check_stats(ctx, op, mean, rstd, x.size(0));
   BIGNLP_OPS_DISPATCH(BIGNLP_OPS_CUDA_LAYERNORM, layernorm_backward, ctx, x, weight, mean, rstd, dy, dx, dweight,
                       dbias, accumulate_dx);

@@ -141,6 +141,30 @@ TEST_F(CudaParity, LayerNormForwardBackwardWithAliasAndAccumulate) {
   }
 }
 
+// A LayerNorm without bias (empty bias and dbias: the kernels' null-bias branches).
+TEST_F(CudaParity, LayerNormWithoutBias) {
+  for (DType dt : float_dtypes()) {
+    for (std::int64_t c : {768, 100}) {
+      std::mt19937 rng(static_cast<unsigned>(c + 1));
+      const std::int64_t n = 64;
+      Pair x = random(dt, Shape{n, c}, rng, 2.0f, 0.5f), w = random(dt, Shape{c}, rng, 0.2f, 1.0f);
+      Pair y = output(dt, Shape{n, c}), mean = output(DType::kF32, Shape{n}), rstd = output(DType::kF32, Shape{n});
+      ops::layernorm_forward(cpu_, x.h(), w.h(), {}, y.h(), mean.h(), rstd.h(), 1e-5f);
+      ops::layernorm_forward(gpu_, x.d(), w.d(), {}, y.d(), mean.d(), rstd.d(), 1e-5f);
+      const std::string tag = std::string(dtype_name(dt)) + " C=" + std::to_string(c);
+      EXPECT_TRUE(close(y, dt == DType::kF32 ? 256.0 : 2.0, "layernorm without bias y " + tag));
+      ops::copy(gpu_, mean.h(), mean.d());
+      ops::copy(gpu_, rstd.h(), rstd.d());
+      Pair dy = random(dt, Shape{n, c}, rng), dx = output(dt, Shape{n, c});
+      Pair dw = output(DType::kF32, Shape{c}, false, 0.5);
+      ops::layernorm_backward(cpu_, x.h(), w.h(), mean.h(), rstd.h(), dy.h(), dx.h(), dw.h(), {}, false);
+      ops::layernorm_backward(gpu_, x.d(), w.d(), mean.d(), rstd.d(), dy.d(), dx.d(), dw.d(), {}, false);
+      EXPECT_TRUE(close(dx, dt == DType::kF32 ? 2048.0 : 4.0, "layernorm without bias dx " + tag));
+      EXPECT_TRUE(close(dw, 1e4, "layernorm without bias dweight " + tag));
+    }
+  }
+}
+
 // ---- GeLU, dropout ------------------------------------------------------------------------------
 
 TEST_F(CudaParity, GeluBothFormsAllDtypesAndUnalignedViews) {

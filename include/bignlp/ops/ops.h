@@ -82,15 +82,32 @@ void embedding_backward(const OpContext& ctx, const TensorView& ids, const Tenso
 // ---------------------------------------------------------------------------------------------
 // LayerNorm: y = (x - mean) / sqrt(var + eps) * weight + bias, biased variance, per row.
 
-/// x, y (N, C) A; weight, bias (C) A; mean, rstd (N) fp32 outputs for the backward pass (may be
-/// empty when no backward follows).
+/// x, y (N, C) A; weight, bias (C) A; bias may be empty (LayerNorm without bias: + 0); mean, rstd
+/// (N) fp32 outputs for the backward pass (may be empty when no backward follows).
 void layernorm_forward(const OpContext& ctx, const TensorView& x, const TensorView& weight, const TensorView& bias,
                        const TensorView& y, const TensorView& mean, const TensorView& rstd, float eps);
 
-/// dx (N, C) A = (or += with accumulate_dx) the input gradient; dweight, dbias (C) fp32 +=.
+/// dx (N, C) A = (or += with accumulate_dx) the input gradient; dweight, dbias (C) fp32 +=; dbias
+/// may be empty (a LayerNorm without bias: its column sums are not computed).
 void layernorm_backward(const OpContext& ctx, const TensorView& x, const TensorView& weight, const TensorView& mean,
                         const TensorView& rstd, const TensorView& dy, const TensorView& dx, const TensorView& dweight,
                         const TensorView& dbias, bool accumulate_dx = false);
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm: y = x * rstd * weight, rstd = 1 / sqrt(mean(x^2) + eps), per row (no centering, no
+// bias; T5LayerNorm, LLaMA RMSNorm).
+
+/// x, y (N, C) A, contiguous; weight (C) A; rstd (N) fp32 output for the backward pass (may be
+/// empty when no backward follows); y may alias x. mean(x^2) is summed in double.
+void rmsnorm_forward(const OpContext& ctx, const TensorView& x, const TensorView& weight, const TensorView& y,
+                     const TensorView& rstd, float eps);
+
+/// dx (N, C) A = (or += with accumulate_dx) rstd * (g - xhat * mean(g * xhat)), g = dy * weight,
+/// xhat = x * rstd; dweight (C) fp32 += sum over rows of dy * xhat. rstd (N) from the forward;
+/// dx may alias dy.
+void rmsnorm_backward(const OpContext& ctx, const TensorView& x, const TensorView& weight, const TensorView& rstd,
+                      const TensorView& dy, const TensorView& dx, const TensorView& dweight,
+                      bool accumulate_dx = false);
 
 // ---------------------------------------------------------------------------------------------
 // GeLU
@@ -105,6 +122,35 @@ void gelu_forward(const OpContext& ctx, const TensorView& x, const TensorView& y
 /// dx = gelu'(x) * dy; dx may alias dy.
 void gelu_backward(const OpContext& ctx, const TensorView& x, const TensorView& dy, const TensorView& dx,
                    GeluApprox approx);
+
+// ---------------------------------------------------------------------------------------------
+// Activations, plain and gated (the MLP's nonlinearity as data; gelu_forward/backward above stay
+// the GPT path's op)
+
+/// The MLP nonlinearity, as data (one FFN with an activation parameter, not a family of FFNs).
+enum class Activation {
+  kGeluTanh,  ///< GeluApprox::kTanh
+  kGeluErf,   ///< GeluApprox::kErf
+  kRelu,      ///< max(x, 0); derivative 0 at x = 0 (as PyTorch)
+  kSilu,      ///< x * sigmoid(x) (swish)
+};
+
+/// y = act(x), elementwise, same shape and dtype A, contiguous; y may alias x.
+void activation_forward(const OpContext& ctx, const TensorView& x, const TensorView& y, Activation act);
+/// dx = act'(x) * dy, contiguous, same shape and dtype A; dx may alias dy.
+void activation_backward(const OpContext& ctx, const TensorView& x, const TensorView& dy, const TensorView& dx,
+                         Activation act);
+
+/// Gated linear unit: y = act(gate) * up, elementwise (GeGLU: kGeluTanh/kGeluErf, SwiGLU: kSilu,
+/// ReGLU: kRelu). gate, up (N, F) A with unit inner stride and any leading stride (the two column
+/// halves of one (N, 2F) projection work); y (N, F) A contiguous.
+void gated_activation_forward(const OpContext& ctx, const TensorView& gate, const TensorView& up, const TensorView& y,
+                              Activation act);
+/// dgate = act'(gate) * up * dy and dup = act(gate) * dy, written (=). dy (N, F) A contiguous;
+/// dgate, dup (N, F) A with unit inner stride (column halves of one (N, 2F) gradient work). Each
+/// element is read before it is written, so dgate may alias gate and dup may alias up.
+void gated_activation_backward(const OpContext& ctx, const TensorView& gate, const TensorView& up,
+                               const TensorView& dy, const TensorView& dgate, const TensorView& dup, Activation act);
 
 // ---------------------------------------------------------------------------------------------
 // Dropout (counter-based: the mask is a function of (seed, offset, element index), ops/philox.h)
@@ -145,6 +191,51 @@ void attention_forward(const OpContext& ctx, const TensorView& qkv, const Tensor
 /// dqkv (T, B, NH*3*HS) A is written (=) from dout (T, B, NH*HS) and the forward's qkv, out, lse.
 void attention_backward(const OpContext& ctx, const TensorView& qkv, const TensorView& out, const TensorView& lse,
                         const TensorView& dout, const TensorView& dqkv, const AttentionParams& params);
+
+// ---------------------------------------------------------------------------------------------
+// General attention: softmax(scale q k^T + bias, masked) [dropout] v over separate q, k, v views.
+// The case attention_forward does not cover: cross attention (Tq != Tk), T5's relative position
+// bias, key padding, and decoding against a KV cache. Per batch row b, head h, query i, key j:
+//   s_ij = scale * q_i . k_j + bias[h, i, j]
+//   key j is masked (-inf) when j >= key_lengths[b], or, with causal, when j > kv_offset + i;
+//   both masks keep a prefix j < L_i of the keys.
+// Query i sits at position kv_offset + i of the key sequence: decoding a block of Tq new tokens
+// against a cache of kv_offset earlier ones is causal with kv_offset = Tk - Tq; kv_offset 0 with
+// Tq == Tk is ordinary causal self-attention (the CPU reference then equals attention_forward bit
+// for bit).
+// A query with no unmasked key (all keys padded, or bias -inf everywhere) gets out = 0,
+// lse = +inf and zero gradients, never NaN.
+
+/// The scalar settings of attention_general_*; the tensors (bias, key_lengths) are arguments.
+struct GeneralAttentionParams {
+  int num_heads = 0;           ///< NH heads in this tensor (per TP rank)
+  float scale = 0.0f;          ///< 0: 1/sqrt(HS); T5 uses 1
+  bool causal = false;         ///< key j > kv_offset + i masked
+  std::int64_t kv_offset = 0;  ///< position of query 0 in the key sequence (>= 0; the KV-cache length)
+  DropoutParams dropout;       ///< attention-probability dropout; element index below
+  int head_offset = 0;         ///< global index of head 0 of this tensor (TP rank r: r*NH)
+  int total_heads = 0;         ///< heads of the full model (0: num_heads)
+};
+
+/// q (Tq, B, NH*HS) A; k, v (Tk, B, NH*HS) A; Tq, Tk, B >= 1. Each may be a strided view: unit stride in the last
+/// dimension, any stride in the others (column slices of a fused projection), or 4-D
+/// (T, B, NH, HS) with any head stride (Megatron's head-interleaved fused QKV seen as three views).
+/// bias (NH, Tq, Tk) fp32 contiguous, broadcast over the batch, or empty. key_lengths: B host
+/// values in [0, Tk], or empty (every key valid). out (Tq, B, NH*HS) A contiguous; lse (B, NH, Tq)
+/// fp32 = log-sum-exp of each masked score row, kept for the backward pass (+inf for a row with no
+/// unmasked key). Dropout element (b, h, i, j) has index ((b*total_heads + head_offset + h)*Tq + i)*Tk + j.
+void attention_general_forward(const OpContext& ctx, const TensorView& q, const TensorView& k, const TensorView& v,
+                               const TensorView& bias, std::span<const std::int32_t> key_lengths,
+                               const TensorView& out, const TensorView& lse, const GeneralAttentionParams& params);
+/// From dout (Tq, B, NH*HS) A contiguous and the forward's tensors: dq, dk, dv written (=), each
+/// with its input's shape and any strides allowed for it (slices of one fused gradient work; the
+/// three must not overlap); dbias (NH, Tq, Tk) fp32 += the score gradient summed over the batch
+/// (batch rows added in order), or empty (not computed). bias must be what the forward got.
+void attention_general_backward(const OpContext& ctx, const TensorView& q, const TensorView& k, const TensorView& v,
+                                const TensorView& bias, std::span<const std::int32_t> key_lengths,
+                                const TensorView& out, const TensorView& lse, const TensorView& dout,
+                                const TensorView& dq, const TensorView& dk, const TensorView& dv,
+                                const TensorView& dbias, const GeneralAttentionParams& params);
 
 // ---------------------------------------------------------------------------------------------
 // Cross entropy over a (padded, possibly vocab-sharded) vocabulary

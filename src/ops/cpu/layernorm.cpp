@@ -2,6 +2,7 @@
 // the input gradient per row and the weight/bias gradients per column block, rows in order.
 //   xhat = (x - mean) * rstd,  y = xhat * w + b
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dy * w
+// An empty bias (dbias) means a LayerNorm without bias: b = 0 (its gradient is not computed).
 #include <cmath>
 #include <vector>
 
@@ -19,7 +20,7 @@ void layernorm_forward(const OpContext& ctx, const TensorView& x, const TensorVi
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x.raw());
     const T* wp = static_cast<const T*>(weight.raw());
-    const T* bp = static_cast<const T*>(bias.raw());
+    const T* bp = bias.defined() ? static_cast<const T*>(bias.raw()) : nullptr;
     T* yp = static_cast<T*>(y.raw());
     parallel_for(ctx, n, 4 * c, [&](std::int64_t r) {
       const T* row = xp + r * c;
@@ -34,7 +35,10 @@ void layernorm_forward(const OpContext& ctx, const TensorView& x, const TensorVi
       var /= static_cast<double>(c);
       const float m = static_cast<float>(mu);
       const float s = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
-      for (std::int64_t j = 0; j < c; ++j) yp[r * c + j] = from_f<T>((to_f(row[j]) - m) * s * to_f(wp[j]) + to_f(bp[j]));
+      for (std::int64_t j = 0; j < c; ++j) {
+        const float b = bp != nullptr ? to_f(bp[j]) : 0.0f;
+        yp[r * c + j] = from_f<T>((to_f(row[j]) - m) * s * to_f(wp[j]) + b);
+      }
       if (mean_out) mean_out[r] = m;
       if (rstd_out) rstd_out[r] = s;
     });
@@ -48,7 +52,7 @@ void layernorm_backward(const OpContext& ctx, const TensorView& x, const TensorV
   const float* mp = static_cast<const float*>(mean.raw());
   const float* sp = static_cast<const float*>(rstd.raw());
   float* dw = static_cast<float*>(dweight.raw());
-  float* db = static_cast<float*>(dbias.raw());
+  float* db = dbias.defined() ? static_cast<float*>(dbias.raw()) : nullptr;
   dispatch_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x.raw());
@@ -68,7 +72,7 @@ void layernorm_backward(const OpContext& ctx, const TensorView& x, const TensorV
       }
       for (std::int64_t j = c0; j < c1; ++j) {
         dw[j] += aw[j - c0];
-        db[j] += ab[j - c0];
+        if (db != nullptr) db[j] += ab[j - c0];
       }
     });
     parallel_for(ctx, n, 4 * c, [&](std::int64_t r) {

@@ -69,6 +69,24 @@ TEST(LayerNormTest, BackwardMatchesFiniteDifferences) {
   EXPECT_TRUE(grads_close(db.data, numeric_grad(b, loss)));
 }
 
+// An empty bias is a LayerNorm without bias: the same results as a zero bias, bit for bit, and an
+// empty dbias skips its column sums without changing dx or dweight.
+TEST(LayerNormTest, EmptyBiasEqualsZeroBias) {
+  std::mt19937 rng(9);
+  const OpContext ctx = OpContext::cpu();
+  const std::int64_t n = 4, c = 16;
+  HostTensor x = random_tensor(Shape{n, c}, rng), w = random_tensor(Shape{c}, rng), dy = random_tensor(Shape{n, c}, rng);
+  HostTensor zero(Shape{c}), y0(Shape{n, c}), y1(Shape{n, c}), mean(Shape{n}), rstd(Shape{n});
+  layernorm_forward(ctx, x.view(), w.view(), zero.view(), y0.view(), mean.view(), rstd.view(), 1e-5f);
+  layernorm_forward(ctx, x.view(), w.view(), {}, y1.view(), mean.view(), rstd.view(), 1e-5f);
+  EXPECT_EQ(y1.data, y0.data);
+  HostTensor dx0(Shape{n, c}), dx1(Shape{n, c}), dw0(Shape{c}), dw1(Shape{c}), db(Shape{c});
+  layernorm_backward(ctx, x.view(), w.view(), mean.view(), rstd.view(), dy.view(), dx0.view(), dw0.view(), db.view());
+  layernorm_backward(ctx, x.view(), w.view(), mean.view(), rstd.view(), dy.view(), dx1.view(), dw1.view(), {});
+  EXPECT_EQ(dx1.data, dx0.data);
+  EXPECT_EQ(dw1.data, dw0.data);
+}
+
 TEST(GeluTest, KnownValuesAndDerivatives) {
   const OpContext ctx = OpContext::cpu();
   HostTensor x(Shape{3});
