@@ -83,8 +83,8 @@ std::vector<LoglikelihoodResult> score_loglikelihood(model::Model& model,
       std::copy(s.input.begin(), s.input.end(), tokens.begin() + bi * t);
       std::copy(s.target.begin(), s.target.end(), labels.begin() + bi * t);
     }
-    model::GptBatch batch{TensorView(tokens.data(), DType::kI32, Shape{b, t}),
-                          TensorView(labels.data(), DType::kI32, Shape{b, t}), {}, {}};
+    const model::Batch batch{.tokens = TensorView(tokens.data(), DType::kI32, Shape{b, t}),
+                             .labels = TensorView(labels.data(), DType::kI32, Shape{b, t})};
     const model::TokenScores scores = model.score(batch);
     for (std::int64_t bi = 0; bi < b; ++bi) {
       const Seq& s = seqs[order[start + bi]];

@@ -25,8 +25,8 @@ constexpr const char* kOutputWordEmbeddings = "model.word_embeddings.weight";
 /// Host copy of a (B, T) tensor transposed to sequence-first (N = T*B) order.
 template <typename T>
 std::vector<T> to_sequence_first(const TensorView& bt, const char* what) {
-  BIGNLP_CHECK(bt.device().is_cpu(), "GptBatch.{} must be host memory, got {}", what, bt.to_string());
-  BIGNLP_CHECK(bt.rank() == 2 && bt.is_contiguous(), "GptBatch.{} must be a contiguous (B, T) tensor, got {}", what,
+  BIGNLP_CHECK(bt.device().is_cpu(), "Batch.{} must be host memory, got {}", what, bt.to_string());
+  BIGNLP_CHECK(bt.rank() == 2 && bt.is_contiguous(), "Batch.{} must be a contiguous (B, T) tensor, got {}", what,
                bt.to_string());
   const std::int64_t b = bt.size(0), t = bt.size(1);
   const T* src = bt.data<T>();
@@ -227,7 +227,7 @@ bool GptModel::layer_selective(int l) const {
   return ac.method == CheckpointMethod::kUniform || l < ac.num_layers;
 }
 
-void GptModel::prepare_targets(GptActivations& a, const GptBatch& batch) {
+void GptModel::prepare_targets(GptActivations& a, const Batch& batch) {
   if (!batch.labels.defined()) return;
   Allocator& alloc = *ctx_.allocator;
   const std::int64_t n = a.pass.rows();
@@ -243,7 +243,7 @@ void GptModel::prepare_targets(GptActivations& a, const GptBatch& batch) {
   for (float m : a.loss_mask) a.mask_sum += m;
 }
 
-void GptModel::embed(GptActivations& a, const GptBatch& batch, bool training) {
+void GptModel::embed(GptActivations& a, const Batch& batch, bool training) {
   Allocator& alloc = *ctx_.allocator;
   const std::int64_t n = a.pass.rows(), c = config_.hidden_size;
   std::vector<std::int32_t> ids = to_sequence_first<std::int32_t>(batch.tokens, "tokens");
@@ -305,7 +305,7 @@ std::unique_ptr<Activations> GptModel::forward_chunk(int chunk, const Batch& bat
   a->pass.training = training;
   a->pass.seed = rng.seed;
   a->pass.offset_base = rng.offset_base;
-  BIGNLP_CHECK(batch.tokens.defined() && batch.tokens.dtype() == DType::kI32, "GptBatch.tokens must be int32, got {}",
+  BIGNLP_CHECK(batch.tokens.defined() && batch.tokens.dtype() == DType::kI32, "Batch.tokens must be int32, got {}",
                batch.tokens.defined() ? dtype_name(batch.tokens.dtype()) : "nothing");
   a->pass.batch = batch.tokens.size(0);
   a->pass.seq = batch.tokens.size(1);

@@ -38,8 +38,10 @@ model::Batch GptDataLoader::batch(std::int64_t first) {
     }
   }
   const Shape bt{b_, t_};
-  return model::GptBatch{TensorView(tokens_.data(), DType::kI32, bt), TensorView(labels_.data(), DType::kI32, bt),
-                         TensorView(loss_mask_.data(), DType::kF32, bt), TensorView(positions_.data(), DType::kI32, bt)};
+  return model::Batch{.tokens = TensorView(tokens_.data(), DType::kI32, bt),
+                      .labels = TensorView(labels_.data(), DType::kI32, bt),
+                      .loss_mask = TensorView(loss_mask_.data(), DType::kF32, bt),
+                      .position_ids = TensorView(positions_.data(), DType::kI32, bt)};
 }
 
 }  // namespace bignlp::train

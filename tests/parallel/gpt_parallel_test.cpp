@@ -571,8 +571,8 @@ TEST(GptParallelScoring, TensorParallelScoresAndLogitsMatchOneRank) {
     labels.push_back(static_cast<std::int32_t>(rng() % 60));
   }
   const auto batch = [&] {
-    return model::GptBatch{TensorView(tokens.data(), DType::kI32, Shape{2, 8}),
-                           TensorView(labels.data(), DType::kI32, Shape{2, 8}), {}, {}};
+    return model::Batch{.tokens = TensorView(tokens.data(), DType::kI32, Shape{2, 8}),
+                        .labels = TensorView(labels.data(), DType::kI32, Shape{2, 8})};
   };
   CpuAllocator alloc;
   ops::OpContext ctx = ops::OpContext::cpu(1);

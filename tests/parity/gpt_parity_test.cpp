@@ -28,9 +28,10 @@ struct Batch {
   std::vector<std::int32_t> tokens, labels;
   std::vector<float> mask;
   std::int64_t b, t;
-  model::GptBatch view() {
-    return {TensorView(tokens.data(), DType::kI32, Shape{b, t}), TensorView(labels.data(), DType::kI32, Shape{b, t}),
-            TensorView(mask.data(), DType::kF32, Shape{b, t}), {}};
+  model::Batch view() {
+    return {.tokens = TensorView(tokens.data(), DType::kI32, Shape{b, t}),
+            .labels = TensorView(labels.data(), DType::kI32, Shape{b, t}),
+            .loss_mask = TensorView(mask.data(), DType::kF32, Shape{b, t})};
   }
 };
 

@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
     std::vector<std::int32_t> tokens(static_cast<std::size_t>(mbs * seq)), labels(tokens.size());
     for (auto& t : tokens) t = static_cast<std::int32_t>(rng() % vocab);
     for (std::size_t i = 0; i + 1 < tokens.size(); ++i) labels[i] = tokens[i + 1];
-    const model::GptBatch batch{TensorView(tokens.data(), DType::kI32, Shape{mbs, seq}),
-                                TensorView(labels.data(), DType::kI32, Shape{mbs, seq}), {}, {}};
+    const model::Batch batch{.tokens = TensorView(tokens.data(), DType::kI32, Shape{mbs, seq}),
+                             .labels = TensorView(labels.data(), DType::kI32, Shape{mbs, seq})};
 
     std::vector<double> ms;
     float first_loss = 0.0f, last_loss = 0.0f;

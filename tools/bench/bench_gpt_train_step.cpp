@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
   std::vector<std::int32_t> tokens(static_cast<std::size_t>(mbs * seq)), labels(tokens.size());
   for (auto& t : tokens) t = static_cast<std::int32_t>(rng() % vocab);
   for (auto& t : labels) t = static_cast<std::int32_t>(rng() % vocab);
-  const model::GptBatch batch{TensorView(tokens.data(), DType::kI32, Shape{mbs, seq}),
-                              TensorView(labels.data(), DType::kI32, Shape{mbs, seq}), {}, {}};
+  const model::Batch batch{.tokens = TensorView(tokens.data(), DType::kI32, Shape{mbs, seq}),
+                           .labels = TensorView(labels.data(), DType::kI32, Shape{mbs, seq})};
 
   std::printf("model: L=%d C=%lld NH=%d T=%lld V=%lld (Vp %lld), %lld parameters, MBS %lld, precision %s, act. ckpt %s\n",
               layers, static_cast<long long>(hidden), heads, static_cast<long long>(seq), static_cast<long long>(vocab),

@@ -139,8 +139,8 @@ class GptModel final : public Model {
   int chunk_start(int l) const;
   int chunk_end(int l, int count) const;
   bool layer_selective(int l) const;
-  void embed(GptActivations& a, const GptBatch& batch, bool training);
-  void prepare_targets(GptActivations& a, const GptBatch& batch);
+  void embed(GptActivations& a, const Batch& batch, bool training);
+  void prepare_targets(GptActivations& a, const Batch& batch);
   /// The full-vocabulary logits (N, Vp) gathered over TP ranks; empty on one rank.
   Buffer gather_logits(const GptActivations& a) const;
   void head(GptActivations& a);

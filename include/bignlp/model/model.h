@@ -29,17 +29,14 @@ namespace bignlp::model {
 /// One micro-batch as a data loader gives it (host memory, batch-first). Each family reads the
 /// fields it needs and rejects a batch that lacks them.
 struct Batch {
-  TensorView tokens;           ///< (B, T) int32: the decoder's input (GPT: the tokens)
-  TensorView labels;           ///< (B, T) int32 targets (empty for passes without a loss)
-  TensorView loss_mask;        ///< (B, T) fp32, or empty for all ones
-  TensorView position_ids;     ///< (B, T) int32, or empty for 0..T-1
-  TensorView encoder_tokens;   ///< (B, Te) int32: the encoder's input (encoder-decoder families)
-  TensorView encoder_lengths;  ///< (B) int32 valid encoder tokens per row (key padding), or empty
-  TensorView decoder_lengths;  ///< (B) int32 valid decoder tokens per row, or empty
+  TensorView tokens{};           ///< (B, T) int32: the decoder's input (GPT: the tokens)
+  TensorView labels{};           ///< (B, T) int32 targets (empty for passes without a loss)
+  TensorView loss_mask{};        ///< (B, T) fp32, or empty for all ones
+  TensorView position_ids{};     ///< (B, T) int32, or empty for 0..T-1
+  TensorView encoder_tokens{};   ///< (B, Te) int32: the encoder's input (encoder-decoder families)
+  TensorView encoder_lengths{};  ///< (B) int32 valid encoder tokens per row (key padding), or empty
+  TensorView decoder_lengths{};  ///< (B) int32 valid decoder tokens per row, or empty
 };
-
-/// The GPT family's name for its batch (tokens, labels, loss_mask, position_ids).
-using GptBatch = Batch;
 
 /// The random stream of one micro-batch.
 struct DropoutRng {

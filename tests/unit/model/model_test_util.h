@@ -29,9 +29,10 @@ struct HostBatch {
   std::vector<std::int32_t> tokens, labels;
   std::vector<float> loss_mask;
   std::int64_t b = 0, t = 0;
-  GptBatch view() {
-    return GptBatch{TensorView(tokens.data(), DType::kI32, Shape{b, t}), TensorView(labels.data(), DType::kI32, Shape{b, t}),
-                    TensorView(loss_mask.data(), DType::kF32, Shape{b, t}), {}};
+  Batch view() {
+    return Batch{.tokens = TensorView(tokens.data(), DType::kI32, Shape{b, t}),
+                 .labels = TensorView(labels.data(), DType::kI32, Shape{b, t}),
+                 .loss_mask = TensorView(loss_mask.data(), DType::kF32, Shape{b, t})};
   }
 };
 

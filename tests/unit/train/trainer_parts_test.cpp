@@ -33,7 +33,8 @@ class RuleBatches final : public BatchSource {
       }
     }
     const Shape bt{b_, t_};
-    return model::Batch{TensorView(tokens_.data(), DType::kI32, bt), TensorView(labels_.data(), DType::kI32, bt)};
+    return model::Batch{.tokens = TensorView(tokens_.data(), DType::kI32, bt),
+                        .labels = TensorView(labels_.data(), DType::kI32, bt)};
   }
   std::int64_t size() const override { return 1 << 20; }
 
