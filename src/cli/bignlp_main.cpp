@@ -1,16 +1,17 @@
-// bignlp: compose the layered YAML in conf/ (Hydra-style) and run the pipeline stages it selects.
+// bignlp: compose the layered YAML in conf/ (Hydra-style) and run the stages it selects.
 //
 // Index (which header provides what):
-//   bignlp/config/compose.h     compose(), compose_multirun(): --config-path/-name/-dir + overrides
-//   bignlp/config/interpolate.h resolve_in_place(), select(): ${...} with resolvers
-//   bignlp/config/yaml.h        to_yaml(): what --cfg prints
-//   bignlp/config/defaults_list.h format_defaults_tree()/format_defaults_list() for --info
-//   bignlp/launch/pipeline.h    run_composed(): stages -> jobs -> scripts -> submission (docs/launcher.md)
-//   bignlp/core/error.h         typed errors and exit codes; the one catch is in main()
+//   bignlp/config/compose.h         compose(), compose_multirun(): --config-path/-name/-dir + overrides
+//   bignlp/config/interpolate.h     resolve_in_place(), select(): ${...} with resolvers
+//   bignlp/config/yaml.h            to_yaml(): what --cfg prints
+//   bignlp/config/defaults_list.h   format_defaults_tree()/format_defaults_list() for --info
+//   bignlp/launch/stage_sequence.h  run_composed(): stages -> jobs -> scripts -> submission
+//                                   (docs/launcher.md)
+//   bignlp/core/error.h             typed errors and exit codes; the one catch is in main()
 //
 // Flags follow Hydra's (--cfg job|hydra|all, --resolve, -p/--package, --info, -m/--multirun,
 // -cp/-cn/-cd); --explain KEY is ours. Everything that is not a flag is an override.
-// Without --cfg/--info/--help/--explain the composed config goes to run_pipeline() below.
+// Without --cfg/--info/--help/--explain the composed config goes to run_stages() below.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -28,7 +29,7 @@
 #include "bignlp/core/strings.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/core/version.h"
-#include "bignlp/launch/pipeline.h"
+#include "bignlp/launch/stage_sequence.h"
 
 namespace cfg = bignlp::config;
 
@@ -73,18 +74,18 @@ std::filesystem::path program_dir() {
 }
 
 // Resolvers for printing: the composition's (built-ins, hydra:, now:) plus the launcher's
-// `${bignlp_root:}`, as the pipeline uses them.
+// `${bignlp_root:}`, as the stages use them.
 cfg::ResolverRegistry resolvers_for(const cfg::ComposeResult& r, const Args& a) {
   cfg::ResolverRegistry reg = r.resolvers();
   bignlp::launch::register_launch_resolvers(reg, a.tree_root, program_dir());
   return reg;
 }
 
-// ---- Pipeline hook --------------------------------------------------------------------------------
+// ---- Stage sequence hook --------------------------------------------------------------------------
 // Receives each composed config (one per --multirun job) when no --cfg/--info/--help/--explain is
 // given, and returns the process exit code. The launcher plugs in here.
-int run_pipeline(const cfg::ComposeResult& composed, const Args& args) {
-  bignlp::launch::PipelineOptions options;
+int run_stages(const cfg::ComposeResult& composed, const Args& args) {
+  bignlp::launch::StageSequenceOptions options;
   // Local job ids name the logs: start from the process id so runs do not share log files.
   options.first_local_id = static_cast<std::uint64_t>(::getpid()) * 100;
   bignlp::launch::run_composed(composed, args.command_line, args.tree_root, program_dir(), options,
@@ -364,7 +365,7 @@ int run(const Args& a) {
     } else if (!a.explain.empty()) {
       print_explain(job.result, a, a.explain);
     } else {
-      const int rc = run_pipeline(job.result, a);
+      const int rc = run_stages(job.result, a);
       if (rc != 0) return rc;
     }
   }

@@ -109,6 +109,18 @@ bool parse_index(const std::string& s, std::size_t& out) {
   return true;
 }
 
+// Element `step` of `list`, the list at key path `walked`; MergeTypeError unless `step` is an index
+// in range.
+ConfigNode& list_element(ConfigNode& list, const std::string& step, const std::string& walked) {
+  std::size_t idx;
+  if (!parse_index(step, idx))
+    throw MergeTypeError{fmt::format("'{}' is a list and '{}' is not an index", walked, step)};
+  if (idx >= list.size())
+    throw MergeTypeError{
+        fmt::format("list index {} out of range for '{}' (size {})", idx, walked, list.size())};
+  return list[idx];
+}
+
 // OmegaConf.update(cfg, key, value, merge=True, force_add=...) under struct mode.
 void update(ConfigNode& root, const Override& ov, ConfigNode value, bool force_add) {
   const auto steps = split_key_path(ov.key);
@@ -118,10 +130,7 @@ void update(ConfigNode& root, const Override& ov, ConfigNode value, bool force_a
     const std::string& step = steps[i];
     ConfigNode* next = nullptr;
     if (cur->is_list()) {
-      std::size_t idx;
-      if (!parse_index(step, idx)) throw MergeTypeError{fmt::format("'{}' is a list and '{}' is not an index", walked, step)};
-      if (idx >= cur->size()) throw MergeTypeError{fmt::format("list index {} out of range for '{}' (size {})", idx, walked, cur->size())};
-      next = &(*cur)[idx];
+      next = &list_element(*cur, step, walked);
     } else {
       next = cur->find(step);
       if (!next) {
@@ -141,10 +150,7 @@ void update(ConfigNode& root, const Override& ov, ConfigNode value, bool force_a
   const std::string full = child_key_path(walked, last);
   ConfigNode* target = nullptr;
   if (cur->is_list()) {
-    std::size_t idx;
-    if (!parse_index(last, idx)) throw MergeTypeError{fmt::format("'{}' is a list and '{}' is not an index", walked, last)};
-    if (idx >= cur->size()) throw MergeTypeError{fmt::format("list index {} out of range for '{}' (size {})", idx, walked, cur->size())};
-    target = &(*cur)[idx];
+    target = &list_element(*cur, last, walked);
   } else {
     target = cur->find(last);
   }

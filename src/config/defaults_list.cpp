@@ -242,6 +242,11 @@ struct Ordered {
       if (key == k) return &v;
     return nullptr;
   }
+  const V* find(const std::string& k) const {
+    for (const auto& [key, v] : items)
+      if (key == k) return &v;
+    return nullptr;
+  }
   V& operator[](const std::string& k) {
     if (V* v = find(k)) return *v;
     items.emplace_back(k, V{});
@@ -606,12 +611,10 @@ void collect(const DefaultsTreeNode& tree, const DefaultsTreeNode* parent, std::
   }
 }
 
-}  // namespace
-
-DefaultsList create_defaults_list(const ConfigRepository& repo, std::string_view config_name,
-                                  const std::vector<Override>& overrides, bool with_hydra, bool skip_missing) {
-  OverrideState st;
-  DefaultsList result;
+// The overrides of config groups go into `st` (choices, appends, deletions); the others are
+// config overrides, applied after composition.
+void sort_overrides(const ConfigRepository& repo, const std::vector<Override>& overrides, OverrideState& st,
+                    DefaultsList& result) {
   for (const auto& ov : overrides) {
     if (ov.is_sweep()) continue;
     const bool is_group = repo.group_exists(ov.key);
@@ -670,41 +673,42 @@ DefaultsList create_defaults_list(const ConfigRepository& repo, std::string_view
     m.external = true;
     st.meta[key] = m;
   }
+}
 
+// The root of the defaults tree: the primary config, under a virtual root next to hydra/config.
+DefaultsTreeNode defaults_root(std::string_view config_name, bool with_hydra) {
   DefaultsElement primary;
   primary.kind = DefaultsElement::Kind::kConfig;
   primary.path = std::string(config_name);
   primary.primary = true;
   DefaultsTreeNode root;
-  if (with_hydra) {
-    root.node.kind = DefaultsElement::Kind::kVirtualRoot;
-    DefaultsTreeNode hydra_node;
-    hydra_node.node.kind = DefaultsElement::Kind::kConfig;
-    hydra_node.node.path = "hydra/config";
-    DefaultsTreeNode primary_node;
-    primary_node.node = primary;
-    root.children = {std::move(hydra_node), std::move(primary_node)};
-    root.has_children = true;
-  } else {
+  if (!with_hydra) {
     root.node = primary;
+    return root;
   }
-  Builder builder(repo, st, skip_missing, result.warnings);
-  builder.expand(root, nullptr, true, false);
-  if (with_hydra) {
-    // Children of the virtual root without subtrees are leaves.
-    for (auto& c : root.children) (void)c;
-  }
-  result.tree = root;
-  collect(result.tree, nullptr, result.defaults);
+  root.node.kind = DefaultsElement::Kind::kVirtualRoot;
+  DefaultsTreeNode hydra_node;
+  hydra_node.node.kind = DefaultsElement::Kind::kConfig;
+  hydra_node.node.path = "hydra/config";
+  DefaultsTreeNode primary_node;
+  primary_node.node = primary;
+  root.children = {std::move(hydra_node), std::move(primary_node)};
+  root.has_children = true;
+  return root;
+}
 
-  // ensure_no_duplicates_in_list
+// Hydra's ensure_no_duplicates_in_list.
+void check_no_duplicates(const std::vector<ResultDefault>& defaults) {
   std::set<std::string> keys;
-  for (const auto& d : result.defaults) {
+  for (const auto& d : defaults) {
     if (d.is_self || !d.override_key) continue;
     if (!keys.insert(*d.override_key).second)
       throw ConfigError(fmt::format("{} appears more than once in the final defaults list", *d.override_key));
   }
-  // ensure_overrides_used
+}
+
+// Hydra's ensure_overrides_used: every group override and deletion matched an entry.
+void check_overrides_used(const OverrideState& st) {
   for (const auto& [key, meta] : st.meta.items) {
     if (meta.used) continue;
     const std::string group = key.substr(0, key.find('@'));
@@ -734,6 +738,22 @@ DefaultsList create_defaults_list(const ConfigRepository& repo, std::string_view
     const std::string desc = del.name ? key + "=" + *del.name : key;
     throw OverrideError(fmt::format("Could not delete '{}'. No match in the defaults list", desc));
   }
+}
+
+}  // namespace
+
+DefaultsList create_defaults_list(const ConfigRepository& repo, std::string_view config_name,
+                                  const std::vector<Override>& overrides, bool with_hydra, bool skip_missing) {
+  OverrideState st;
+  DefaultsList result;
+  sort_overrides(repo, overrides, st, result);
+  DefaultsTreeNode root = defaults_root(config_name, with_hydra);
+  Builder builder(repo, st, skip_missing, result.warnings);
+  builder.expand(root, nullptr, true, false);
+  result.tree = root;
+  collect(result.tree, nullptr, result.defaults);
+  check_no_duplicates(result.defaults);
+  check_overrides_used(st);
   for (const auto& [k, v] : st.known.items) result.choices.push_back(GroupChoice{k, v});
   return result;
 }

@@ -114,6 +114,16 @@ const grammar::Text& Engine::parse(const ConfigNode& n, const Path& p) {
   throw Failure{kind, message};
 }
 
+Engine::ActiveContainer::ActiveContainer(Engine& engine, const ConfigNode& node, const Path& path)
+    : engine_(engine), node_(&node) {
+  if (engine_.active_.count(node_)) {
+    fail(InterpolationErrorKind::kCycle, fmt::format("Recursive interpolation detected through '{}'", path_text(path)));
+  }
+  engine_.active_.insert(node_);
+}
+
+Engine::ActiveContainer::~ActiveContainer() { engine_.active_.erase(node_); }
+
 Engine::Val Engine::eval_node(ConfigNode& n, const Path& p) {
   if (active_.count(&n)) {
     std::string chain;
@@ -484,14 +494,7 @@ Engine::Val Engine::lookup(int dots, const std::vector<std::string>& keys, const
 
 ConfigNode Engine::materialize(ConfigNode& node, const Path& path) {
   if (node.is_container()) {
-    if (active_.count(&node))
-      fail(InterpolationErrorKind::kCycle, fmt::format("Recursive interpolation detected through '{}'", path_text(path)));
-    active_.insert(&node);
-    struct Erase {
-      Engine* e;
-      ConfigNode* n;
-      ~Erase() { e->active_.erase(n); }
-    } erase{this, &node};
+    const ActiveContainer active(*this, node, path);
     ConfigNode out = node.is_dict() ? ConfigNode::dict() : ConfigNode::list();
     out.set_provenance(node.provenance_ptr());
     Path child_path = path;
@@ -532,14 +535,7 @@ ConfigNode Engine::materialize(ConfigNode& node, const Path& path) {
 
 void Engine::walk(ConfigNode& node, Path& path) {
   if (node.is_container()) {
-    if (active_.count(&node))
-      fail(InterpolationErrorKind::kCycle, fmt::format("Recursive interpolation detected through '{}'", path_text(path)));
-    active_.insert(&node);
-    struct Erase {
-      Engine* e;
-      ConfigNode* n;
-      ~Erase() { e->active_.erase(n); }
-    } erase{this, &node};
+    const ActiveContainer active(*this, node, path);
     for (std::size_t i = 0; i < node.size(); ++i) {
       path.push_back(node.is_dict() ? node.key_at(i) : std::to_string(i));
       walk(node.child_at(i), path);

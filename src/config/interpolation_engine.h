@@ -62,6 +62,20 @@ class Engine final : public ResolverContext {
     bool is_string_result = false;
   };
 
+  // Marks a container as being resolved while it lives (materialize, walk); meeting the container
+  // again inside itself is a cycle (Failure kCycle).
+  class ActiveContainer {
+   public:
+    ActiveContainer(Engine& engine, const ConfigNode& node, const Path& path);
+    ~ActiveContainer();
+    ActiveContainer(const ActiveContainer&) = delete;
+    ActiveContainer& operator=(const ActiveContainer&) = delete;
+
+   private:
+    Engine& engine_;
+    const ConfigNode* node_;
+  };
+
   bool is_interp(const ConfigNode& n) const;
   const grammar::Text& parse(const ConfigNode& n, const Path& p);
   [[noreturn]] static void fail(InterpolationErrorKind kind, const std::string& message);

@@ -122,6 +122,18 @@ struct Fail {
   std::size_t at;
 };
 
+// The arguments of a function call: positional ones in order, then keyword ones (name=value).
+struct Arguments {
+  std::vector<PV> positional;
+  std::vector<std::pair<std::string, PV>> named;
+
+  const PV* find(const std::string& name) const {
+    for (const auto& [k, v] : named)
+      if (k == name) return &v;
+    return nullptr;
+  }
+};
+
 const char* pv_type_name(const PV& v) {
   switch (v.kind) {
     case PV::kQuoted: return "str";
@@ -409,38 +421,8 @@ class OverrideParser {
       }
       return v;
     }
-    if (c == '[') {
-      ++pos_;
-      skip_ws();
-      PV v;
-      v.kind = PV::kList;
-      if (accept_ws_then(']')) return v;
-      do {
-        v.items.push_back(element());
-      } while (next_item(']', "missing ']'", "in list (expected ',' or ']')"));
-      for (const auto& i : v.items)
-        if (i.is_sweep()) fail("a sweep cannot be an element of a list");
-      return v;
-    }
-    if (c == '{') {
-      ++pos_;
-      skip_ws();
-      PV v;
-      v.kind = PV::kDict;
-      if (accept_ws_then('}')) return v;
-      do {
-        const std::size_t key_at = pos_;
-        PV k = primitive(/*dict_key=*/true);
-        if (k.kind == PV::kNode && k.node.is_null() && pos_ == key_at) fail("expected a dict key");
-        if (!accept_ws_then(':'))
-          fail(pos_ >= s_.size() ? "missing ':' after dict key" : fmt::format("unexpected '{}' in dict key", peek()));
-        skip_ws();
-        PV val = element();
-        if (val.is_sweep()) fail("a sweep cannot be a dict value");
-        v.entries.push_back(PVEntry{std::move(k), std::move(val)});
-      } while (next_item('}', "missing '}'", "in dict (expected ',' or '}')"));
-      return v;
-    }
+    if (c == '[') return list_value();
+    if (c == '{') return dict_value();
     // Function call: ID WS? '('
     if (const std::size_t n = lex_.id_len(pos_)) {
       const std::size_t k = lex_.ws_len(pos_ + n);
@@ -453,6 +435,42 @@ class OverrideParser {
       }
     }
     PV v = primitive(false);
+    return v;
+  }
+
+  // '[' WS? (element (',' element)*)? ']'
+  PV list_value() {
+    ++pos_;
+    skip_ws();
+    PV v;
+    v.kind = PV::kList;
+    if (accept_ws_then(']')) return v;
+    do {
+      v.items.push_back(element());
+    } while (next_item(']', "missing ']'", "in list (expected ',' or ']')"));
+    for (const auto& i : v.items)
+      if (i.is_sweep()) fail("a sweep cannot be an element of a list");
+    return v;
+  }
+
+  // '{' WS? (key ':' element (',' key ':' element)*)? '}'
+  PV dict_value() {
+    ++pos_;
+    skip_ws();
+    PV v;
+    v.kind = PV::kDict;
+    if (accept_ws_then('}')) return v;
+    do {
+      const std::size_t key_at = pos_;
+      PV k = primitive(/*dict_key=*/true);
+      if (k.kind == PV::kNode && k.node.is_null() && pos_ == key_at) fail("expected a dict key");
+      if (!accept_ws_then(':'))
+        fail(pos_ >= s_.size() ? "missing ':' after dict key" : fmt::format("unexpected '{}' in dict key", peek()));
+      skip_ws();
+      PV val = element();
+      if (val.is_sweep()) fail("a sweep cannot be a dict value");
+      v.entries.push_back(PVEntry{std::move(k), std::move(val)});
+    } while (next_item('}', "missing '}'", "in dict (expected ',' or '}')"));
     return v;
   }
 
@@ -495,13 +513,44 @@ class OverrideParser {
   }
 
   // ---- primitives -----------------------------------------------------------------------------
+  struct Token {
+    TokenType type;
+    std::string text;
+  };
+
+  // An unquoted value: its tokens (blanks inside kept), read as one scalar when there is one token,
+  // else as the text they spell.
   PV primitive(bool dict_key) {
-    struct T {
-      TokenType type;
-      std::string text;
-    };
-    std::vector<T> toks;
     const std::size_t start = pos_;
+    std::vector<Token> toks = primitive_tokens(dict_key);
+    // Drop leading/trailing whitespace tokens.
+    while (!toks.empty() && toks.back().type == TokenType::kWs) toks.pop_back();
+    std::size_t first = 0;
+    while (first < toks.size() && toks[first].type == TokenType::kWs) ++first;
+    if (first >= toks.size()) {
+      if (pos_ == start) {
+        if (pos_ >= s_.size()) fail("missing value");
+        fail(fmt::format("unexpected '{}'", peek()));
+      }
+      fail("a value cannot be only whitespace");
+    }
+    PV v;
+    if (toks.size() - first == 1) {
+      v.node = token_value(toks[first]);
+      return v;
+    }
+    std::string out;
+    for (std::size_t i = first; i < toks.size(); ++i) {
+      out += toks[i].type == TokenType::kEsc ? unescaped(toks[i].text) : toks[i].text;
+    }
+    v.node = ConfigNode::string(std::move(out));
+    return v;
+  }
+
+  // The tokens of an unquoted value, up to the character that ends it (',', a bracket, '=', or the
+  // end; also ':' in a dict key).
+  std::vector<Token> primitive_tokens(bool dict_key) {
+    std::vector<Token> toks;
     for (;;) {
       if (pos_ >= s_.size()) break;
       const char c = s_[pos_];
@@ -513,11 +562,11 @@ class OverrideParser {
           if (dict_key) break;
           std::size_t end = pos_ + k + 1;
           end += lex_.ws_len(end);
-          toks.push_back(T{TokenType::kColon, std::string(s_.substr(pos_, end - pos_))});
+          toks.push_back(Token{TokenType::kColon, std::string(s_.substr(pos_, end - pos_))});
           pos_ = end;
           continue;
         }
-        toks.push_back(T{TokenType::kWs, std::string(s_.substr(pos_, k))});
+        toks.push_back(Token{TokenType::kWs, std::string(s_.substr(pos_, k))});
         pos_ += k;
         continue;
       }
@@ -529,7 +578,7 @@ class OverrideParser {
       if (c == ':') {
         if (dict_key) break;
         std::size_t end = pos_ + 1 + lex_.ws_len(pos_ + 1);
-        toks.push_back(T{TokenType::kColon, std::string(s_.substr(pos_, end - pos_))});
+        toks.push_back(Token{TokenType::kColon, std::string(s_.substr(pos_, end - pos_))});
         pos_ = end;
         continue;
       }
@@ -537,105 +586,65 @@ class OverrideParser {
         if (dict_key) fail("interpolations are not allowed in dict keys");
         const auto close = s_.find('}', pos_ + 2);
         if (close == std::string_view::npos || close == pos_ + 2) fail("unterminated interpolation (missing '}')");
-        toks.push_back(T{TokenType::kInterp, std::string(s_.substr(pos_, close + 1 - pos_))});
+        toks.push_back(Token{TokenType::kInterp, std::string(s_.substr(pos_, close + 1 - pos_))});
         pos_ = close + 1;
         continue;
       }
       if (c == '\\') {
         if (const std::size_t e = lex_.esc_len(pos_)) {
-          toks.push_back(T{TokenType::kEsc, std::string(s_.substr(pos_, e))});
+          toks.push_back(Token{TokenType::kEsc, std::string(s_.substr(pos_, e))});
           pos_ += e;
           continue;
         }
       }
       const lexer::Match m = lex_.longest_scalar(pos_);
       if (m.length == 0) fail(fmt::format("token recognition error at: '{}'", c));
-      toks.push_back(T{m.type, std::string(s_.substr(pos_, m.length))});
+      toks.push_back(Token{m.type, std::string(s_.substr(pos_, m.length))});
       pos_ += m.length;
     }
-    // Drop leading/trailing whitespace tokens.
-    while (!toks.empty() && toks.back().type == TokenType::kWs) toks.pop_back();
-    std::size_t first = 0;
-    while (first < toks.size() && toks[first].type == TokenType::kWs) ++first;
-    PV v;
-    if (first >= toks.size()) {
-      if (pos_ == start) {
-        if (pos_ >= s_.size()) fail("missing value");
-        fail(fmt::format("unexpected '{}'", peek()));
-      }
-      fail("a value cannot be only whitespace");
-    }
-    if (toks.size() - first == 1) {
-      const T& t = toks[first];
-      switch (t.type) {
-        case TokenType::kId:
-        case TokenType::kUnquoted:
-        case TokenType::kColon:
-        case TokenType::kInterp:
-          v.node = ConfigNode::string(t.text);
-          break;
-        case TokenType::kNull:
-          v.node = ConfigNode::null_value();
-          break;
-        case TokenType::kInt: {
-          long long x;
-          if (!lexer::int_token_value(t.text, x)) fail(fmt::format("integer '{}' does not fit in 64 bits", t.text));
-          v.node = ConfigNode::integer(x);
-          break;
-        }
-        case TokenType::kFloat:
-          v.node = ConfigNode::floating(py::parse_float(t.text));
-          break;
-        case TokenType::kBool:
-          v.node = ConfigNode::boolean(t.text[0] == 't' || t.text[0] == 'T');
-          break;
-        case TokenType::kEsc: {
-          std::string out;
-          for (std::size_t i = 1; i < t.text.size(); i += 2) out += t.text[i];
-          v.node = ConfigNode::string(out);
-          break;
-        }
-        case TokenType::kWs:
-          break;
-      }
-      return v;
-    }
+    return toks;
+  }
+
+  // "\,\ " -> ", ": the characters after each backslash of an escape token.
+  static std::string unescaped(const std::string& esc) {
     std::string out;
-    for (std::size_t i = first; i < toks.size(); ++i) {
-      if (toks[i].type == TokenType::kEsc) {
-        for (std::size_t k = 1; k < toks[i].text.size(); k += 2) out += toks[i].text[k];
-      } else {
-        out += toks[i].text;
+    for (std::size_t i = 1; i < esc.size(); i += 2) out += esc[i];
+    return out;
+  }
+
+  // A value made of one token: null, a number, a bool, or text.
+  ConfigNode token_value(const Token& t) const {
+    switch (t.type) {
+      case TokenType::kId:
+      case TokenType::kUnquoted:
+      case TokenType::kColon:
+      case TokenType::kInterp:
+        return ConfigNode::string(t.text);
+      case TokenType::kNull:
+        return ConfigNode::null_value();
+      case TokenType::kInt: {
+        long long x;
+        if (!lexer::int_token_value(t.text, x)) fail(fmt::format("integer '{}' does not fit in 64 bits", t.text));
+        return ConfigNode::integer(x);
       }
+      case TokenType::kFloat:
+        return ConfigNode::floating(py::parse_float(t.text));
+      case TokenType::kBool:
+        return ConfigNode::boolean(t.text[0] == 't' || t.text[0] == 'T');
+      case TokenType::kEsc:
+        return ConfigNode::string(unescaped(t.text));
+      case TokenType::kWs:
+        break;
     }
-    v.node = ConfigNode::string(std::move(out));
-    return v;
+    return ConfigNode();
   }
 
   // ---- functions ------------------------------------------------------------------------------
+  // After "name(": the arguments up to ')', then the call.
   PV function(const std::string& name, std::size_t at) {
-    std::vector<PV> args;
-    std::vector<std::pair<std::string, PV>> named;
-    if (!accept_ws_then(')')) {
-      const std::string missing = fmt::format("missing ')' to close {}(", name);
-      const std::string where = fmt::format("in the arguments of {}()", name);
-      do {
-        // argName: ID WS? '=' WS?
-        const std::size_t n = lex_.id_len(pos_);
-        const std::size_t k = n ? lex_.ws_len(pos_ + n) : 0;
-        if (n && pos_ + n + k < s_.size() && s_[pos_ + n + k] == '=') {
-          std::string arg(s_.substr(pos_, n));
-          pos_ += n + k + 1;
-          skip_ws();
-          named.emplace_back(std::move(arg), element());
-        } else {
-          if (!named.empty()) fail("positional argument follows keyword argument");
-          args.push_back(element());
-        }
-      } while (next_item(')', missing, where));
-    }
+    Arguments args = arguments(name);
     try {
-      return call(name, std::move(args), std::move(named), at);
+      return call(name, std::move(args), at);
     } catch (const Fail&) {
       throw;
     } catch (const std::exception& e) {
@@ -643,17 +652,32 @@ class OverrideParser {
     }
   }
 
-  static std::runtime_error err(const std::string& m) { return std::runtime_error(m); }
-
-  static const PV* named_arg(const std::vector<std::pair<std::string, PV>>& named, const std::string& n) {
-    for (const auto& [k, v] : named)
-      if (k == n) return &v;
-    return nullptr;
+  // argument (',' argument)* ')' where argument: (ID WS? '=' WS?)? element; keyword arguments last.
+  Arguments arguments(const std::string& name) {
+    Arguments args;
+    if (accept_ws_then(')')) return args;
+    const std::string missing = fmt::format("missing ')' to close {}(", name);
+    const std::string where = fmt::format("in the arguments of {}()", name);
+    do {
+      const std::size_t n = lex_.id_len(pos_);
+      const std::size_t k = n ? lex_.ws_len(pos_ + n) : 0;
+      if (n && pos_ + n + k < s_.size() && s_[pos_ + n + k] == '=') {
+        std::string arg(s_.substr(pos_, n));
+        pos_ += n + k + 1;
+        skip_ws();
+        args.named.emplace_back(std::move(arg), element());
+      } else {
+        if (!args.named.empty()) fail("positional argument follows keyword argument");
+        args.positional.push_back(element());
+      }
+    } while (next_item(')', missing, where));
+    return args;
   }
 
-  static void check_named(const std::string& fn, const std::vector<std::pair<std::string, PV>>& named,
-                          std::initializer_list<const char*> allowed) {
-    for (const auto& [k, v] : named) {
+  static std::runtime_error err(const std::string& m) { return std::runtime_error(m); }
+
+  static void check_named(const Arguments& args, std::initializer_list<const char*> allowed) {
+    for (const auto& [k, v] : args.named) {
       bool ok = false;
       for (const char* a : allowed) ok = ok || k == a;
       if (!ok) throw err(fmt::format("got an unexpected keyword argument '{}'", k));
@@ -668,18 +692,19 @@ class OverrideParser {
     return c;
   }
 
-  static PV cast_value(const std::string& fn, std::vector<PV> args, const std::vector<std::pair<std::string, PV>>& named) {
-    check_named(fn, named, {"value"});
+  // int(...), float(...), str(...), bool(...): one value, or several (a choice) cast one by one.
+  static PV cast_call(const std::string& fn, Arguments args) {
+    check_named(args, {"value"});
     PV v;
-    if (const PV* nv = named_arg(named, "value")) {
-      if (!args.empty()) throw err("cannot use both position and named arguments");
+    if (const PV* nv = args.find("value")) {
+      if (!args.positional.empty()) throw err("cannot use both position and named arguments");
       v = *nv;
-    } else if (args.empty()) {
+    } else if (args.positional.empty()) {
       throw err("No positional args or value specified");
-    } else if (args.size() == 1) {
-      v = args[0];
+    } else if (args.positional.size() == 1) {
+      v = args.positional[0];
     } else {
-      v = simple_choice(std::move(args));
+      v = simple_choice(std::move(args.positional));
     }
     return cast(fn, v);
   }
@@ -709,56 +734,65 @@ class OverrideParser {
       default:
         break;
     }
-    const ConfigNode& n = v.node;
     out.kind = PV::kNode;
-    if (fn == "int") {
-      if (n.is_int()) out.node = n;
-      else if (n.is_bool()) out.node = ConfigNode::integer(n.as_bool() ? 1 : 0);
-      else if (n.is_float()) {
-        const double d = n.as_double();
-        if (!std::isfinite(d)) throw err(fmt::format("cannot convert float {} to integer", py::float_repr(d)));
-        out.node = ConfigNode::integer(static_cast<std::int64_t>(d));
-      } else if (n.is_string()) {
-        long long x;
-        std::string clean(trim(n.as_string()));
-        if (!py::is_int(clean) || !lexer::int_token_value(replace_all(clean, "_", ""), x))
-          throw err(fmt::format("invalid literal for int() with base 10: {}", py::str_repr(n.as_string())));
-        out.node = ConfigNode::integer(x);
-      } else {
-        throw err(fmt::format("cannot cast {} to int", py::str(n)));
-      }
-    } else if (fn == "float") {
-      if (n.is_float()) out.node = n;
-      else if (n.is_int()) out.node = ConfigNode::floating(static_cast<double>(n.as_int()));
-      else if (n.is_bool()) out.node = ConfigNode::floating(n.as_bool() ? 1.0 : 0.0);
-      else if (n.is_string()) {
-        if (!py::is_float(n.as_string()))
-          throw err(fmt::format("could not convert string to float: {}", py::str_repr(n.as_string())));
-        out.node = ConfigNode::floating(py::parse_float(n.as_string()));
-      } else {
-        throw err(fmt::format("cannot cast {} to float", py::str(n)));
-      }
-    } else if (fn == "str") {
-      if (n.is_bool()) out.node = ConfigNode::string(n.as_bool() ? "true" : "false");
-      else if (n.is_null()) throw err("cannot cast null to str");
-      else out.node = ConfigNode::string(py::str(n));
-    } else {  // bool
-      if (n.is_string()) {
-        const std::string l = to_lower(n.as_string());
-        if (l == "true") out.node = ConfigNode::boolean(true);
-        else if (l == "false") out.node = ConfigNode::boolean(false);
-        else throw err(fmt::format("Cannot cast '{}' to bool", n.as_string()));
-      } else if (n.is_bool()) {
-        out.node = n;
-      } else if (n.is_int()) {
-        out.node = ConfigNode::boolean(n.as_int() != 0);
-      } else if (n.is_float()) {
-        out.node = ConfigNode::boolean(n.as_double() != 0.0);
-      } else {
-        throw err("cannot cast null to bool");
-      }
-    }
+    out.node = cast_scalar(fn, v.node);
     return out;
+  }
+
+  // Python's int(), float(), str() and bool() of a scalar, with Hydra's spellings (str(true) is
+  // "true"; bool("false") is false).
+  static ConfigNode cast_scalar(const std::string& fn, const ConfigNode& n) {
+    if (fn == "int") return int_cast(n);
+    if (fn == "float") return float_cast(n);
+    if (fn == "str") {
+      if (n.is_bool()) return ConfigNode::string(n.as_bool() ? "true" : "false");
+      if (n.is_null()) throw err("cannot cast null to str");
+      return ConfigNode::string(py::str(n));
+    }
+    return bool_cast(n);
+  }
+
+  static ConfigNode int_cast(const ConfigNode& n) {
+    if (n.is_int()) return n;
+    if (n.is_bool()) return ConfigNode::integer(n.as_bool() ? 1 : 0);
+    if (n.is_float()) {
+      const double d = n.as_double();
+      if (!std::isfinite(d)) throw err(fmt::format("cannot convert float {} to integer", py::float_repr(d)));
+      return ConfigNode::integer(static_cast<std::int64_t>(d));
+    }
+    if (n.is_string()) {
+      long long x;
+      std::string clean(trim(n.as_string()));
+      if (!py::is_int(clean) || !lexer::int_token_value(replace_all(clean, "_", ""), x))
+        throw err(fmt::format("invalid literal for int() with base 10: {}", py::str_repr(n.as_string())));
+      return ConfigNode::integer(x);
+    }
+    throw err(fmt::format("cannot cast {} to int", py::str(n)));
+  }
+
+  static ConfigNode float_cast(const ConfigNode& n) {
+    if (n.is_float()) return n;
+    if (n.is_int()) return ConfigNode::floating(static_cast<double>(n.as_int()));
+    if (n.is_bool()) return ConfigNode::floating(n.as_bool() ? 1.0 : 0.0);
+    if (n.is_string()) {
+      if (!py::is_float(n.as_string()))
+        throw err(fmt::format("could not convert string to float: {}", py::str_repr(n.as_string())));
+      return ConfigNode::floating(py::parse_float(n.as_string()));
+    }
+    throw err(fmt::format("cannot cast {} to float", py::str(n)));
+  }
+
+  static ConfigNode bool_cast(const ConfigNode& n) {
+    if (n.is_string()) {
+      const std::string l = to_lower(n.as_string());
+      if (l == "true") return ConfigNode::boolean(true);
+      if (l == "false") return ConfigNode::boolean(false);
+      throw err(fmt::format("Cannot cast '{}' to bool", n.as_string()));
+    }
+    if (n.is_bool()) return n;
+    if (n.is_int()) return ConfigNode::boolean(n.as_int() != 0);
+    if (n.is_float()) return ConfigNode::boolean(n.as_double() != 0.0);
+    throw err("cannot cast null to bool");
   }
 
   static std::vector<std::string> string_list(const PV& v, const char* what) {
@@ -832,163 +866,189 @@ class OverrideParser {
     return out;
   }
 
-  PV call(const std::string& name, std::vector<PV> args, std::vector<std::pair<std::string, PV>> named,
-          std::size_t at) {
-    if (name == "int" || name == "float" || name == "str" || name == "bool") return cast_value(name, std::move(args), named);
-    if (name == "choice") {
-      check_named(name, named, {});
-      if (args.empty()) throw err("empty choice is not legal");
-      if (args.size() == 1 && args[0].kind == PV::kChoice) {
-        if (args[0].simple_form) {
-          args[0].simple_form = false;
-          return args[0];
-        }
-        throw err("nesting choices is not supported");
-      }
-      for (const auto& a : args)
-        if (a.is_sweep()) throw err("nesting sweeps is not supported");
-      PV c;
-      c.kind = PV::kChoice;
-      c.items = std::move(args);
-      return c;
-    }
-    if (name == "range") {
-      check_named(name, named, {"start", "stop", "step"});
-      std::vector<const PV*> slots(3, nullptr);
-      for (std::size_t i = 0; i < args.size(); ++i) {
-        if (i >= 3) throw err(fmt::format("range expected at most 3 arguments, got {}", args.size()));
-        slots[i] = &args[i];
-      }
-      const char* names[] = {"start", "stop", "step"};
-      for (int i = 0; i < 3; ++i) {
-        if (const PV* p = named_arg(named, names[i])) {
-          if (slots[static_cast<std::size_t>(i)]) throw err(fmt::format("got multiple values for argument '{}'", names[i]));
-          slots[static_cast<std::size_t>(i)] = p;
-        }
-      }
-      auto number = [&](const PV* p, const char* what) {
-        if (!p || p->kind != PV::kNode || !(p->node.is_int() || p->node.is_float()))
-          throw err(fmt::format("{} must be an int or a float", what));
-        return p->node;
-      };
-      if (!slots[0]) throw err("missing required argument 'start'");
-      PV r;
-      r.kind = PV::kRange;
-      if (!slots[1]) {
-        r.start = ConfigNode::integer(0);
-        r.stop = number(slots[0], "stop");
-      } else {
-        r.start = number(slots[0], "start");
-        r.stop = number(slots[1], "stop");
-      }
-      r.step = slots[2] ? number(slots[2], "step") : ConfigNode::integer(1);
-      (void)range_values(r);  // validates (step 0, size)
-      return r;
-    }
-    if (name == "interval") {
-      check_named(name, named, {"start", "end"});
-      std::vector<const PV*> slots;
-      for (auto& a : args) slots.push_back(&a);
-      if (const PV* p = named_arg(named, "start")) slots.insert(slots.begin(), p);
-      if (const PV* p = named_arg(named, "end")) slots.push_back(p);
-      if (slots.size() != 2) throw err("interval() takes exactly 2 arguments (start, end)");
-      PV r;
-      r.kind = PV::kInterval;
-      for (int i = 0; i < 2; ++i) {
-        const PV* p = slots[static_cast<std::size_t>(i)];
-        if (p->kind != PV::kNode || !(p->node.is_int() || p->node.is_float())) throw err("interval bounds must be numbers");
-        (i == 0 ? r.i_start : r.i_end) = p->node.as_double();
-      }
-      return r;
-    }
-    if (name == "tag") {
-      check_named(name, named, {"sweep"});
-      if (const PV* s = named_arg(named, "sweep")) args.push_back(*s);
-      if (args.empty()) throw err("Not enough arguments to tag, must take at least a sweep");
-      PV last = args.back();
-      if (!last.is_sweep()) throw err("Last argument to tag() must be a choice(), range() or interval()");
-      last.tags.clear();
-      for (std::size_t i = 0; i + 1 < args.size(); ++i) {
-        const PV& t = args[i];
-        if (!(t.kind == PV::kQuoted || (t.kind == PV::kNode && t.node.is_string())))
-          throw err(fmt::format("tag arguments type must be string, got {}", pv_type_name(t)));
-        last.tags.push_back(t.node.as_string());
-      }
-      return last;
-    }
-    if (name == "shuffle") {
-      check_named(name, named, {"sweep", "list"});
-      if (const PV* l = named_arg(named, "list")) args = {*l};
-      if (const PV* s = named_arg(named, "sweep")) args = {*s};
-      if (args.size() == 1) {
-        PV a = args[0];
-        if (a.kind == PV::kChoice || a.kind == PV::kRange) {
-          a.shuffle = true;
-          return a;
-        }
-        if (a.kind == PV::kList) {
-          std::random_device rd;
-          std::mt19937 g(rd());
-          std::shuffle(a.items.begin(), a.items.end(), g);
-          return a;
-        }
-        PV l;
-        l.kind = PV::kList;
-        l.items.push_back(a);
-        return l;
-      }
-      PV c = simple_choice(std::move(args));
-      c.shuffle = true;
-      return c;
-    }
-    if (name == "sort") {
-      check_named(name, named, {"sweep", "list", "reverse"});
-      bool reverse = false;
-      if (const PV* r = named_arg(named, "reverse")) {
-        if (r->kind != PV::kNode || !r->node.is_bool()) throw err("reverse must be a bool");
-        reverse = r->node.as_bool();
-      }
-      if (const PV* l = named_arg(named, "list")) args = {*l};
-      if (const PV* s = named_arg(named, "sweep")) return sort_sweep(*s, reverse, at);
-      if (args.size() == 1) {
-        PV a = args[0];
-        if (a.kind == PV::kChoice || a.kind == PV::kRange) return sort_sweep(a, reverse, at);
-        if (a.kind == PV::kList) {
-          std::stable_sort(a.items.begin(), a.items.end(), [&](const PV& x, const PV& y) {
-            return reverse ? py_less(y, x, at) : py_less(x, y, at);
-          });
-          return a;
-        }
-        return a;
-      }
-      if (args.empty()) throw err("empty sort input");
-      for (const auto& a : args)
-        if (!(a.kind == PV::kNode || a.kind == PV::kQuoted) || a.node.is_null()) throw err("Invalid arguments");
-      return sort_sweep(simple_choice(std::move(args)), reverse, at);
-    }
-    if (name == "glob") {
-      check_named(name, named, {"include", "exclude"});
-      const PV* inc = args.size() > 0 ? &args[0] : named_arg(named, "include");
-      const PV* exc = args.size() > 1 ? &args[1] : named_arg(named, "exclude");
-      if (args.size() > 2) throw err("glob() takes at most 2 arguments");
-      if (!inc) throw err("missing required argument 'include'");
-      PV g;
-      g.kind = PV::kGlob;
-      g.g_include = string_list(*inc, "include");
-      if (exc) g.g_exclude = string_list(*exc, "exclude");
-      return g;
-    }
+  PV call(const std::string& name, Arguments args, std::size_t at) {
+    if (name == "int" || name == "float" || name == "str" || name == "bool") return cast_call(name, std::move(args));
+    if (name == "choice") return choice_call(std::move(args));
+    if (name == "range") return range_call(args);
+    if (name == "interval") return interval_call(args);
+    if (name == "tag") return tag_call(std::move(args));
+    if (name == "shuffle") return shuffle_call(std::move(args));
+    if (name == "sort") return sort_call(std::move(args), at);
+    if (name == "glob") return glob_call(args);
     if (name == "extend_list") {
-      check_named(name, named, {});
+      check_named(args, {});
       PV e;
       e.kind = PV::kExtend;
-      e.items = std::move(args);
+      e.items = std::move(args.positional);
       return e;
     }
     throw Fail{fmt::format("Unknown function '{}' (available: bool, choice, extend_list, float, glob, int, interval, range, "
                            "shuffle, sort, str, tag)",
                            name),
                at};
+  }
+
+  // choice(a, b, ...); choice(a, b) written as a simple sweep "a,b" inside is the same choice.
+  static PV choice_call(Arguments args) {
+    check_named(args, {});
+    std::vector<PV>& items = args.positional;
+    if (items.empty()) throw err("empty choice is not legal");
+    if (items.size() == 1 && items[0].kind == PV::kChoice) {
+      if (items[0].simple_form) {
+        items[0].simple_form = false;
+        return items[0];
+      }
+      throw err("nesting choices is not supported");
+    }
+    for (const auto& a : items)
+      if (a.is_sweep()) throw err("nesting sweeps is not supported");
+    PV c;
+    c.kind = PV::kChoice;
+    c.items = std::move(items);
+    return c;
+  }
+
+  // range(stop), range(start, stop[, step]); arguments by position or by name, like Python's.
+  static PV range_call(const Arguments& args) {
+    check_named(args, {"start", "stop", "step"});
+    std::vector<const PV*> slots(3, nullptr);
+    for (std::size_t i = 0; i < args.positional.size(); ++i) {
+      if (i >= 3) throw err(fmt::format("range expected at most 3 arguments, got {}", args.positional.size()));
+      slots[i] = &args.positional[i];
+    }
+    const char* names[] = {"start", "stop", "step"};
+    for (int i = 0; i < 3; ++i) {
+      if (const PV* p = args.find(names[i])) {
+        if (slots[static_cast<std::size_t>(i)])
+          throw err(fmt::format("got multiple values for argument '{}'", names[i]));
+        slots[static_cast<std::size_t>(i)] = p;
+      }
+    }
+    auto number = [&](const PV* p, const char* what) {
+      if (!p || p->kind != PV::kNode || !(p->node.is_int() || p->node.is_float()))
+        throw err(fmt::format("{} must be an int or a float", what));
+      return p->node;
+    };
+    if (!slots[0]) throw err("missing required argument 'start'");
+    PV r;
+    r.kind = PV::kRange;
+    if (!slots[1]) {
+      r.start = ConfigNode::integer(0);
+      r.stop = number(slots[0], "stop");
+    } else {
+      r.start = number(slots[0], "start");
+      r.stop = number(slots[1], "stop");
+    }
+    r.step = slots[2] ? number(slots[2], "step") : ConfigNode::integer(1);
+    (void)range_values(r);  // validates (step 0, size)
+    return r;
+  }
+
+  // interval(start, end): two numbers.
+  static PV interval_call(const Arguments& args) {
+    check_named(args, {"start", "end"});
+    std::vector<const PV*> slots;
+    for (const auto& a : args.positional) slots.push_back(&a);
+    if (const PV* p = args.find("start")) slots.insert(slots.begin(), p);
+    if (const PV* p = args.find("end")) slots.push_back(p);
+    if (slots.size() != 2) throw err("interval() takes exactly 2 arguments (start, end)");
+    PV r;
+    r.kind = PV::kInterval;
+    for (int i = 0; i < 2; ++i) {
+      const PV* p = slots[static_cast<std::size_t>(i)];
+      if (p->kind != PV::kNode || !(p->node.is_int() || p->node.is_float()))
+        throw err("interval bounds must be numbers");
+      (i == 0 ? r.i_start : r.i_end) = p->node.as_double();
+    }
+    return r;
+  }
+
+  // tag(t1, t2, ..., sweep): the sweep with these string tags.
+  static PV tag_call(Arguments args) {
+    check_named(args, {"sweep"});
+    std::vector<PV>& items = args.positional;
+    if (const PV* s = args.find("sweep")) items.push_back(*s);
+    if (items.empty()) throw err("Not enough arguments to tag, must take at least a sweep");
+    PV last = items.back();
+    if (!last.is_sweep()) throw err("Last argument to tag() must be a choice(), range() or interval()");
+    last.tags.clear();
+    for (std::size_t i = 0; i + 1 < items.size(); ++i) {
+      const PV& t = items[i];
+      if (!(t.kind == PV::kQuoted || (t.kind == PV::kNode && t.node.is_string())))
+        throw err(fmt::format("tag arguments type must be string, got {}", pv_type_name(t)));
+      last.tags.push_back(t.node.as_string());
+    }
+    return last;
+  }
+
+  // shuffle(sweep) marks the sweep shuffled; shuffle(list) shuffles the list now; shuffle(a, b, ...)
+  // is a shuffled choice.
+  static PV shuffle_call(Arguments args) {
+    check_named(args, {"sweep", "list"});
+    std::vector<PV>& items = args.positional;
+    if (const PV* l = args.find("list")) items = {*l};
+    if (const PV* s = args.find("sweep")) items = {*s};
+    if (items.size() == 1) {
+      PV a = items[0];
+      if (a.kind == PV::kChoice || a.kind == PV::kRange) {
+        a.shuffle = true;
+        return a;
+      }
+      if (a.kind == PV::kList) {
+        std::random_device rd;
+        std::mt19937 g(rd());
+        std::shuffle(a.items.begin(), a.items.end(), g);
+        return a;
+      }
+      PV l;
+      l.kind = PV::kList;
+      l.items.push_back(a);
+      return l;
+    }
+    PV c = simple_choice(std::move(items));
+    c.shuffle = true;
+    return c;
+  }
+
+  // sort(sweep | list | a, b, ..., reverse=false), in Python's order.
+  static PV sort_call(Arguments args, std::size_t at) {
+    check_named(args, {"sweep", "list", "reverse"});
+    bool reverse = false;
+    if (const PV* r = args.find("reverse")) {
+      if (r->kind != PV::kNode || !r->node.is_bool()) throw err("reverse must be a bool");
+      reverse = r->node.as_bool();
+    }
+    std::vector<PV>& items = args.positional;
+    if (const PV* l = args.find("list")) items = {*l};
+    if (const PV* s = args.find("sweep")) return sort_sweep(*s, reverse, at);
+    if (items.size() == 1) {
+      PV a = items[0];
+      if (a.kind == PV::kChoice || a.kind == PV::kRange) return sort_sweep(a, reverse, at);
+      if (a.kind == PV::kList) {
+        std::stable_sort(a.items.begin(), a.items.end(), [&](const PV& x, const PV& y) {
+          return reverse ? py_less(y, x, at) : py_less(x, y, at);
+        });
+      }
+      return a;
+    }
+    if (items.empty()) throw err("empty sort input");
+    for (const auto& a : items)
+      if (!(a.kind == PV::kNode || a.kind == PV::kQuoted) || a.node.is_null()) throw err("Invalid arguments");
+    return sort_sweep(simple_choice(std::move(items)), reverse, at);
+  }
+
+  // glob(include[, exclude]): each a string or a list of strings.
+  static PV glob_call(const Arguments& args) {
+    check_named(args, {"include", "exclude"});
+    const PV* inc = args.positional.size() > 0 ? &args.positional[0] : args.find("include");
+    const PV* exc = args.positional.size() > 1 ? &args.positional[1] : args.find("exclude");
+    if (args.positional.size() > 2) throw err("glob() takes at most 2 arguments");
+    if (!inc) throw err("missing required argument 'include'");
+    PV g;
+    g.kind = PV::kGlob;
+    g.g_include = string_list(*inc, "include");
+    if (exc) g.g_exclude = string_list(*exc, "exclude");
+    return g;
   }
 
   // ---- result -----------------------------------------------------------------------------------

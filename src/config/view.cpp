@@ -55,6 +55,16 @@ void out_of_range(const ConfigNode& n, const std::string& path, const char* type
 }
 }  // namespace view_detail
 
+std::optional<std::string> scalar_text(const ConfigNode& node) {
+  switch (node.kind()) {
+    case NodeKind::kString: return node.as_string();
+    case NodeKind::kInt: return fmt::format("{}", node.as_int());
+    case NodeKind::kBool: return node.as_bool() ? std::string("true") : std::string("false");
+    case NodeKind::kFloat: return py::str(node);
+    default: return std::nullopt;
+  }
+}
+
 struct ConfigView::State {
   ConfigNode root;
   ResolverRegistry owned;
@@ -120,6 +130,29 @@ const ConfigNode& ConfigView::require(const std::string& full) const {
     }
   }
   throw ConfigError(fmt::format("{}{}: required key is missing{}", where, full, hint));
+}
+
+std::vector<std::string> ConfigView::string_list(std::string_view path) const {
+  const std::string full = full_path(path);
+  const ConfigNode* n = lookup(full);
+  if (!n || n->is_null()) return {};
+  if (!n->is_list()) {
+    if (n->is_dict()) view_detail::expect_kind(*n, full, NodeKind::kList);
+    return {view_detail::to_string(*n, full)};
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n->size(); ++i) {
+    if (!(*n)[i].is_null()) out.push_back(view_detail::to_string((*n)[i], child_key_path(full, std::to_string(i))));
+  }
+  return out;
+}
+
+std::string ConfigView::as_override(std::string_view path) const {
+  const std::string full = full_path(path);
+  const ConfigNode* n = lookup(full);
+  std::string value = "null";
+  if (n && !n->is_null()) value = scalar_text(*n).value_or(py::str(*n));
+  return full + "=" + value;
 }
 
 bool ConfigView::has(std::string_view path) const {

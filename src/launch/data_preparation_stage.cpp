@@ -36,10 +36,10 @@ struct Step {
 
 class DataPreparationStage final : public Stage {
  public:
-  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    Problems p(c.stage());
-    StagePlan plan = start_plan(c, family, p);
-    const std::string dataset = c.opt_string("dataset").value_or("");
+  StageJobs plan(const config::ConfigView& c, const std::string& family, const StageContext& ctx) const override {
+    Problems p(c.prefix());
+    StageJobs plan = start_stage_jobs(c, family, p);
+    const std::string dataset = c.find<std::string>("dataset").value_or("");
     plan.family = dataset.empty() ? family : dataset;
     std::vector<Step> steps;
     if (dataset == "pile") {
@@ -50,15 +50,15 @@ class DataPreparationStage final : public Stage {
       steps = custom_steps(c, ctx, plan, p);
     } else if (c.has("steps")) {
       for (const auto& s : c.string_list("steps")) steps.push_back(Step{s, std::nullopt, 1, std::nullopt, 1, 1});
-      if (steps.empty()) p.add(fmt::format("{} lists no step", c.key("steps")));
+      if (steps.empty()) p.add(fmt::format("{} lists no step", c.full_path("steps")));
     } else {
       p.add(fmt::format("{} is not pile, mc4 or custom_dataset, and the config has no `steps` list saying what "
                         "to run. Fix: set {}.dataset, or list the steps of bignlp-preprocess in {}",
-                        c.show("dataset"), c.stage(), c.key("steps")));
+                        c.as_override("dataset"), c.prefix(), c.full_path("steps")));
     }
     p.throw_if_any();
     if (steps.empty()) {
-      p.add(fmt::format("nothing to do: every step is switched off (download/preprocess flags of {})", c.stage()));
+      p.add(fmt::format("nothing to do: every step is switched off (download/preprocess flags of {})", c.prefix()));
       p.throw_if_any();
     }
 
@@ -83,18 +83,18 @@ class DataPreparationStage final : public Stage {
   }
 
  private:
-  static int positive(const StageConfig& c, std::string_view key, std::int64_t fallback, Problems& p) {
-    const std::int64_t v = c.opt_int(key).value_or(fallback);
-    if (v < 1) p.add(fmt::format("{} must be at least 1", c.show(key)));
+  static int positive(const config::ConfigView& c, std::string_view key, std::int64_t fallback, Problems& p) {
+    const std::int64_t v = c.find<std::int64_t>(key).value_or(fallback);
+    if (v < 1) p.add(fmt::format("{} must be at least 1", c.as_override(key)));
     return static_cast<int>(std::max<std::int64_t>(v, 1));
   }
 
-  static std::vector<Step> pile_steps(const StageConfig& c, Problems& p) {
+  static std::vector<Step> pile_steps(const config::ConfigView& c, Problems& p) {
     const int throttle = positive(c, "run.node_array_size", 30, p);
     const int bcp_npernode = positive(c, "run.bcp_preproc_npernode", 2, p);
     std::vector<int> files;
     try {
-      files = parse_index_list(c.get_string("file_numbers"), c.key("file_numbers"));
+      files = parse_index_list(c.get<std::string>("file_numbers"), c.full_path("file_numbers"));
     } catch (const ConfigError& e) {
       p.add(e.what());
       return {};
@@ -102,15 +102,16 @@ class DataPreparationStage final : public Stage {
     const ArraySpec array{files, throttle};
     const int nodes = std::min<int>(throttle, static_cast<int>(files.size()));
     std::vector<Step> out;
-    if (c.opt_bool("download_the_pile", true)) {
+    if (c.get_or<bool>("download_the_pile", true)) {
       out.push_back({"download", array, 1, std::nullopt, nodes, 1});
       out.push_back({"extract", array, 1, std::nullopt, nodes, 1});
     }
-    if (c.opt_bool("preprocess_data", true)) out.push_back({"preprocess", array, 1, std::nullopt, nodes, bcp_npernode});
+    if (c.get_or<bool>("preprocess_data", true))
+      out.push_back({"preprocess", array, 1, std::nullopt, nodes, bcp_npernode});
     return out;
   }
 
-  static std::vector<Step> mc4_steps(const StageConfig& c, Problems& p) {
+  static std::vector<Step> mc4_steps(const config::ConfigView& c, Problems& p) {
     const int nodes = positive(c, "run.node_array_size", 20, p);
     const int workers = positive(c, "run.workers_per_node", 4, p);
     const int cpus = positive(c, "run.cpus_per_node", 256, p);
@@ -119,35 +120,38 @@ class DataPreparationStage final : public Stage {
     const ArraySpec per_node{all, nodes};
     std::vector<Step> out;
     out.push_back({"prepare", std::nullopt, 1, std::nullopt, 1, 1});
-    if (c.opt_bool("download_mc4", true)) out.push_back({"download", per_node, 1, std::nullopt, nodes, 1});
-    if (c.opt_bool("preprocess_data", true)) {
+    if (c.get_or<bool>("download_mc4", true)) out.push_back({"download", per_node, 1, std::nullopt, nodes, 1});
+    if (c.get_or<bool>("preprocess_data", true)) {
       out.push_back({"setup_preprocess", std::nullopt, 1, std::nullopt, 1, 1});
       out.push_back({"preprocess", per_node, workers, std::max(1, cpus / workers), nodes, workers});
     }
     return out;
   }
 
-  static std::vector<Step> custom_steps(const StageConfig& c, const StageContext& ctx, StagePlan& plan, Problems& p) {
+  static std::vector<Step> custom_steps(const config::ConfigView& c, const StageContext& ctx, StageJobs& plan,
+                                        Problems& p) {
     const int nodes = positive(c, "run.node_array_size", 4, p);
     const int workers = positive(c, "run.workers_per_node", 4, p);
     const int cpus = positive(c, "run.cpus_per_node", 256, p);
     std::vector<Step> out;
-    if (c.opt_bool("train_tokenizer", false)) {
-      if (auto input = c.opt_string("train_tokenizer_args.input")) {
+    if (c.get_or<bool>("train_tokenizer", false)) {
+      if (auto input = c.find<std::string>("train_tokenizer_args.input")) {
         require_input(c, ctx, plan, p, "train_tokenizer_args.input", *input, "",
                       "set it to the text file the tokenizer is trained on");
       } else {
-        p.add(fmt::format("{} is true but {} is null. Fix: set {}.train_tokenizer_args.input to a text file, or "
-                          "{}.train_tokenizer=false with an existing tokenizer_model",
-                          c.key("train_tokenizer"), c.key("train_tokenizer_args.input"), c.stage(), c.stage()));
+        p.add(fmt::format(
+            "{} is true but {} is null. Fix: set {}.train_tokenizer_args.input to a text file, or "
+            "{}.train_tokenizer=false with an existing tokenizer_model",
+            c.full_path("train_tokenizer"), c.full_path("train_tokenizer_args.input"), c.prefix(),
+            c.prefix()));
       }
       out.push_back({"train_tokenizer", std::nullopt, 1, std::nullopt, 1, 1});
     }
-    if (c.opt_bool("preprocess_data", true)) {
+    if (c.get_or<bool>("preprocess_data", true)) {
       const auto files = c.string_list("raw_dataset_files");
       if (files.empty()) {
         p.add(fmt::format("{} lists no file. Fix: {}.raw_dataset_files=[/path/a.jsonl,/path/b.jsonl]",
-                          c.key("raw_dataset_files"), c.stage()));
+                          c.full_path("raw_dataset_files"), c.prefix()));
       }
       for (std::size_t i = 0; i < files.size(); ++i) {
         require_input(c, ctx, plan, p, fmt::format("raw_dataset_files.{}", i), files[i], "",

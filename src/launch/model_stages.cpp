@@ -9,35 +9,38 @@ namespace bignlp::launch::detail {
 namespace {
 
 // nodes x ntasks_per_node must hold exactly one model replica of TP x PP ranks.
-void check_model_parallel(const StageConfig& c, std::int64_t nodes, std::int64_t ntasks, std::string_view nodes_key,
-                          std::string_view ntasks_key, std::string_view tp_key, std::string_view pp_key, Problems& p) {
-  const std::int64_t tp = c.opt_int(tp_key).value_or(1);
-  const std::int64_t pp = c.opt_int(pp_key).value_or(1);
+void check_model_parallel(const config::ConfigView& c, std::int64_t nodes, std::int64_t ntasks,
+                          std::string_view nodes_key, std::string_view ntasks_key, std::string_view tp_key,
+                          std::string_view pp_key, Problems& p) {
+  const std::int64_t tp = c.find<std::int64_t>(tp_key).value_or(1);
+  const std::int64_t pp = c.find<std::int64_t>(pp_key).value_or(1);
   if (nodes < 1 || ntasks < 1) {
-    p.add(fmt::format("{} and {} must be at least 1", c.show(nodes_key), c.show(ntasks_key)));
+    p.add(fmt::format("{} and {} must be at least 1", c.as_override(nodes_key), c.as_override(ntasks_key)));
   } else if (nodes * ntasks != tp * pp) {
-    p.add(fmt::format("{} x {} = {} tasks, but the model has {} x {} = {} ranks. Fix: one task per rank (the presets "
-                      "compute run.nodes and run.ntasks_per_node from the parallel sizes)",
-                      c.show(nodes_key), c.show(ntasks_key), nodes * ntasks, c.show(tp_key), c.show(pp_key), tp * pp));
+    p.add(fmt::format(
+        "{} x {} = {} tasks, but the model has {} x {} = {} ranks. Fix: one task per rank (the presets "
+        "compute run.nodes and run.ntasks_per_node from the parallel sizes)",
+        c.as_override(nodes_key), c.as_override(ntasks_key), nodes * ntasks, c.as_override(tp_key),
+        c.as_override(pp_key), tp * pp));
   }
 }
 
 class ConversionStage final : public Stage {
  public:
-  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    Problems p(c.stage());
-    StagePlan plan = start_plan(c, family, p);
-    const std::int64_t nodes = c.opt_int("run.nodes").value_or(1);
-    const std::int64_t ntasks = c.opt_int("run.ntasks_per_node").value_or(1);
+  StageJobs plan(const config::ConfigView& c, const std::string& family, const StageContext& ctx) const override {
+    Problems p(c.prefix());
+    StageJobs plan = start_stage_jobs(c, family, p);
+    const std::int64_t nodes = c.find<std::int64_t>("run.nodes").value_or(1);
+    const std::int64_t ntasks = c.find<std::int64_t>("run.ntasks_per_node").value_or(1);
     check_model_parallel(c, nodes, ntasks, "run.nodes", "run.ntasks_per_node", "model.tensor_model_parallel_size",
                          "model.pipeline_model_parallel_size", p);
-    if (auto nemo = c.opt_string("run.nemo_file_name"); nemo && !nemo->ends_with(".nemo")) {
-      p.add(fmt::format("{} must end in .nemo", c.show("run.nemo_file_name")));
+    if (auto nemo = c.find<std::string>("run.nemo_file_name"); nemo && !nemo->ends_with(".nemo")) {
+      p.add(fmt::format("{} must end in .nemo", c.as_override("run.nemo_file_name")));
     }
     for (const char* key : {"model.checkpoint_folder", "model.hparams_file"}) {
-      if (auto path = c.opt_string(key)) {
+      if (auto path = c.find<std::string>(key)) {
         require_input(c, ctx, plan, p, key, *path, "training",
-                      fmt::format("set {} (or run.model_train_name) to a finished training run", c.key(key)));
+                      fmt::format("set {} (or run.model_train_name) to a finished training run", c.full_path(key)));
       }
     }
     p.throw_if_any();
@@ -48,26 +51,26 @@ class ConversionStage final : public Stage {
 
 class EvaluationStage final : public Stage {
  public:
-  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    Problems p(c.stage());
-    StagePlan plan = start_plan(c, family, p);
+  StageJobs plan(const config::ConfigView& c, const std::string& family, const StageContext& ctx) const override {
+    Problems p(c.prefix());
+    StageJobs plan = start_stage_jobs(c, family, p);
     std::int64_t nodes = 1;
     std::int64_t ntasks = 1;
     if (family == "gpt3" || family == "prompt_gpt3") {
-      nodes = c.opt_int("run.nodes").value_or(1);
-      ntasks = c.opt_int("run.ntasks_per_node").value_or(1);
+      nodes = c.find<std::int64_t>("run.nodes").value_or(1);
+      ntasks = c.find<std::int64_t>("run.ntasks_per_node").value_or(1);
       check_model_parallel(c, nodes, ntasks, "run.nodes", "run.ntasks_per_node", "model.tensor_model_parallel_size",
                            "model.pipeline_model_parallel_size", p);
     } else {
-      nodes = c.opt_int("trainer.num_nodes").value_or(1);
-      ntasks = c.opt_int("trainer.devices").value_or(1);
+      nodes = c.find<std::int64_t>("trainer.num_nodes").value_or(1);
+      ntasks = c.find<std::int64_t>("trainer.devices").value_or(1);
       const bool prompt = family.starts_with("prompt_");
       check_model_parallel(c, nodes, ntasks, "trainer.num_nodes", "trainer.devices",
                            prompt ? "tensor_model_parallel_size" : "model.tensor_model_parallel_size",
                            prompt ? "pipeline_model_parallel_size" : "model.pipeline_model_parallel_size", p);
     }
     auto input = [&](const char* key, std::string_view producer, std::string_view hint) {
-      if (auto path = c.opt_string(key)) require_input(c, ctx, plan, p, key, *path, producer, hint);
+      if (auto path = c.find<std::string>(key)) require_input(c, ctx, plan, p, key, *path, producer, hint);
     };
     if (family == "gpt3") {
       input("model.checkpoint_folder", "training", "set run.model_train_name to a finished training run");
@@ -89,10 +92,10 @@ class EvaluationStage final : public Stage {
 
 class ExportStage final : public Stage {
  public:
-  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    Problems p(c.stage());
-    StagePlan plan = start_plan(c, family, p);
-    if (auto path = c.opt_string("model.checkpoint_path")) {
+  StageJobs plan(const config::ConfigView& c, const std::string& family, const StageContext& ctx) const override {
+    Problems p(c.prefix());
+    StageJobs plan = start_stage_jobs(c, family, p);
+    if (auto path = c.find<std::string>("model.checkpoint_path")) {
       const std::string_view producer = ctx.runs_earlier("conversion") ? "conversion" : "training";
       require_input(c, ctx, plan, p, "model.checkpoint_path", *path, producer,
                     "set run.model_train_name to a finished training run");

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <set>
 
+#include "bignlp/config/view.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/strings.h"
-#include "bignlp/launch/stage_config.h"
 #include "bignlp/launch/shell.h"
 
 namespace bignlp::launch {
@@ -37,7 +37,7 @@ std::string slurm_mem(const config::ConfigNode& mem) {
     if (gb == std::floor(gb)) return fmt::format("{}GB", static_cast<long long>(gb));
     return fmt::format("{}MB", static_cast<long long>(std::floor(gb * 1024)));
   }
-  return scalar_text(mem).value_or("0");
+  return config::scalar_text(mem).value_or("0");
 }
 
 namespace {
@@ -51,7 +51,7 @@ config::ConfigNode top(const config::ConfigNode& root, const config::ResolverReg
 
 std::optional<std::string> text_of(const config::ConfigNode& n, std::string_view key) {
   if (n.is_null()) return std::nullopt;
-  if (auto s = scalar_text(n)) return s;
+  if (auto s = config::scalar_text(n)) return s;
   throw ConfigError(fmt::format("{}: expected a single value, got a {}", key, config::kind_name(n.kind())));
 }
 
@@ -65,13 +65,15 @@ std::string required_path(const config::ConfigNode& n, std::string_view key) {
 bool bool_of(const config::ConfigNode& n, std::string_view key, bool fallback) {
   if (n.is_null()) return fallback;
   if (n.is_bool()) return n.as_bool();
-  throw ConfigError(fmt::format("{}: expected true or false, got '{}'", key, scalar_text(n).value_or(n.to_python_str())));
+  throw ConfigError(fmt::format("{}: expected true or false, got '{}'", key,
+                                config::scalar_text(n).value_or(n.to_python_str())));
 }
 
 std::optional<int> int_of(const config::ConfigNode& n, std::string_view key) {
   if (n.is_null()) return std::nullopt;
   if (n.is_int()) return static_cast<int>(n.as_int());
-  throw ConfigError(fmt::format("{}: expected an integer, got '{}'", key, scalar_text(n).value_or(n.to_python_str())));
+  throw ConfigError(fmt::format("{}: expected an integer, got '{}'", key,
+                                config::scalar_text(n).value_or(n.to_python_str())));
 }
 
 std::vector<std::string> list_of(const config::ConfigNode& n, std::string_view key) {
@@ -80,7 +82,7 @@ std::vector<std::string> list_of(const config::ConfigNode& n, std::string_view k
   if (!n.is_list()) throw ConfigError(fmt::format("{}: expected a list", key));
   for (std::size_t i = 0; i < n.size(); ++i) {
     if (n[i].is_null()) continue;
-    auto s = scalar_text(n[i]);
+    auto s = config::scalar_text(n[i]);
     if (!s) throw ConfigError(fmt::format("{}.{}: expected a single value", key, i));
     out.push_back(*s);
   }
@@ -122,7 +124,7 @@ LaunchSettings read_launch_settings(const config::ConfigNode& root, const config
                                       "not starting with a digit)",
                                       name));
       }
-      auto text = scalar_text(v);
+      auto text = config::scalar_text(v);
       if (!text) throw ConfigError(fmt::format("env_vars.{}: expected a single value", name));
       s.env_vars.emplace_back(name, *text);
     }
@@ -169,7 +171,7 @@ LaunchSettings read_launch_settings(const config::ConfigNode& root, const config
       if (known.count(key)) continue;
       const config::ConfigNode& v = cluster.child_at(i);
       if (v.is_null() || (v.is_bool() && !v.as_bool())) continue;
-      auto text = scalar_text(v);
+      auto text = config::scalar_text(v);
       if (!text) throw ConfigError(fmt::format("cluster.{}: an sbatch option needs a single value", key));
       bool valid = !key.empty();
       for (char c : key) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');

@@ -51,6 +51,14 @@ bool all_numbers(std::string_view s, std::size_t min_parts, std::size_t max_part
 
 }  // namespace
 
+std::string origin_note(const config::ConfigView& c, std::string_view path) {
+  const config::Provenance* p = c.provenance(path);
+  if (p && (p->origin == config::Provenance::Origin::kFile || p->origin == config::Provenance::Origin::kOverride)) {
+    return " (" + p->location() + ")";
+  }
+  return "";
+}
+
 bool is_slurm_time(std::string_view text) {
   const std::string lower = to_lower(text);
   if (lower == "unlimited" || lower == "infinite") return true;
@@ -59,37 +67,37 @@ bool is_slurm_time(std::string_view text) {
   return all_digits(text.substr(0, dash)) && all_numbers(text.substr(dash + 1), 1, 3);
 }
 
-void read_run_section(const StageConfig& c, Problems& problems, StagePlan& plan) {
-  plan.run_name = c.get_string("run.name");
+void read_run_section(const config::ConfigView& c, Problems& problems, StageJobs& plan) {
+  plan.run_name = c.get<std::string>("run.name");
   if (plan.run_name.empty() || plan.run_name.find('/') != std::string::npos || !is_single_line(plan.run_name) ||
       plan.run_name.find('%') != std::string::npos) {
     problems.add(fmt::format("{} is not usable as a job and file name: use letters, digits, '-', '_' and '.', "
                              "without '/', '%' or line breaks",
-                             c.show("run.name")));
+                             c.as_override("run.name")));
   }
-  plan.results_dir = c.get_string("run.results_dir");
+  plan.results_dir = c.get<std::string>("run.results_dir");
   if (!is_single_line(plan.results_dir.string()) || plan.results_dir.string().find('%') != std::string::npos) {
     problems.add(fmt::format("{}: {} cannot hold line breaks or '%' (Slurm reads %-patterns in log names)",
-                             c.key("run.results_dir"), quote_for_message(plan.results_dir.string())));
+                             c.full_path("run.results_dir"), quote_for_message(plan.results_dir.string())));
   }
-  if (auto t = c.opt_string("run.time_limit"); t && !is_slurm_time(*t)) {
+  if (auto t = c.find<std::string>("run.time_limit"); t && !is_slurm_time(*t)) {
     problems.add(fmt::format("{} is not a Slurm time: use minutes, H:M:S or D-H:M:S (e.g. \"4:00:00\", "
                              "\"7-00:00:00\")",
-                             c.show("run.time_limit")));
+                             c.as_override("run.time_limit")));
   }
   plan.config_file = plan.results_dir / (plan.run_name + "_hydra.yaml");
   plan.config = c.node();
 }
 
-StagePlan start_plan(const StageConfig& c, const std::string& family, Problems& problems) {
-  StagePlan plan;
-  plan.stage = c.stage();
+StageJobs start_stage_jobs(const config::ConfigView& c, const std::string& family, Problems& problems) {
+  StageJobs plan;
+  plan.stage = c.prefix();
   plan.family = family;
   read_run_section(c, problems, plan);
   return plan;
 }
 
-JobSpec& add_worker_job(StagePlan& plan, const StageConfig& c, const StageContext& ctx, bool uses_gpus,
+JobSpec& add_worker_job(StageJobs& plan, const config::ConfigView& c, const StageContext& ctx, bool uses_gpus,
                         std::int64_t nodes, std::int64_t ntasks_per_node, const std::string& program,
                         const std::vector<std::string>& extra, bool bind) {
   JobSpec job = base_job(c, plan, ctx, uses_gpus);
@@ -100,15 +108,15 @@ JobSpec& add_worker_job(StagePlan& plan, const StageConfig& c, const StageContex
   return plan.jobs.back();
 }
 
-JobSpec base_job(const StageConfig& c, const StagePlan& plan, const StageContext& ctx, bool uses_gpus) {
+JobSpec base_job(const config::ConfigView& c, const StageJobs& plan, const StageContext& ctx, bool uses_gpus) {
   const LaunchSettings& s = ctx.settings;
   JobSpec j;
   j.stage = plan.stage;
   j.name = (s.cluster_type == ClusterType::kBcm ? s.cluster.job_name_prefix : std::string()) + plan.run_name;
   j.dir = plan.results_dir;
   j.config_file = plan.config_file;
-  j.time_limit = c.opt_string("run.time_limit").value_or("");
-  j.dependency = c.opt_string("run.dependency").value_or("");
+  j.time_limit = c.find<std::string>("run.time_limit").value_or("");
+  j.dependency = c.find<std::string>("run.dependency").value_or("");
   j.env = s.env_vars;
   j.wandb_api_key_file = s.wandb_api_key_file;
   if (s.cluster_type == ClusterType::kBcm) {
@@ -128,7 +136,7 @@ JobSpec base_job(const StageConfig& c, const StagePlan& plan, const StageContext
   return j;
 }
 
-Command worker_command(const StagePlan& plan, const StageContext& ctx, const std::string& program,
+Command worker_command(const StageJobs& plan, const StageContext& ctx, const std::string& program,
                        const std::vector<std::string>& extra, bool bind) {
   const LaunchSettings& s = ctx.settings;
   Command cmd;
@@ -156,22 +164,23 @@ std::string divisors_text(std::int64_t n) {
   return join(out, ", ");
 }
 
-void check_parallel_layout(const StageConfig& c, const StageContext& ctx, const ParallelKeys& k, Problems& problems) {
-  const std::int64_t nodes = c.opt_int(k.nodes).value_or(1);
-  const std::int64_t devices = c.opt_int(k.devices).value_or(1);
-  const std::int64_t tp = c.opt_int(k.tp).value_or(1);
-  const std::int64_t pp = c.opt_int(k.pp).value_or(1);
-  if (nodes < 1) problems.add(fmt::format("{} must be at least 1", c.show(k.nodes)));
-  if (devices < 1) problems.add(fmt::format("{} must be at least 1", c.show(k.devices)));
-  if (tp < 1) problems.add(fmt::format("{} must be at least 1", c.show(k.tp)));
-  if (pp < 1) problems.add(fmt::format("{} must be at least 1", c.show(k.pp)));
+void check_parallel_layout(const config::ConfigView& c, const StageContext& ctx, const ParallelKeys& k,
+                           Problems& problems) {
+  const std::int64_t nodes = c.find<std::int64_t>(k.nodes).value_or(1);
+  const std::int64_t devices = c.find<std::int64_t>(k.devices).value_or(1);
+  const std::int64_t tp = c.find<std::int64_t>(k.tp).value_or(1);
+  const std::int64_t pp = c.find<std::int64_t>(k.pp).value_or(1);
+  if (nodes < 1) problems.add(fmt::format("{} must be at least 1", c.as_override(k.nodes)));
+  if (devices < 1) problems.add(fmt::format("{} must be at least 1", c.as_override(k.devices)));
+  if (tp < 1) problems.add(fmt::format("{} must be at least 1", c.as_override(k.tp)));
+  if (pp < 1) problems.add(fmt::format("{} must be at least 1", c.as_override(k.pp)));
   if (nodes < 1 || devices < 1 || tp < 1 || pp < 1) return;
 
   const LaunchSettings& s = ctx.settings;
   if (s.cluster_type == ClusterType::kBcm && s.cluster.gpus_per_node && devices > *s.cluster.gpus_per_node) {
     problems.add(fmt::format("{} is more than the {} GPUs of a node (cluster.gpus_per_node={}). Fix: use at most {} "
                              "devices per node and more nodes, or correct cluster.gpus_per_node",
-                             c.show(k.devices), *s.cluster.gpus_per_node, *s.cluster.gpus_per_node,
+                             c.as_override(k.devices), *s.cluster.gpus_per_node, *s.cluster.gpus_per_node,
                              *s.cluster.gpus_per_node));
   }
   const std::int64_t gpus = nodes * devices;
@@ -180,15 +189,15 @@ void check_parallel_layout(const StageConfig& c, const StageContext& ctx, const 
     problems.add(fmt::format(
         "{} x {} = {} GPUs per model replica does not divide the job's {} x {} = {} GPUs. Fix: use a multiple of "
         "{} GPUs (nodes x devices), or smaller parallel sizes",
-        c.show(k.tp), c.show(k.pp), mp, c.show(k.nodes), c.show(k.devices), gpus, mp));
+        c.as_override(k.tp), c.as_override(k.pp), mp, c.as_override(k.nodes), c.as_override(k.devices), gpus, mp));
     return;
   }
   if (k.gbs.empty() || !c.has(k.gbs) || !c.has(k.mbs)) return;
   const std::int64_t dp = gpus / mp;
-  const std::int64_t gbs = c.get_int(k.gbs);
-  const std::int64_t mbs = c.get_int(k.mbs);
+  const std::int64_t gbs = c.get<std::int64_t>(k.gbs);
+  const std::int64_t mbs = c.get<std::int64_t>(k.mbs);
   if (mbs < 1 || gbs < 1) {
-    problems.add(fmt::format("{} and {} must be at least 1", c.show(k.gbs), c.show(k.mbs)));
+    problems.add(fmt::format("{} and {} must be at least 1", c.as_override(k.gbs), c.as_override(k.mbs)));
     return;
   }
   if (gbs % (mbs * dp) != 0) {
@@ -197,17 +206,17 @@ void check_parallel_layout(const StageConfig& c, const StageContext& ctx, const 
     problems.add(fmt::format(
         "{} is not a multiple of {} x the data-parallel size {} ({} GPUs / ({} x {})) = {}. Fix: set {}={}{}, or "
         "change the micro batch size or the number of GPUs",
-        c.show(k.gbs), c.show(k.mbs), dp, gpus, tp, pp, step, c.key(k.gbs), up,
+        c.as_override(k.gbs), c.as_override(k.mbs), dp, gpus, tp, pp, step, c.full_path(k.gbs), up,
         gbs / step * step > 0 ? fmt::format(" or {}", gbs / step * step) : std::string()));
   }
 }
 
-void require_input(const StageConfig& c, const StageContext& ctx, StagePlan& plan, Problems& problems,
+void require_input(const config::ConfigView& c, const StageContext& ctx, StageJobs& plan, Problems& problems,
                    std::string_view key, const std::string& path, std::string_view produced_by, std::string_view hint) {
   if (!produced_by.empty() && ctx.runs_earlier(produced_by)) return;
   if (!ctx.exists || ctx.exists(path)) return;
-  std::string msg = fmt::format("{}: '{}' does not exist{}", c.key(key), path, c.origin(key));
-  if (!produced_by.empty()) msg += fmt::format(". Add {} before {} in stages, or ", produced_by, c.stage());
+  std::string msg = fmt::format("{}: '{}' does not exist{}", c.full_path(key), path, origin_note(c, key));
+  if (!produced_by.empty()) msg += fmt::format(". Add {} before {} in stages, or ", produced_by, c.prefix());
   else msg += ". ";
   msg += std::string(hint);
   if (ctx.settings.dry_run) {

@@ -9,57 +9,69 @@
 namespace bignlp::launch::detail {
 namespace {
 
-std::int64_t nodes_of(const StageConfig& c) {
-  return c.opt_int("run.nodes").value_or(c.opt_int("trainer.num_nodes").value_or(1));
+std::int64_t nodes_of(const config::ConfigView& c) {
+  return c.find<std::int64_t>("run.nodes").value_or(c.find<std::int64_t>("trainer.num_nodes").value_or(1));
 }
-std::int64_t tasks_of(const StageConfig& c) {
-  return c.opt_int("run.ntasks_per_node").value_or(c.opt_int("trainer.devices").value_or(1));
+std::int64_t tasks_of(const config::ConfigView& c) {
+  return c.find<std::int64_t>("run.ntasks_per_node").value_or(c.find<std::int64_t>("trainer.devices").value_or(1));
 }
-bool on_gpus(const StageConfig& c) { return c.opt_string("trainer.accelerator").value_or("gpu") != "cpu"; }
+bool on_gpus(const config::ConfigView& c) {
+  return c.find<std::string>("trainer.accelerator").value_or("gpu") != "cpu";
+}
+
+// The attention heads at `heads_key` split evenly over the `tp` tensor-parallel ranks.
+void check_whole_heads(const config::ConfigView& c, const std::string& heads_key, std::int64_t tp, Problems& p) {
+  if (const auto heads = c.find<std::int64_t>(heads_key); heads && *heads % tp != 0) {
+    p.add(fmt::format("{} is not divisible by {}: each tensor-parallel rank needs whole attention heads. Fix: a "
+                      "tensor-parallel size among {}",
+                      c.as_override(heads_key), c.as_override("model.tensor_model_parallel_size"),
+                      divisors_text(*heads)));
+  }
+}
 
 // Whole heads per tensor-parallel rank, whole layers per pipeline stage (GPT).
-void check_gpt_model(const StageConfig& c, Problems& p) {
-  const std::int64_t tp = c.opt_int("model.tensor_model_parallel_size").value_or(1);
-  const std::int64_t pp = c.opt_int("model.pipeline_model_parallel_size").value_or(1);
+void check_gpt_model(const config::ConfigView& c, Problems& p) {
+  const std::int64_t tp = c.find<std::int64_t>("model.tensor_model_parallel_size").value_or(1);
+  const std::int64_t pp = c.find<std::int64_t>("model.pipeline_model_parallel_size").value_or(1);
   if (tp < 1 || pp < 1) return;
-  if (const auto heads = c.opt_int("model.num_attention_heads")) {
-    if (*heads % tp != 0) {
-      p.add(fmt::format("{} is not divisible by {}: each tensor-parallel rank needs whole attention heads. Fix: a "
-                        "tensor-parallel size among {}",
-                        c.show("model.num_attention_heads"), c.show("model.tensor_model_parallel_size"),
-                        divisors_text(*heads)));
-    }
-    if (const auto hidden = c.opt_int("model.hidden_size"); hidden && !c.has("model.kv_channels") && *hidden % *heads != 0) {
-      p.add(fmt::format("{} is not divisible by {} (and model.kv_channels is null). Fix: set a head count among {}",
-                        c.show("model.hidden_size"), c.show("model.num_attention_heads"), divisors_text(*hidden)));
+  check_whole_heads(c, "model.num_attention_heads", tp, p);
+  if (const auto heads = c.find<std::int64_t>("model.num_attention_heads")) {
+    if (const auto hidden = c.find<std::int64_t>("model.hidden_size");
+        hidden && !c.has("model.kv_channels") && *hidden % *heads != 0) {
+      p.add(fmt::format(
+          "{} is not divisible by {} (and model.kv_channels is null). Fix: set a head count among {}",
+          c.as_override("model.hidden_size"), c.as_override("model.num_attention_heads"),
+          divisors_text(*hidden)));
     }
   }
-  if (c.opt_bool("model.sequence_parallel", false)) {
+  if (c.get_or<bool>("model.sequence_parallel", false)) {
     for (const char* key : {"model.encoder_seq_length", "model.data.seq_length"}) {
-      if (const auto seq = c.opt_int(key); seq && *seq % tp != 0) {
+      if (const auto seq = c.find<std::int64_t>(key); seq && *seq % tp != 0) {
         p.add(fmt::format("model.sequence_parallel=true splits the sequence across tensor-parallel ranks, but {} is "
                           "not divisible by {}. Fix: a sequence length divisible by {}, or "
                           "{}.model.sequence_parallel=false",
-                          c.show(key), c.show("model.tensor_model_parallel_size"), tp, c.stage()));
+                          c.as_override(key), c.as_override("model.tensor_model_parallel_size"), tp, c.prefix()));
       }
     }
   }
-  if (const auto layers = c.opt_int("model.num_layers")) {
-    const std::int64_t vp = c.opt_int("model.virtual_pipeline_model_parallel_size").value_or(1);
+  if (const auto layers = c.find<std::int64_t>("model.num_layers")) {
+    const std::int64_t vp = c.find<std::int64_t>("model.virtual_pipeline_model_parallel_size").value_or(1);
     if (*layers % pp != 0) {
-      p.add(fmt::format("{} is not divisible by {}: each pipeline stage needs whole layers. Fix: a pipeline-parallel "
-                        "size among {}",
-                        c.show("model.num_layers"), c.show("model.pipeline_model_parallel_size"), divisors_text(*layers)));
+      p.add(fmt::format(
+          "{} is not divisible by {}: each pipeline stage needs whole layers. Fix: a pipeline-parallel "
+          "size among {}",
+          c.as_override("model.num_layers"), c.as_override("model.pipeline_model_parallel_size"),
+          divisors_text(*layers)));
     } else if (c.has("model.virtual_pipeline_model_parallel_size")) {
       if (pp <= 2) {
         p.add(fmt::format("{} needs {} of at least 3 (the interleaved schedule). Fix: "
                           "{}.model.virtual_pipeline_model_parallel_size=null, or a larger pipeline",
-                          c.show("model.virtual_pipeline_model_parallel_size"),
-                          c.key("model.pipeline_model_parallel_size"), c.stage()));
+                          c.as_override("model.virtual_pipeline_model_parallel_size"),
+                          c.full_path("model.pipeline_model_parallel_size"), c.prefix()));
       } else if (vp < 1 || *layers % (pp * vp) != 0) {
         p.add(fmt::format("{} is not divisible by {} x {} = {} model chunks. Fix: a virtual size among {}",
-                          c.show("model.num_layers"), c.show("model.pipeline_model_parallel_size"),
-                          c.show("model.virtual_pipeline_model_parallel_size"), pp * vp,
+                          c.as_override("model.num_layers"), c.as_override("model.pipeline_model_parallel_size"),
+                          c.as_override("model.virtual_pipeline_model_parallel_size"), pp * vp,
                           divisors_text(*layers / pp)));
       }
     }
@@ -67,49 +79,45 @@ void check_gpt_model(const StageConfig& c, Problems& p) {
 }
 
 // T5: heads per stack, and encoder/decoder layers split at pipeline_model_parallel_split_rank.
-void check_t5_model(const StageConfig& c, Problems& p) {
-  const std::int64_t tp = c.opt_int("model.tensor_model_parallel_size").value_or(1);
-  const std::int64_t pp = c.opt_int("model.pipeline_model_parallel_size").value_or(1);
+void check_t5_model(const config::ConfigView& c, Problems& p) {
+  const std::int64_t tp = c.find<std::int64_t>("model.tensor_model_parallel_size").value_or(1);
+  const std::int64_t pp = c.find<std::int64_t>("model.pipeline_model_parallel_size").value_or(1);
   if (tp < 1 || pp < 1) return;
-  std::int64_t split = c.opt_int("model.pipeline_model_parallel_split_rank").value_or(pp / 2);
+  std::int64_t split = c.find<std::int64_t>("model.pipeline_model_parallel_split_rank").value_or(pp / 2);
   if (pp > 1 && (split < 1 || split >= pp)) {
-    p.add(fmt::format("{} must be between 1 and {} - 1 (the first decoder pipeline stage). Fix: "
-                      "{}.model.pipeline_model_parallel_split_rank={}",
-                      c.show("model.pipeline_model_parallel_split_rank"), c.show("model.pipeline_model_parallel_size"),
-                      c.stage(), pp / 2));
+    p.add(
+        fmt::format("{} must be between 1 and {} - 1 (the first decoder pipeline stage). Fix: "
+                    "{}.model.pipeline_model_parallel_split_rank={}",
+                    c.as_override("model.pipeline_model_parallel_split_rank"),
+                    c.as_override("model.pipeline_model_parallel_size"), c.prefix(), pp / 2));
     return;
   }
   for (const char* stack : {"encoder", "decoder"}) {
-    const std::string heads_key = fmt::format("model.{}.num_attention_heads", stack);
-    if (const auto heads = c.opt_int(heads_key); heads && *heads % tp != 0) {
-      p.add(fmt::format("{} is not divisible by {}: each tensor-parallel rank needs whole attention heads. Fix: a "
-                        "tensor-parallel size among {}",
-                        c.show(heads_key), c.show("model.tensor_model_parallel_size"), divisors_text(*heads)));
-    }
+    check_whole_heads(c, fmt::format("model.{}.num_attention_heads", stack), tp, p);
     const std::string layers_key = fmt::format("model.{}.num_layers", stack);
     const std::int64_t stages = pp == 1 ? 1 : (std::string(stack) == "encoder" ? split : pp - split);
-    if (const auto layers = c.opt_int(layers_key); layers && *layers % stages != 0) {
+    if (const auto layers = c.find<std::int64_t>(layers_key); layers && *layers % stages != 0) {
       p.add(fmt::format("{} is not divisible by its {} pipeline stages ({} with {}). Fix: a layer count divisible "
                         "by {}, or another split rank",
-                        c.show(layers_key), stages, c.show("model.pipeline_model_parallel_size"),
-                        c.show("model.pipeline_model_parallel_split_rank"), stages));
+                        c.as_override(layers_key), stages, c.as_override("model.pipeline_model_parallel_size"),
+                        c.as_override("model.pipeline_model_parallel_split_rank"), stages));
     }
   }
 }
 
-void check_tokenizer_files(const StageConfig& c, const StageContext& ctx, StagePlan& plan, Problems& p) {
+void check_tokenizer_files(const config::ConfigView& c, const StageContext& ctx, StageJobs& plan, Problems& p) {
   for (const char* key : {"model.tokenizer.vocab_file", "model.tokenizer.merge_file", "model.tokenizer.model"}) {
-    if (auto path = c.opt_string(key)) {
+    if (auto path = c.find<std::string>(key)) {
       require_input(c, ctx, plan, p, key, *path, "data_preparation",
-                    fmt::format("download it, or set {}", c.key(key)));
+                    fmt::format("download it, or set {}", c.full_path(key)));
     }
   }
 }
 
-void check_datasets(const StageConfig& c, const StageContext& ctx, StagePlan& plan, Problems& p) {
-  const config::ConfigNode* prefix = c.node().find_path("model.data.data_prefix");
-  if (!prefix || prefix->is_null()) {
-    if (auto dir = c.opt_string("run.preprocessed_dir")) {
+void check_datasets(const config::ConfigView& c, const StageContext& ctx, StageJobs& plan, Problems& p) {
+  const std::optional<config::ConfigNode> prefix = c.find<config::ConfigNode>("model.data.data_prefix");
+  if (!prefix) {
+    if (auto dir = c.find<std::string>("run.preprocessed_dir")) {
       require_input(c, ctx, plan, p, "run.preprocessed_dir", *dir, "data_preparation",
                     "point it at the preprocessed datasets (a blend of all of them is used)");
     }
@@ -139,8 +147,8 @@ void check_datasets(const StageConfig& c, const StageContext& ctx, StagePlan& pl
   std::string msg = fmt::format("{}: {} of the {} dataset files do not exist, e.g. '{}' and '{}'{}. Add "
                                 "data_preparation before {} in stages, or point model.data.data_prefix at datasets "
                                 "that exist",
-                                c.key("model.data.data_prefix"), missing.size(), total, missing[0], missing[1],
-                                c.origin("model.data.data_prefix"), c.stage());
+                                c.full_path("model.data.data_prefix"), missing.size(), total, missing[0], missing[1],
+                                origin_note(c, "model.data.data_prefix"), c.prefix());
   if (ctx.settings.dry_run) {
     plan.warnings.push_back(msg);
   } else {
@@ -149,23 +157,24 @@ void check_datasets(const StageConfig& c, const StageContext& ctx, StagePlan& pl
 }
 
 // The job of the training-like stages: bignlp-train on trainer.num_nodes x trainer.devices tasks.
-void add_train_job(StagePlan& plan, const StageConfig& c, const StageContext& ctx, const std::vector<std::string>& extra) {
+void add_train_job(StageJobs& plan, const config::ConfigView& c, const StageContext& ctx,
+                   const std::vector<std::string>& extra) {
   JobSpec& job = add_worker_job(plan, c, ctx, on_gpus(c), nodes_of(c), tasks_of(c), "bignlp-train", extra, /*bind=*/true);
-  if (c.opt_int("model.tensor_model_parallel_size").value_or(1) > 1) {
+  if (c.find<std::int64_t>("model.tensor_model_parallel_size").value_or(1) > 1) {
     job.env.emplace_back("CUDA_DEVICE_MAX_CONNECTIONS", "1");  // keeps TP communication overlapped
   }
 }
 
 class TrainingStage final : public Stage {
  public:
-  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    Problems p(c.stage());
-    StagePlan plan = start_plan(c, family, p);
+  StageJobs plan(const config::ConfigView& c, const std::string& family, const StageContext& ctx) const override {
+    Problems p(c.prefix());
+    StageJobs plan = start_stage_jobs(c, family, p);
     check_parallel_layout(c, ctx,
                           {"trainer.num_nodes", "trainer.devices", "model.tensor_model_parallel_size",
                            "model.pipeline_model_parallel_size", "model.global_batch_size", "model.micro_batch_size"},
                           p);
-    if (c.node().find_path("model.encoder")) {
+    if (plan.config.find_path("model.encoder")) {
       check_t5_model(c, p);
     } else {
       check_gpt_model(c, p);
@@ -185,20 +194,20 @@ class TuningStage final : public Stage {
   TuningStage(std::string model_key, std::string gbs_key, std::string mbs_key)
       : model_key_(std::move(model_key)), gbs_key_(std::move(gbs_key)), mbs_key_(std::move(mbs_key)) {}
 
-  StagePlan plan(const StageConfig& c, const std::string& family, const StageContext& ctx) const override {
-    Problems p(c.stage());
-    StagePlan plan = start_plan(c, family, p);
+  StageJobs plan(const config::ConfigView& c, const std::string& family, const StageContext& ctx) const override {
+    Problems p(c.prefix());
+    StageJobs plan = start_stage_jobs(c, family, p);
     check_parallel_layout(c, ctx,
                           {"trainer.num_nodes", "trainer.devices", "model.tensor_model_parallel_size",
                            "model.pipeline_model_parallel_size", gbs_key_, mbs_key_},
                           p);
-    if (auto model = c.opt_string(model_key_)) {
+    if (auto model = c.find<std::string>(model_key_)) {
       require_input(c, ctx, plan, p, model_key_, *model, "conversion",
-                    fmt::format("set {} to a converted .nemo model", c.key(model_key_)));
+                    fmt::format("set {} to a converted .nemo model", c.full_path(model_key_)));
     }
     p.throw_if_any();
 
-    add_train_job(plan, c, ctx, {"--stage", c.stage()});
+    add_train_job(plan, c, ctx, {"--stage", c.prefix()});
     return plan;
   }
 

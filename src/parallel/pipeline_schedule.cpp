@@ -191,27 +191,80 @@ std::string to_string(const std::vector<Action>& actions, bool show_chunk) {
 // ------------------------------------------------------------------------------------------------
 // Simulation
 
-void validate_schedules(const std::vector<std::vector<Action>>& schedules, int num_microbatches, int num_chunks,
-                        bool forward_only, ValidationMode mode) {
-  const int p = static_cast<int>(schedules.size());
-  const int vp = num_chunks;
-  BIGNLP_CHECK(p >= 1, "no schedules");
-  const bool show = vp > 1;
-  using Label = std::pair<int, int>;  // (micro-batch, chunk)
-  // Channel: (src, dst, backward?) -> labels as the receiver names them, in posting order.
-  using Channel = std::tuple<int, int, int>;
-  std::map<Channel, std::vector<Label>> sent, received;
-  auto fail = [&](int stage, const Action& a, const std::string& why) {
-    throw RuntimeError(fmt::format("pipeline schedule, stage {} action {}: {}", stage, to_string(a, show), why));
-  };
+namespace {
 
+using Label = std::pair<int, int>;          // (micro-batch, chunk)
+using Channel = std::tuple<int, int, int>;  // (src stage, dst stage, backward?)
+
+// Runs the p action lists against each other, one batch of consecutive communication actions at a
+// time per stage, and records every message by channel: what was sent (labelled as the receiver
+// names it) and what was expected, in posting order.
+class ScheduleSimulator {
+ public:
+  ScheduleSimulator(const std::vector<std::vector<Action>>& schedules, int num_microbatches, int num_chunks,
+                    bool forward_only, ValidationMode mode)
+      : schedules_(schedules),
+        p_(static_cast<int>(schedules.size())),
+        m_(num_microbatches),
+        vp_(num_chunks),
+        forward_only_(forward_only),
+        mode_(mode),
+        show_chunk_(num_chunks > 1),
+        stages_(schedules.size()) {}
+
+  // Advances every stage as far as it can until all are done; throws on a deadlock.
+  void run() {
+    for (;;) {
+      bool progress = false, all_done = true;
+      for (int r = 0; r < p_; ++r) {
+        progress = advance(r) || progress;
+        if (stages_[idx(r)].pc < schedules_[idx(r)].size()) all_done = false;
+      }
+      if (all_done) return;
+      if (!progress) throw_deadlock();
+    }
+  }
+
+  // Every message sent was received and every receive was sent, per channel.
+  void check_message_counts() {
+    for (const auto& [ch, labels] : sent_) {
+      if (received_[ch].size() != labels.size()) {
+        throw RuntimeError(
+            fmt::format("pipeline schedule: stage {} sends {} {} messages to stage {}, which receives {}",
+                        std::get<0>(ch), labels.size(), std::get<2>(ch) ? "backward" : "forward",
+                        std::get<1>(ch), received_[ch].size()));
+      }
+    }
+    for (const auto& [ch, labels] : received_) {
+      if (sent_[ch].size() != labels.size()) {
+        throw RuntimeError(fmt::format("pipeline schedule: stage {} expects {} messages from stage {}, which sends {}",
+                                       std::get<1>(ch), labels.size(), std::get<0>(ch), sent_[ch].size()));
+      }
+    }
+  }
+
+  // Every stage ran the forward (and backward) of every (micro-batch, chunk).
+  void check_compute_counts() const {
+    const std::size_t want = static_cast<std::size_t>(m_ * vp_);
+    for (int r = 0; r < p_; ++r) {
+      const StageState& s = stages_[idx(r)];
+      if (s.forwards.size() != want || (!forward_only_ && s.backwards.size() != want)) {
+        throw RuntimeError(
+            fmt::format("pipeline schedule: stage {} runs {} forwards and {} backwards, expected {} each", r,
+                        s.forwards.size(), s.backwards.size(), want));
+      }
+    }
+  }
+
+ private:
+  // One posted communication: the index of its message on the channel, and of its action.
   struct Op {
     Channel channel;
     std::size_t index;
     bool is_send;
     std::size_t action = 0;  // index in the stage's list
   };
-  struct Stage {
+  struct StageState {
     std::size_t pc = 0;
     int phase = 0;  // strict mode: 1 = activation ops posted, 2 = gradient ops posted
     bool posted = false;
@@ -219,33 +272,119 @@ void validate_schedules(const std::vector<std::vector<Action>>& schedules, int n
     std::vector<Op> ops;
     std::set<Label> inputs, grads, forwards, backwards;
   };
-  std::vector<Stage> st(static_cast<std::size_t>(p));
 
-  auto check_compute = [&](int r, Stage& s, const Action& a) {
+  static std::size_t idx(int r) { return static_cast<std::size_t>(r); }
+  static bool is_gradient(const Action& a) {
+    return a.kind == ActionKind::kSendBackward || a.kind == ActionKind::kRecvBackward;
+  }
+
+  [[noreturn]] void fail(int stage, const Action& a, const std::string& why) const {
+    throw RuntimeError(fmt::format("pipeline schedule, stage {} action {}: {}", stage, to_string(a, show_chunk_), why));
+  }
+
+  // Runs stage r's actions until it blocks on communication or ends; true when anything happened.
+  bool advance(int r) {
+    StageState& s = stages_[idx(r)];
+    const auto& list = schedules_[idx(r)];
+    bool progress = false;
+    while (s.pc < list.size()) {
+      const Action& a = list[s.pc];
+      if (!a.is_communication()) {
+        check_compute(r, s, a);
+        ++s.pc;
+        progress = true;
+        continue;
+      }
+      if (!s.posted) {
+        s.batch_end = s.pc;
+        while (s.batch_end < list.size() && list[s.batch_end].is_communication()) ++s.batch_end;
+        // Default: the whole batch at once. Strict: activations first, gradients after those completed.
+        post_batch(r, s, /*gradients=*/mode_ == ValidationMode::kBatch, /*activations=*/true);
+        s.posted = true;
+        s.phase = 1;
+        progress = true;
+      }
+      if (!complete(s)) break;
+      if (mode_ == ValidationMode::kActivationsThenGradients && s.phase == 1) {
+        s.phase = 2;
+        const bool any = post_batch(r, s, /*gradients=*/true, /*activations=*/false);
+        progress = true;
+        if (any && !complete(s)) break;
+      }
+      finish_batch(r, s);
+      progress = true;
+    }
+    return progress;
+  }
+
+  // Posts the batch's gradient and/or activation actions; true when it posted any.
+  bool post_batch(int r, StageState& s, bool gradients, bool activations) {
+    const auto& list = schedules_[idx(r)];
+    bool any = false;
+    for (std::size_t i = s.pc; i < s.batch_end; ++i) {
+      if (is_gradient(list[i]) ? gradients : activations) {
+        s.ops.push_back(post(r, s, list[i]));
+        s.ops.back().action = i;
+        any = true;
+      }
+    }
+    return any;
+  }
+
+  // Every posted op has its counterpart: a send was received, a receive was sent.
+  bool complete(const StageState& s) {
+    return std::all_of(s.ops.begin(), s.ops.end(), [&](const Op& op) {
+      return op.is_send ? received_[op.channel].size() > op.index : sent_[op.channel].size() > op.index;
+    });
+  }
+
+  // The batch completed: each receive got the tensor it names; the stage moves past the batch.
+  void finish_batch(int r, StageState& s) {
+    const auto& list = schedules_[idx(r)];
+    for (const Op& op : s.ops) {
+      if (op.is_send) continue;
+      const Action& c = list[op.action];
+      const Label l{c.microbatch, c.chunk};
+      const Label expect = sent_[op.channel][op.index];
+      if (expect != l) {
+        fail(r, c, fmt::format("receives the tensor the neighbour sent as micro-batch {} chunk {}", expect.first,
+                               expect.second));
+      }
+      (c.kind == ActionKind::kRecvForward ? s.inputs : s.grads).insert(l);
+    }
+    s.pc = s.batch_end;
+    s.posted = false;
+    s.ops.clear();
+  }
+
+  void check_compute(int r, StageState& s, const Action& a) const {
     const Label l{a.microbatch, a.chunk};
-    if (a.microbatch < 0 || a.microbatch >= num_microbatches || a.chunk < 0 || a.chunk >= vp) fail(r, a, "out of range");
+    if (a.microbatch < 0 || a.microbatch >= m_ || a.chunk < 0 || a.chunk >= vp_) fail(r, a, "out of range");
     if (a.kind == ActionKind::kForward) {
       if (!(r == 0 && a.chunk == 0) && !s.inputs.count(l)) fail(r, a, "runs before its input arrived");
       if (!s.forwards.insert(l).second) fail(r, a, "runs twice");
     } else {
-      if (forward_only) fail(r, a, "backward in a forward-only schedule");
+      if (forward_only_) fail(r, a, "backward in a forward-only schedule");
       if (!s.forwards.count(l)) fail(r, a, "runs before its forward");
-      if (!(r == p - 1 && a.chunk == vp - 1) && !s.grads.count(l)) fail(r, a, "runs before its output gradient arrived");
+      if (!(r == p_ - 1 && a.chunk == vp_ - 1) && !s.grads.count(l))
+        fail(r, a, "runs before its output gradient arrived");
       if (!s.backwards.insert(l).second) fail(r, a, "runs twice");
     }
-  };
+  }
 
-  auto post = [&](int r, Stage& s, const Action& a) -> Op {
+  // Records one communication action as a message on its channel.
+  Op post(int r, const StageState& s, const Action& a) {
+    const int p = p_;
     const Label l{a.microbatch, a.chunk};
     switch (a.kind) {
       case ActionKind::kSendForward: {
         if (!s.forwards.count(l)) fail(r, a, "sends an output that was not computed");
-        if (r == p - 1 && a.chunk == vp - 1) fail(r, a, "the last chunk of the last stage has nothing to send");
+        if (r == p - 1 && a.chunk == vp_ - 1) fail(r, a, "the last chunk of the last stage has nothing to send");
         const int dst = (r + 1) % p;
         const Label at_dst = dst == 0 ? Label{a.microbatch, a.chunk + 1} : l;
         const Channel ch{r, dst, 0};
-        sent[ch].push_back(at_dst);
-        return {ch, sent[ch].size() - 1, true};
+        sent_[ch].push_back(at_dst);
+        return {ch, sent_[ch].size() - 1, true};
       }
       case ActionKind::kSendBackward: {
         if (!s.backwards.count(l)) fail(r, a, "sends a gradient that was not computed");
@@ -253,128 +392,55 @@ void validate_schedules(const std::vector<std::vector<Action>>& schedules, int n
         const int dst = (r + p - 1) % p;
         const Label at_dst = r == 0 ? Label{a.microbatch, a.chunk - 1} : l;
         const Channel ch{r, dst, 1};
-        sent[ch].push_back(at_dst);
-        return {ch, sent[ch].size() - 1, true};
+        sent_[ch].push_back(at_dst);
+        return {ch, sent_[ch].size() - 1, true};
       }
       case ActionKind::kRecvForward: {
         if (r == 0 && a.chunk == 0) fail(r, a, "the first chunk of the first stage receives no input");
         const Channel ch{(r + p - 1) % p, r, 0};
-        received[ch].push_back(l);
-        return {ch, received[ch].size() - 1, false};
+        received_[ch].push_back(l);
+        return {ch, received_[ch].size() - 1, false};
       }
       case ActionKind::kRecvBackward: {
-        if (r == p - 1 && a.chunk == vp - 1) fail(r, a, "the last chunk of the last stage receives no gradient");
+        if (r == p - 1 && a.chunk == vp_ - 1) fail(r, a, "the last chunk of the last stage receives no gradient");
         const Channel ch{(r + 1) % p, r, 1};
-        received[ch].push_back(l);
-        return {ch, received[ch].size() - 1, false};
+        received_[ch].push_back(l);
+        return {ch, received_[ch].size() - 1, false};
       }
       default: break;
     }
     fail(r, a, "not a communication");
-    return {};
-  };
+  }
 
-  for (;;) {
-    bool progress = false, all_done = true;
-    for (int r = 0; r < p; ++r) {
-      Stage& s = st[static_cast<std::size_t>(r)];
-      const auto& list = schedules[static_cast<std::size_t>(r)];
-      for (;;) {
-        if (s.pc >= list.size()) break;
-        const Action& a = list[s.pc];
-        if (!a.is_communication()) {
-          check_compute(r, s, a);
-          ++s.pc;
-          progress = true;
-          continue;
-        }
-        const auto is_gradient = [](const Action& c) {
-          return c.kind == ActionKind::kSendBackward || c.kind == ActionKind::kRecvBackward;
-        };
-        const auto complete = [&] {
-          return std::all_of(s.ops.begin(), s.ops.end(), [&](const Op& op) {
-            return op.is_send ? received[op.channel].size() > op.index : sent[op.channel].size() > op.index;
-          });
-        };
-        if (!s.posted) {
-          s.batch_end = s.pc;
-          while (s.batch_end < list.size() && list[s.batch_end].is_communication()) ++s.batch_end;
-          // Default: the whole batch at once. Strict: activations first, gradients after those completed.
-          for (std::size_t i = s.pc; i < s.batch_end; ++i) {
-            if (mode == ValidationMode::kBatch || !is_gradient(list[i])) {
-              s.ops.push_back(post(r, s, list[i]));
-              s.ops.back().action = i;
-            }
-          }
-          s.posted = true;
-          s.phase = 1;
-          progress = true;
-        }
-        if (!complete()) break;
-        if (mode == ValidationMode::kActivationsThenGradients && s.phase == 1) {
-          s.phase = 2;
-          bool any = false;
-          for (std::size_t i = s.pc; i < s.batch_end; ++i) {
-            if (is_gradient(list[i])) {
-              s.ops.push_back(post(r, s, list[i]));
-              s.ops.back().action = i;
-              any = true;
-            }
-          }
-          progress = true;
-          if (any && !complete()) break;
-        }
-        for (const Op& op : s.ops) {
-          const Action& c = list[op.action];
-          const Label l{c.microbatch, c.chunk};
-          if (!op.is_send) {
-            const Label expect = sent[op.channel][op.index];
-            if (expect != l) {
-              fail(r, c, fmt::format("receives the tensor the neighbour sent as micro-batch {} chunk {}", expect.first,
-                                     expect.second));
-            }
-            (c.kind == ActionKind::kRecvForward ? s.inputs : s.grads).insert(l);
-          }
-        }
-        s.pc = s.batch_end;
-        s.posted = false;
-        s.ops.clear();
-        progress = true;
-      }
-      if (s.pc < list.size()) all_done = false;
+  [[noreturn]] void throw_deadlock() const {
+    std::string blocked;
+    for (int r = 0; r < p_; ++r) {
+      const auto& s = stages_[idx(r)];
+      const auto& list = schedules_[idx(r)];
+      if (s.pc < list.size()) blocked += fmt::format(" stage {} at {};", r, to_string(list[s.pc], show_chunk_));
     }
-    if (all_done) break;
-    if (!progress) {
-      std::string blocked;
-      for (int r = 0; r < p; ++r) {
-        const auto& s = st[static_cast<std::size_t>(r)];
-        const auto& list = schedules[static_cast<std::size_t>(r)];
-        if (s.pc < list.size()) blocked += fmt::format(" stage {} at {};", r, to_string(list[s.pc], show));
-      }
-      throw RuntimeError(fmt::format("pipeline schedule deadlocks:{}", blocked));
-    }
+    throw RuntimeError(fmt::format("pipeline schedule deadlocks:{}", blocked));
   }
-  for (const auto& [ch, labels] : sent) {
-    if (received[ch].size() != labels.size()) {
-      throw RuntimeError(fmt::format("pipeline schedule: stage {} sends {} {} messages to stage {}, which receives {}",
-                                     std::get<0>(ch), labels.size(), std::get<2>(ch) ? "backward" : "forward",
-                                     std::get<1>(ch), received[ch].size()));
-    }
-  }
-  for (const auto& [ch, labels] : received) {
-    if (sent[ch].size() != labels.size()) {
-      throw RuntimeError(fmt::format("pipeline schedule: stage {} expects {} messages from stage {}, which sends {}",
-                                     std::get<1>(ch), labels.size(), std::get<0>(ch), sent[ch].size()));
-    }
-  }
-  for (int r = 0; r < p; ++r) {
-    const auto& s = st[static_cast<std::size_t>(r)];
-    const std::size_t want = static_cast<std::size_t>(num_microbatches * vp);
-    if (s.forwards.size() != want || (!forward_only && s.backwards.size() != want)) {
-      throw RuntimeError(fmt::format("pipeline schedule: stage {} runs {} forwards and {} backwards, expected {} each", r,
-                                     s.forwards.size(), s.backwards.size(), want));
-    }
-  }
+
+  const std::vector<std::vector<Action>>& schedules_;
+  const int p_, m_, vp_;
+  const bool forward_only_;
+  const ValidationMode mode_;
+  const bool show_chunk_;
+  std::vector<StageState> stages_;
+  std::map<Channel, std::vector<Label>> sent_, received_;
+};
+
+}  // namespace
+
+void validate_schedules(const std::vector<std::vector<Action>>& schedules, int num_microbatches, int num_chunks,
+                        bool forward_only, ValidationMode mode) {
+  const int p = static_cast<int>(schedules.size());
+  BIGNLP_CHECK(p >= 1, "no schedules");
+  ScheduleSimulator simulator(schedules, num_microbatches, num_chunks, forward_only, mode);
+  simulator.run();
+  simulator.check_message_counts();
+  simulator.check_compute_counts();
 }
 
 }  // namespace bignlp::parallel

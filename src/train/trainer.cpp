@@ -56,7 +56,7 @@ Trainer::Trainer(TrainingConfig config, const Logger& log, const ops::OpContext&
 
 Trainer::~Trainer() = default;
 
-void Trainer::set_datasets(data::GptDatasets datasets) { datasets_ = std::move(datasets); }
+void Trainer::set_datasets(data::GptDatasetSplits datasets) { datasets_ = std::move(datasets); }
 
 void Trainer::write_hparams() const {
   std::string text = config_.hparams_yaml;
@@ -199,7 +199,7 @@ void Trainer::prepare_batches(State& s) {
     return;
   }
   if (!datasets_) {
-    data::GptDataConfig dc;
+    data::GptDatasetSplitsConfig dc;
     dc.data_prefix = data::parse_data_prefix(c.data.data_prefix);
     dc.splits_string = c.data.splits_string;
     dc.num_samples = data::nemo_gpt_num_samples(c.max_steps, c.global_batch_size,
@@ -211,7 +211,7 @@ void Trainer::prepare_batches(State& s) {
     dc.index_mapping_dir = c.data.index_mapping_dir;
     // Rank 0 builds the index caches first; the others then read them instead of racing to write.
     if (parallel_.world != nullptr && !is_rank0()) parallel_.world->barrier();
-    datasets_ = data::build_gpt_datasets(dc, &log_);
+    datasets_ = data::build_gpt_dataset_splits(dc, &log_);
     if (parallel_.world != nullptr && is_rank0()) parallel_.world->barrier();
   }
   if (!datasets_->train) throw ConfigError("model.data.splits_string: the training split holds no documents");

@@ -2,12 +2,12 @@
 # The launcher against a real one-node Slurm cluster (Debian's slurm-wlm, started here with
 # tests/slurm/slurm-local.sh on a free localhost port, with fake GPUs), torn down at exit.
 #
-#   slurm_test.sh pipeline BIGNLP BIN_DIR    bignlp submits data_preparation (job arrays) ->
+#   slurm_test.sh stage_sequence BIGNLP BIN_DIR  bignlp submits data_preparation (job arrays) ->
 #       training (2 tasks) -> conversion, whose programs are bignlp-test-worker under the
 #       workers' names; checks the order of every job and array element, the file numbers of
-#       the array elements, the logs and launcher.log; then a pipeline with one failing array
+#       the array elements, the logs and launcher.log; then a stage sequence with one failing array
 #       element: the element after it and the later stages must never run.
-#   slurm_test.sh test-only GOLDEN_DIR        `sbatch --test-only` on every Slurm script in the
+#   slurm_test.sh test-only GOLDEN_DIR           `sbatch --test-only` on every Slurm script in the
 #       golden files (scaled down to this node: one node, one task, one CPU per task).
 #
 # Exits 77 (ctest: skipped) with a message when not root or Slurm is not installed; CI runs as
@@ -71,7 +71,7 @@ record_times() {
 max() { sort -n | tail -1; }
 min() { sort -n | head -1; }
 
-run_pipeline_test() {
+run_stage_sequence_test() {
   local bignlp=$1 bin=$2 results=$work/results record=$work/record.txt out ids
   mkdir -p "$work/bin"
   for p in bignlp-preprocess bignlp-train bignlp-convert; do ln -s "$bin/bignlp-test-worker" "$work/bin/$p"; done
@@ -81,7 +81,7 @@ run_pipeline_test() {
           cluster.gpus_per_node=2 conversion.run.model_train_name=gpt3_tiny
           "bin_dir=$work/bin" "bignlp_path=$work" "+env_vars.BIGNLP_TEST_RECORD=$record")
 
-  echo "== a pipeline of data_preparation, training and conversion"
+  echo "== a stage sequence of data_preparation, training and conversion"
   out=$("$bignlp" "stages=[data_preparation,training,conversion]" "${common[@]}" "base_results_dir=$results" 2>&1)
   rc=$?
   echo "$out" | sed 's/^/  | /'
@@ -170,7 +170,7 @@ run_test_only() {
 }
 
 case "$mode" in
-  pipeline) [ $# = 3 ] || { echo "usage: $0 pipeline BIGNLP BIN_DIR"; exit 2; }; run_pipeline_test "$2" "$3" ;;
+  stage_sequence) [ $# = 3 ] || { echo "usage: $0 stage_sequence BIGNLP BIN_DIR"; exit 2; }; run_stage_sequence_test "$2" "$3" ;;
   test-only) [ $# = 2 ] || { echo "usage: $0 test-only GOLDEN_DIR"; exit 2; }; run_test_only "$2" ;;
   *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

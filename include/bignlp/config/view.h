@@ -4,6 +4,7 @@
 //   int tp = cfg.get<int>("model.tensor_model_parallel_size");
 //   double lr = cfg.get_or<double>("model.optim.lr", 1e-4);
 //   std::optional<std::string> tok = cfg.find<std::string>("model.tokenizer.model");
+//   std::vector<std::string> prefixes = cfg.string_list("model.data.data_prefix");  // one or several
 //   ConfigView model = cfg.sub("model");                // same usage tracker
 //   cfg.check_all_used("training");                     // unknown keys -> ConfigError
 //
@@ -128,6 +129,13 @@ class ConfigView {
     if (!n || n->is_null()) return std::nullopt;
     return view_detail::convert<T>(*n, full);
   }
+  /// A list of scalars as text (converted like get<std::string>, null entries dropped), or a single
+  /// scalar as a one-item list; absent or null gives an empty list. For keys that take one value or
+  /// several ("model.data.data_prefix").
+  std::vector<std::string> string_list(std::string_view path) const;
+  /// The full key and its value as a command-line override writes them, for messages:
+  /// "training.trainer.num_nodes=20", "training.model.fp16=true"; the value is "null" when absent.
+  std::string as_override(std::string_view path) const;
   /// Present and not null (does not mark the key used).
   bool has(std::string_view path) const;
   /// Resolved copy of the node at `path` (marks its subtree used). Throws when absent.
@@ -154,5 +162,10 @@ class ConfigView {
   std::shared_ptr<State> state_;
   std::string prefix_;
 };
+
+/// A scalar as a config file or a command-line override writes it: "20", "true", "1e-05",
+/// "gpt3_5b" (strings as they are); nullopt for null, "???" and containers. get<std::string>
+/// differs only for booleans, which it reads as Python's str() writes them ("True").
+std::optional<std::string> scalar_text(const ConfigNode& node);
 
 }  // namespace bignlp::config

@@ -63,7 +63,7 @@ std::string render_script(ClusterType type, const JobSpec& job, const TemplateSe
 /// SLURM_LOCALID, SLURM_NODEID, SLURM_STEP_ID, SLURM_JOB_NODELIST (localhost), the
 /// SLURM_ARRAY_* variables for array elements (`array_index` >= 0), and the torchrun-style
 /// RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR (127.0.0.1) and MASTER_PORT
-/// (derived from the job id, so concurrent local pipelines do not collide). The executor adds
+/// (derived from the job id, so concurrent local runs do not collide). The executor adds
 /// SLURM_CPUS_ON_NODE (this machine's CPU count).
 std::vector<std::pair<std::string, std::string>> local_task_env(const JobSpec& job, const CommandGroup& group,
                                                                 int step, int task, const std::string& job_id,

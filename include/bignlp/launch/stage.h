@@ -1,4 +1,4 @@
-// Stage: turns one stage's resolved config into the jobs that run it (StagePlan), after checking
+// Stage: turns one stage's resolved config into the jobs that run it (StageJobs), after checking
 // that the config can work.
 //
 // A stage is chosen by its name and the model family of the chosen option (stage_registry.h).
@@ -13,15 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "bignlp/config/node.h"
+#include "bignlp/config/view.h"
 #include "bignlp/launch/job_spec.h"
 #include "bignlp/launch/settings.h"
-#include "bignlp/launch/stage_config.h"
 
 namespace bignlp::launch {
 
 struct StageContext {
   const LaunchSettings& settings;
-  /// Stages that run before this one in the same pipeline (their outputs need not exist yet).
+  /// Stages that run before this one in the same `stages` list (their outputs need not exist yet).
   std::vector<std::string> earlier_stages;
   /// File-system probe for required inputs.
   std::function<bool(const std::filesystem::path&)> exists;
@@ -30,7 +31,7 @@ struct StageContext {
 };
 
 /// The jobs of one stage, ready to be rendered.
-struct StagePlan {
+struct StageJobs {
   std::string stage;                  ///< "training"
   std::string family;                 ///< "gpt3", "t5", "mt5", "generic", ...
   std::string run_name;               ///< run.name
@@ -60,7 +61,10 @@ class Problems {
 class Stage {
  public:
   virtual ~Stage() = default;
-  virtual StagePlan plan(const StageConfig& config, const std::string& family, const StageContext& context) const = 0;
+  /// `config` views the stage's config at its top-level key (prefix() "training"), so messages
+  /// name keys as an override writes them ("training.model.micro_batch_size").
+  virtual StageJobs plan(const config::ConfigView& config, const std::string& family,
+                         const StageContext& context) const = 0;
 };
 
 }  // namespace bignlp::launch

@@ -13,7 +13,7 @@
 
 namespace bignlp::launch {
 
-/// The stages bignlp runs, in their usual pipeline order.
+/// The stages bignlp runs, in their usual order.
 const std::vector<std::string>& known_stages();
 
 /// The family of a stage's option: the choice up to its last '/' ("gpt3/5b" -> "gpt3"). Without a

@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "bignlp/core/logging.h"
-#include "bignlp/data/gpt_datasets.h"
+#include "bignlp/data/gpt_dataset_splits.h"
 #include "bignlp/model/model.h"
 #include "bignlp/parallel/grad_buckets.h"
 #include "bignlp/parallel/parallel_context.h"
@@ -85,7 +85,7 @@ class Trainer {
   ~Trainer();
 
   /// Uses these GPT datasets instead of building them from config.data (tests, benchmarks).
-  void set_datasets(data::GptDatasets datasets);
+  void set_datasets(data::GptDatasetSplits datasets);
   /// A flag polled after every step; non-zero requests a checkpoint and a clean stop (signals).
   void set_stop_flag(const std::atomic<int>* flag) { stop_flag_ = flag; }
   /// Called after every step with the new global step (tests).
@@ -133,7 +133,7 @@ class Trainer {
   ops::OpContext ctx_;
   std::FILE* out_;
   TrainerParts parts_;
-  std::optional<data::GptDatasets> datasets_;
+  std::optional<data::GptDatasetSplits> datasets_;
   const std::atomic<int>* stop_flag_ = nullptr;
   std::function<void(std::int64_t)> on_step_;
   parallel::ParallelContext parallel_;

@@ -90,5 +90,42 @@ TEST(ConfigViewTest, AuditSuggestsTheKeyThatWasRead) {
   EXPECT_NE(e.find("trainer.devics (did you mean 'trainer.devices'?)"), std::string::npos) << e;
 }
 
+TEST(ConfigViewTest, StringListTakesOneValueOrSeveral) {
+  const ConfigNode root = load_yaml_string(
+      "one: /data/a\nblend: [0.3, /data/a, 0.7, /data/b]\nholes: [x, null, 2]\nnothing: null\n"
+      "dict: {a: 1}\nunset:\n  - x\n  - ???\n");
+  ConfigView v(root);
+  EXPECT_EQ(v.string_list("one"), (std::vector<std::string>{"/data/a"}));
+  EXPECT_EQ(v.string_list("blend"), (std::vector<std::string>{"0.3", "/data/a", "0.7", "/data/b"}));
+  EXPECT_EQ(v.string_list("holes"), (std::vector<std::string>{"x", "2"}));
+  EXPECT_TRUE(v.string_list("nothing").empty());
+  EXPECT_TRUE(v.string_list("absent").empty());
+  EXPECT_EQ(error_of([&] { (void)v.string_list("dict"); }), "<string>:5:7: dict: expected list, got a dict");
+  EXPECT_NE(error_of([&] { (void)v.string_list("unset"); }).find("unset.1: Missing mandatory value"),
+            std::string::npos);
+  EXPECT_TRUE(v.unused_keys().empty());
+}
+
+TEST(ConfigViewTest, AsOverrideWritesTheFullKeyAndValue) {
+  ConfigView model = ConfigView(sample()).sub("model");
+  EXPECT_EQ(model.as_override("hidden_size"), "model.hidden_size=4096");
+  EXPECT_EQ(model.as_override("ffn_hidden_size"), "model.ffn_hidden_size=16384");  // resolved
+  EXPECT_EQ(model.as_override("fp16"), "model.fp16=true");
+  EXPECT_EQ(model.as_override("lr"), "model.lr=0.0001");
+  EXPECT_EQ(model.as_override("tokenizer"), "model.tokenizer=null");
+  EXPECT_EQ(model.as_override("nope"), "model.nope=null");
+  EXPECT_EQ(model.as_override("betas"), "model.betas=[0.9, 0.95]");
+}
+
+TEST(ConfigViewTest, ScalarTextWritesValuesAsOverridesDo) {
+  EXPECT_EQ(scalar_text(ConfigNode::boolean(true)), "true");
+  EXPECT_EQ(scalar_text(ConfigNode::integer(20)), "20");
+  EXPECT_EQ(scalar_text(ConfigNode::floating(1e-5)), "1e-05");
+  EXPECT_EQ(scalar_text(ConfigNode::string("gpt3_5b")), "gpt3_5b");
+  EXPECT_EQ(scalar_text(ConfigNode::null_value()), std::nullopt);
+  EXPECT_EQ(scalar_text(ConfigNode::missing()), std::nullopt);
+  EXPECT_EQ(scalar_text(ConfigNode::list()), std::nullopt);
+}
+
 }  // namespace
 }  // namespace bignlp::config

@@ -10,7 +10,7 @@
 #include "bignlp/core/file_io.h"
 #include "bignlp/data/blended_dataset.h"
 #include "bignlp/data/dataset_split.h"
-#include "bignlp/data/gpt_datasets.h"
+#include "bignlp/data/gpt_dataset_splits.h"
 #include "bignlp/data/numpy_random.h"
 #include "test_support.h"
 
@@ -296,24 +296,24 @@ TEST(Blending, NumpySumAndIndicesMatchNumpy) {
   EXPECT_EQ(nlohmann::json(b.dataset_sample_index), ref["dataset_sample_index"]);
 }
 
-TEST(GptDatasets, SinglePrefixAndBlend) {
+TEST(GptDatasetSplits, SinglePrefixAndBlend) {
   TempDir dir;
   make_dataset(dir.path() / "a", random_sizes(100, 21, 5, 60));
   make_dataset(dir.path() / "b", random_sizes(80, 22, 5, 60));
-  GptDataConfig c;
+  GptDatasetSplitsConfig c;
   c.data_prefix = parse_data_prefix({(dir.path() / "a").string()});
   c.splits_string = "98,1,1";
   c.num_samples = {40, 4, 2};
   c.seq_length = 16;
   c.seed = 1234;
-  auto single = build_gpt_datasets(c);
+  auto single = build_gpt_dataset_splits(c);
   ASSERT_TRUE(single.train && single.valid && single.test);
   EXPECT_GE(single.train->size(), 40);
   EXPECT_EQ(single.train->sample_length(), 17);
   EXPECT_GE(single.valid->size(), 4);  // a one-document split runs over several epochs, as in Megatron
 
   c.data_prefix = parse_data_prefix({"0.7", (dir.path() / "a").string(), "0.3", (dir.path() / "b").string()});
-  auto blend = build_gpt_datasets(c);
+  auto blend = build_gpt_dataset_splits(c);
   ASSERT_TRUE(blend.train);
   // NeMo: size = ceil(40*0.7*1.005) + ceil(40*0.3*1.005) = 29 + 13.
   EXPECT_EQ(blend.train->size(), 42);
@@ -329,7 +329,7 @@ TEST(GptDatasets, SinglePrefixAndBlend) {
               blended->datasets()[k]->sample(blended->indices().dataset_sample_index[static_cast<std::size_t>(i)]));
   }
   c.blend_size = BlendSizeRule::kSumOfComponents;
-  auto ml = build_gpt_datasets(c);
+  auto ml = build_gpt_dataset_splits(c);
   const auto* mb = dynamic_cast<const BlendedDataset*>(ml.train.get());
   ASSERT_NE(mb, nullptr);
   EXPECT_EQ(ml.train->size(), mb->datasets()[0]->size() + mb->datasets()[1]->size());
@@ -340,7 +340,7 @@ TEST(GptDatasets, SinglePrefixAndBlend) {
   EXPECT_THROW(parse_data_prefix({"-1", "a"}), ConfigError);
 }
 
-TEST(GptDatasets, NemoSampleCounts) {
+TEST(GptDatasetSplits, NemoSampleCounts) {
   // 75000 steps x GBS 2048, val every 2000 steps, 50 val batches, 50 test batches.
   const auto n = nemo_gpt_num_samples(75000, 2048, 2000, 50, false, 50);
   EXPECT_EQ(n[0], 153600000);

@@ -1,5 +1,5 @@
 // Composition of conf/ for the launch tests, exactly as `bignlp` composes it (config::compose),
-// with the pipeline request built the way run_composed() builds it.
+// with the stage sequence request built the way run_composed() builds it.
 #pragma once
 
 #include <map>
@@ -9,7 +9,7 @@
 #include "bignlp/config/compose.h"
 #include "bignlp/config/interpolate.h"
 #include "bignlp/config/node.h"
-#include "bignlp/launch/pipeline.h"
+#include "bignlp/launch/stage_sequence.h"
 
 namespace bignlp::launch::testing {
 
@@ -18,8 +18,8 @@ struct Composed {
   config::ResolverRegistry resolvers;
   std::map<std::string, std::string> choices;
 
-  PipelineRequest request(std::vector<std::string> argv = {"bignlp"}) const {
-    return PipelineRequest{config, resolvers, choices, std::move(argv), {}};
+  StageSequenceRequest request(std::vector<std::string> argv = {"bignlp"}) const {
+    return StageSequenceRequest{config, resolvers, choices, std::move(argv), {}};
   }
 };
 

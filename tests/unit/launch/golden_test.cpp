@@ -1,7 +1,7 @@
 // Golden files of rendered jobs: every case of tests/golden/launch/<case>/overrides.txt is run as a
 // dry run for each cluster type (bcm, bcm with a container, bcp, local) and what it writes is
 // compared byte for byte with tests/golden/launch/<case>/expected/<variant>/ (all files for bcm;
-// the job scripts for the other variants; error.txt when the pipeline refuses the case).
+// the job scripts for the other variants; error.txt when the launcher refuses the case).
 // The results directory is written as /results. To accept intended changes, run
 // scripts/update_golden.sh (it sets BIGNLP_UPDATE_GOLDEN=1 for this test).
 #include <gtest/gtest.h>
@@ -58,10 +58,10 @@ std::map<std::string, std::string> render_case(const fs::path& case_dir, const V
   std::map<std::string, std::string> out;
   try {
     const auto c = testing::compose_conf(o);
-    PipelineOptions opt;
+    StageSequenceOptions opt;
     opt.exists = [](const fs::path&) { return true; };
     std::ostringstream text;
-    run_pipeline(c.request(argv), opt, Logger::capturing(), text);
+    run_stage_sequence(c.request(argv), opt, Logger::capturing(), text);
   } catch (const Error& e) {
     out["error.txt"] = replace_all(e.what(), results.string(), "/results") + "\n";
     return out;

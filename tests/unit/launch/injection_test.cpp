@@ -57,9 +57,9 @@ struct Env {
 
   fs::path render(const std::string& cluster) const {
     std::ostringstream out;
-    PipelineOptions o;
+    StageSequenceOptions o;
     o.exists = [](const fs::path&) { return true; };
-    const auto r = run_pipeline(compose(cluster, true).request(), o, Logger::capturing(), out);
+    const auto r = run_stage_sequence(compose(cluster, true).request(), o, Logger::capturing(), out);
     return r.jobs.at(0).script;
   }
 
@@ -108,11 +108,11 @@ TEST(Injection, LocalScriptAndLocalExecutorPassValuesAsData) {
   run_script(e, script);
   e.check_received("local script");
 
-  PipelineOptions o;
+  StageSequenceOptions o;
   o.exists = [](const fs::path&) { return true; };
   o.local.out_fd = o.local.err_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   std::ostringstream out;
-  run_pipeline(e.compose("local", false).request(), o, Logger::capturing(), out);
+  run_stage_sequence(e.compose("local", false).request(), o, Logger::capturing(), out);
   ::close(o.local.out_fd);
   e.check_received("local executor");
   for (const auto& entry : fs::recursive_directory_iterator(e.results)) {

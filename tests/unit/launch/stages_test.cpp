@@ -36,14 +36,14 @@ TEST(Presets, EveryPredefinedConfigPlansOnEveryClusterType) {
     for (const auto& entry : fs::recursive_directory_iterator(conf / group)) {
       if (entry.path().extension() != ".yaml") continue;
       const std::string option = fs::relative(entry.path(), conf / group).replace_extension().string();
-      if (option == "gpt3/demo") continue;  // the demo corpus's own config, tested with the data pipeline
+      if (option == "gpt3/demo") continue;  // the demo corpus's own config, tested in tests/unit/data
       for (const char* cluster : {"bcm", "bcp", "local"}) {
         std::vector<std::string> o = {std::string("stages=[") + group + "]", std::string(group) + "=" + option,
                                       std::string("cluster_type=") + cluster, "dry_run=true",
                                       "base_results_dir=/nonexistent/results"};
         for (auto& r : required_for(group, option)) o.push_back(r);
         const auto c = testing::compose_conf(o);
-        PipelineOptions opt;
+        StageSequenceOptions opt;
         opt.exists = [](const fs::path&) { return true; };
         DryRunSubmitter ids;
         opt.submitter = &ids;
@@ -53,7 +53,7 @@ TEST(Presets, EveryPredefinedConfigPlansOnEveryClusterType) {
         auto c2 = c;
         c2.config.set_path("base_results_dir", config::ConfigNode::string(tmp.path().string()));
         try {
-          const PipelineResult r = run_pipeline(c2.request(), opt, Logger::capturing(), out);
+          const StageSequenceResult r = run_stage_sequence(c2.request(), opt, Logger::capturing(), out);
           EXPECT_FALSE(r.jobs.empty()) << group << "=" << option << " on " << cluster;
           ++planned;
         } catch (const ConfigError& e) {
@@ -71,11 +71,11 @@ TEST(Presets, EveryPredefinedConfigPlansOnEveryClusterType) {
 std::string plan_error(std::vector<std::string> overrides) {
   overrides.insert(overrides.end(), {"dry_run=true", "base_results_dir=/nonexistent"});
   const auto c = testing::compose_conf(overrides);
-  PipelineOptions opt;
+  StageSequenceOptions opt;
   opt.exists = [](const fs::path&) { return true; };
   std::ostringstream out;
   try {
-    run_pipeline(c.request(), opt, Logger::capturing(), out);
+    run_stage_sequence(c.request(), opt, Logger::capturing(), out);
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -145,6 +145,18 @@ TEST(StageChecks, DataPreparationInputs) {
             std::string::npos);
   EXPECT_NE(plan_error({"stages=[data_preparation]", "data_preparation.dataset=other"})
                 .find("data_preparation.dataset=other is not pile, mc4 or custom_dataset"),
+            std::string::npos);
+}
+
+TEST(StageChecks, ValuesOfTheWrongTypeNameTheKey) {
+  EXPECT_EQ(plan_error({"stages=[training]", "training.model.tensor_model_parallel_size=abc"}),
+            "training.model.tensor_model_parallel_size: expected int, got 'abc'");
+  EXPECT_EQ(plan_error({"stages=[training]", "training.model.sequence_parallel=3"}),
+            "training.model.sequence_parallel: expected bool, got 3 (int)");
+  EXPECT_EQ(plan_error({"stages=[training]", "training.run.name=null"}),
+            "training.run.name: expected string, got null");
+  EXPECT_NE(plan_error({"stages=[conversion]", "conversion.run.nemo_file_name=x.zip"})
+                .find("conversion.run.nemo_file_name=x.zip must end in .nemo"),
             std::string::npos);
 }
 

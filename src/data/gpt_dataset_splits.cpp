@@ -1,4 +1,4 @@
-#include "bignlp/data/gpt_datasets.h"
+#include "bignlp/data/gpt_dataset_splits.h"
 
 #include <fmt/format.h>
 
@@ -26,7 +26,7 @@ bool parse_weight(const std::string& text, double& out) {
 
 // One prefix split three ways, each split asked for `requests[k]` samples.
 std::array<std::shared_ptr<const SampleDataset>, 3> build_for_prefix(const std::filesystem::path& prefix,
-                                                                      const GptDataConfig& config,
+                                                                      const GptDatasetSplitsConfig& config,
                                                                       const std::array<std::int64_t, 3>& requests,
                                                                       const Logger* log) {
   auto data = std::make_shared<const IndexedDataset>(prefix);
@@ -69,9 +69,9 @@ std::vector<WeightedPrefix> parse_data_prefix(const std::vector<std::string>& it
   return out;
 }
 
-GptDatasets build_gpt_datasets(const GptDataConfig& config, const Logger* log) {
+GptDatasetSplits build_gpt_dataset_splits(const GptDatasetSplitsConfig& config, const Logger* log) {
   if (config.data_prefix.empty()) throw ConfigError("data_prefix is empty");
-  GptDatasets result;
+  GptDatasetSplits result;
   std::array<std::shared_ptr<const SampleDataset>*, 3> slots{&result.train, &result.valid, &result.test};
   if (config.data_prefix.size() == 1) {
     const auto built = build_for_prefix(config.data_prefix[0].prefix, config, config.num_samples, log);

@@ -1,4 +1,4 @@
-// The pipeline: what `bignlp` does with a composed config.
+// The stage sequence: what `bignlp` does with a composed config.
 //
 // For each entry of `stages`, in order: pick the stage implementation (stage name x model family
 // of the chosen option), resolve and validate its config. Only when every stage is valid does
@@ -32,7 +32,7 @@ namespace bignlp::launch {
 /// The most tasks one job may start with cluster_type=local.
 inline constexpr int kMaxLocalTasks = 64;
 
-struct PipelineRequest {
+struct StageSequenceRequest {
   const config::ConfigNode& config;            ///< the composed config, interpolations unresolved
   const config::ResolverRegistry& resolvers;
   std::map<std::string, std::string> choices;  ///< config group -> chosen option ("training" -> "gpt3/5b")
@@ -41,7 +41,7 @@ struct PipelineRequest {
   std::function<std::vector<std::string>(const std::string& group)> list_options;
 };
 
-struct PipelineOptions {
+struct StageSequenceOptions {
   TemplateSet templates = TemplateSet::builtin();
   /// Probe for required inputs (default: the file exists).
   std::function<bool(const std::filesystem::path&)> exists;
@@ -61,22 +61,23 @@ struct LaunchedJob {
   std::filesystem::path config_file;
 };
 
-struct PipelineResult {
+struct StageSequenceResult {
   std::vector<LaunchedJob> jobs;
   std::vector<std::string> warnings;
   bool dry_run = false;
 };
 
-/// Runs the pipeline; prints what it wrote and submitted to `out`, warnings through `logger`.
+/// Runs the stages; prints what it wrote and submitted to `out`, warnings through `logger`.
 /// Throws ConfigError (nothing written), RenderError, SubmitError or JobFailedError.
-PipelineResult run_pipeline(const PipelineRequest& request, const PipelineOptions& options, const Logger& logger,
-                            std::ostream& out);
+StageSequenceResult run_stage_sequence(const StageSequenceRequest& request, const StageSequenceOptions& options,
+                                       const Logger& logger, std::ostream& out);
 
-/// run_pipeline() for a composed config (what `bignlp` calls): the resolvers of the composition
-/// plus `bignlp_root` and `bignlp_bin_dir`, its group choices, and the options of its search path.
-PipelineResult run_composed(const config::ComposeResult& composed, const std::vector<std::string>& command_line,
-                            const std::filesystem::path& tree_root, const std::filesystem::path& bin_dir,
-                            const PipelineOptions& options, const Logger& logger, std::ostream& out);
+/// run_stage_sequence() for a composed config (what `bignlp` calls): the resolvers of the
+/// composition plus `bignlp_root` and `bignlp_bin_dir`, its group choices, and the options of its
+/// search path.
+StageSequenceResult run_composed(const config::ComposeResult& composed, const std::vector<std::string>& command_line,
+                                 const std::filesystem::path& tree_root, const std::filesystem::path& bin_dir,
+                                 const StageSequenceOptions& options, const Logger& logger, std::ostream& out);
 
 /// The command line as launcher_cmd.log records it: each word shell-quoted, joined by " \\\n  ".
 std::string format_command_line(const std::vector<std::string>& argv);

@@ -36,7 +36,8 @@ enum class BlendSizeRule {
   kSumOfComponents,  ///< Megatron-LM: blend size = sum of the component dataset sizes
 };
 
-struct GptDataConfig {
+/// What build_gpt_dataset_splits() reads: the keys of `model.data` and the sample requests.
+struct GptDatasetSplitsConfig {
   std::vector<WeightedPrefix> data_prefix;
   std::string splits_string = "969, 30, 1";
   std::array<std::int64_t, 3> num_samples{0, 0, 0};  ///< train, valid, test requests
@@ -48,14 +49,15 @@ struct GptDataConfig {
   BlendSizeRule blend_size = BlendSizeRule::kSumOfRequests;
 };
 
-struct GptDatasets {
+/// The datasets of the three splits; a split with no documents has none (nullptr).
+struct GptDatasetSplits {
   std::shared_ptr<const SampleDataset> train;
   std::shared_ptr<const SampleDataset> valid;
   std::shared_ptr<const SampleDataset> test;
 };
 
 /// Builds (or loads from the caches) the three datasets. `log` may be null.
-GptDatasets build_gpt_datasets(const GptDataConfig& config, const Logger* log = nullptr);
+GptDatasetSplits build_gpt_dataset_splits(const GptDatasetSplitsConfig& config, const Logger* log = nullptr);
 
 /// NeMo's requested sample counts: train = max_steps * gbs; valid = (max_steps // val_check_interval
 /// + 1) * limit_val_batches * gbs, or 1 when limit_val_batches is a fraction (a float <= 1.0);

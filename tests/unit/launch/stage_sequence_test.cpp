@@ -1,6 +1,6 @@
-// The pipeline on the shipped configs: validation before anything is written, the files and
+// The stage sequence on the shipped configs: validation before anything is written, the files and
 // scripts it writes, dependencies, and the local executor end to end.
-#include "bignlp/launch/pipeline.h"
+#include "bignlp/launch/stage_sequence.h"
 
 #include <gtest/gtest.h>
 
@@ -22,20 +22,20 @@ using testing::compose_conf;
 
 bool always(const std::filesystem::path&) { return true; }
 
-PipelineResult run(const testing::Composed& c, std::ostream& out, Submitter* submitter = nullptr,
+StageSequenceResult run(const testing::Composed& c, std::ostream& out, Submitter* submitter = nullptr,
                    std::function<bool(const std::filesystem::path&)> exists = always) {
-  PipelineOptions o;
+  StageSequenceOptions o;
   o.exists = std::move(exists);
   o.submitter = submitter;
-  return run_pipeline(c.request({"bignlp", "stages=[training]"}), o, Logger::capturing(), out);
+  return run_stage_sequence(c.request({"bignlp", "stages=[training]"}), o, Logger::capturing(), out);
 }
 
-TEST(Pipeline, DryRunWritesConfigScriptAndCommandLine) {
+TEST(StageSequence, DryRunWritesConfigScriptAndCommandLine) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true",
                                "base_results_dir=" + tmp.path().string()});
   std::ostringstream out;
-  const PipelineResult r = run(c, out);
+  const StageSequenceResult r = run(c, out);
   ASSERT_EQ(r.jobs.size(), 1u);
   const auto dir = tmp.path() / "gpt3_5b";
   EXPECT_EQ(r.jobs[0].script, dir / "bignlp-gpt3_5b_submission.sh");
@@ -58,7 +58,7 @@ TEST(Pipeline, DryRunWritesConfigScriptAndCommandLine) {
   EXPECT_FALSE(std::filesystem::exists(dir / "launcher.log"));
 }
 
-TEST(Pipeline, OtherClusterKeysBecomeSbatchOptions) {
+TEST(StageSequence, OtherClusterKeysBecomeSbatchOptions) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[training]", "dry_run=true", "+cluster.qos=high", "+cluster.requeue=true",
                                "+cluster.comment=null", "+cluster.exclude_nodes=false",
@@ -72,7 +72,7 @@ TEST(Pipeline, OtherClusterKeysBecomeSbatchOptions) {
   EXPECT_EQ(script.find("exclude"), std::string::npos);
 }
 
-TEST(Pipeline, InvalidConfigWritesNothing) {
+TEST(StageSequence, InvalidConfigWritesNothing) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[data_preparation,training]", "training=gpt3/5b", "dry_run=true",
                                "training.model.global_batch_size=1000", "training.model.tensor_model_parallel_size=3",
@@ -95,10 +95,10 @@ TEST(Pipeline, InvalidConfigWritesNothing) {
         << m;
     EXPECT_NE(m.find("Nothing was written or submitted."), std::string::npos);
   }
-  EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "files were written for an invalid pipeline";
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "files were written for an invalid stage sequence";
 }
 
-TEST(Pipeline, BatchSizeMessageSuggestsValues) {
+TEST(StageSequence, BatchSizeMessageSuggestsValues) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true",
                                "training.model.global_batch_size=1000", "base_results_dir=" + tmp.path().string()});
@@ -116,7 +116,7 @@ TEST(Pipeline, BatchSizeMessageSuggestsValues) {
   }
 }
 
-TEST(Pipeline, MissingInputsFailARealRunAndWarnInADryRun) {
+TEST(StageSequence, MissingInputsFailARealRunAndWarnInADryRun) {
   TempDir tmp;
   auto nothing = [](const std::filesystem::path&) { return false; };
   std::ostringstream out;
@@ -126,30 +126,31 @@ TEST(Pipeline, MissingInputsFailARealRunAndWarnInADryRun) {
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("conversion.model.checkpoint_folder: '" + tmp.path().string() +
-                                         "/gpt3_5b/results/checkpoints' does not exist"),
+                                         "/gpt3_5b/results/checkpoints' does not exist "
+                                         "(conf/conversion/gpt3/convert_gpt3.yaml:17:22)"),
               std::string::npos)
         << e.what();
     EXPECT_NE(std::string(e.what()).find("Add training before conversion in stages"), std::string::npos) << e.what();
   }
   c = compose_conf({"stages=[conversion]", "dry_run=true", "base_results_dir=" + tmp.path().string()});
-  const PipelineResult r = run(c, out, nullptr, nothing);
+  const StageSequenceResult r = run(c, out, nullptr, nothing);
   EXPECT_EQ(r.jobs.size(), 1u);
   ASSERT_FALSE(r.warnings.empty());
-  // Produced by an earlier stage of the same pipeline: no complaint.
+  // Produced by an earlier stage of the same sequence: no complaint.
   c = compose_conf({"stages=[training,conversion]", "dry_run=true", "base_results_dir=" + tmp.path().string()});
-  const PipelineResult r2 = run(c, out, nullptr, [](const std::filesystem::path& p) {
+  const StageSequenceResult r2 = run(c, out, nullptr, [](const std::filesystem::path& p) {
     return p.string().find("checkpoints") == std::string::npos && p.string().find("hparams") == std::string::npos;
   });
   EXPECT_TRUE(r2.warnings.empty()) << r2.warnings.front();
 }
 
-TEST(Pipeline, StagesChainWithDependencies) {
+TEST(StageSequence, StagesChainWithDependencies) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[data_preparation,training,conversion]", "dry_run=true",
                                "data_preparation.file_numbers='0,3,5-7'", "base_results_dir=" + tmp.path().string()});
   std::ostringstream out;
   DryRunSubmitter ids(500);
-  const PipelineResult r = run(c, out, &ids);
+  const StageSequenceResult r = run(c, out, &ids);
   ASSERT_EQ(r.jobs.size(), 5u);  // download, extract, preprocess, training, conversion
   const auto script = [&](std::size_t i) { return read_file(r.jobs[i].script); };
   EXPECT_EQ(r.jobs[0].step, "download");
@@ -169,7 +170,7 @@ TEST(Pipeline, StagesChainWithDependencies) {
                                       "bignlp-download_gpt3_pile_submission.sh"));
 }
 
-TEST(Pipeline, BcpRunsOneStagePerInvocation) {
+TEST(StageSequence, BcpRunsOneStagePerInvocation) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[training,conversion]", "cluster_type=bcp", "dry_run=true",
                                "base_results_dir=" + tmp.path().string()});
@@ -183,7 +184,7 @@ TEST(Pipeline, BcpRunsOneStagePerInvocation) {
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
 }
 
-TEST(Pipeline, UnknownAndUnchosenStagesAreExplained) {
+TEST(StageSequence, UnknownAndUnchosenStagesAreExplained) {
   TempDir tmp;
   std::ostringstream out;
   try {
@@ -208,7 +209,7 @@ TEST(Pipeline, UnknownAndUnchosenStagesAreExplained) {
   }
 }
 
-TEST(Pipeline, FailedSubmissionLeavesNoScriptAndNamesEarlierJobs) {
+TEST(StageSequence, FailedSubmissionLeavesNoScriptAndNamesEarlierJobs) {
   TempDir tmp;
   const auto sbatch = tmp.path() / "sbatch";
   // Accepts the first job, refuses the second.
@@ -218,12 +219,12 @@ TEST(Pipeline, FailedSubmissionLeavesNoScriptAndNamesEarlierJobs) {
                         (tmp.path() / "once").string() + "\"\necho 77\n",
                     0755);
   const auto c = compose_conf({"stages=[training,conversion]", "base_results_dir=" + (tmp.path() / "r").string()});
-  PipelineOptions o;
+  StageSequenceOptions o;
   o.exists = always;
   o.sbatch = sbatch.string();
   std::ostringstream out;
   try {
-    run_pipeline(c.request(), o, Logger::capturing(), out);
+    run_stage_sequence(c.request(), o, Logger::capturing(), out);
     FAIL();
   } catch (const SubmitError& e) {
     const std::string m = e.what();
@@ -242,20 +243,20 @@ TEST(Pipeline, FailedSubmissionLeavesNoScriptAndNamesEarlierJobs) {
 namespace bignlp::launch {
 namespace {
 
-// The local executor through the whole pipeline, with the stand-in worker installed under the
+// The local executor through the whole stage sequence, with the stand-in worker installed under the
 // workers' names: data preparation (three array steps) then training on 2 ranks.
-struct LocalPipeline {
-  TempDir tmp{"bignlp-pipeline"};
+struct LocalStageSequence {
+  TempDir tmp{"bignlp-stage-sequence"};
   std::filesystem::path bin = tmp.path() / "bin";
   std::filesystem::path record = tmp.path() / "record.txt";
 
-  LocalPipeline() {
+  LocalStageSequence() {
     testing::worker_as(bin, "bignlp-preprocess");
     testing::worker_as(bin, "bignlp-train");
     std::filesystem::create_symlink(std::filesystem::path(BIGNLP_BIN_DIR) / "bignlp-bind", bin / "bignlp-bind");
   }
 
-  PipelineResult run(std::vector<std::string> extra, std::ostream& out) {
+  StageSequenceResult run(std::vector<std::string> extra, std::ostream& out) {
     std::vector<std::string> o = {"stages=[data_preparation,training]", "cluster_type=local",
                                   "training=gpt3/tiny", "training.trainer.devices=2",
                                   "data_preparation.file_numbers='0-1'", "bin_dir=" + bin.string(),
@@ -263,20 +264,20 @@ struct LocalPipeline {
                                   "+env_vars.BIGNLP_TEST_RECORD=" + record.string()};
     o.insert(o.end(), extra.begin(), extra.end());
     const auto c = compose_conf(o);
-    PipelineOptions opt;
+    StageSequenceOptions opt;
     opt.exists = always;
     opt.first_local_id = 900;
     opt.local.out_fd = opt.local.err_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    auto r = run_pipeline(c.request(), opt, Logger::capturing(), out);
+    auto r = run_stage_sequence(c.request(), opt, Logger::capturing(), out);
     ::close(opt.local.out_fd);
     return r;
   }
 };
 
-TEST(PipelineLocal, DataPreparationThenTrainingRunHereInOrder) {
-  LocalPipeline lp;
+TEST(StageSequenceLocal, DataPreparationThenTrainingRunHereInOrder) {
+  LocalStageSequence lp;
   std::ostringstream out;
-  const PipelineResult r = lp.run({}, out);
+  const StageSequenceResult r = lp.run({}, out);
   ASSERT_EQ(r.jobs.size(), 4u);
   std::vector<std::string> seen;
   for (const auto& rec : testing::read_records(lp.record)) {
@@ -301,12 +302,12 @@ TEST(PipelineLocal, DataPreparationThenTrainingRunHereInOrder) {
   EXPECT_NE(out.str().find("training: ran "), std::string::npos);
 }
 
-TEST(PipelineLocal, AFailedStepStopsThePipeline) {
-  LocalPipeline lp;
+TEST(StageSequenceLocal, AFailedStepStopsTheStages) {
+  LocalStageSequence lp;
   std::ostringstream out;
   try {
     lp.run({"+env_vars.BIGNLP_TEST_FAIL=bignlp-preprocess:extract:1"}, out);
-    FAIL() << "the pipeline went on after a failed step";
+    FAIL() << "the stage sequence went on after a failed step";
   } catch (const JobFailedError& e) {
     EXPECT_EQ(e.exit_code(), 7);
     EXPECT_NE(std::string(e.what()).find("data_preparation/extract"), std::string::npos) << e.what();

@@ -36,7 +36,7 @@ int launch(const std::string& overrides, std::string* out) {
   return rc;
 }
 
-TEST(LocalPipeline, PileForT5) {
+TEST(LocalDataPreparation, PileForT5) {
   if (!testing::python_has("http.server")) GTEST_SKIP() << "/usr/bin/python3 is needed for the test HTTP server";
   TempDir remote, local;
   for (int n : {0, 2}) {
@@ -63,7 +63,7 @@ TEST(LocalPipeline, PileForT5) {
   EXPECT_TRUE(fs::exists(local.path() / "results" / "download_t5_pile" / "download_t5_pile_hydra.yaml"));
 }
 
-TEST(LocalPipeline, CustomDatasetWithTokenizerTraining) {
+TEST(LocalDataPreparation, CustomDatasetWithTokenizerTraining) {
   TempDir dir;
   std::string text;
   for (int i = 0; i < 30; ++i) text += jsonl_docs(40, i);
