@@ -7,18 +7,18 @@
 // --device auto (the default) scores on CUDA device 0 (LOCAL_RANK / SLURM_LOCALID when set) when the
 // build has CUDA and a GPU is visible, else on the CPU. Precision 32 is exact fp32 on both (no TF32:
 // scores should not depend on the device beyond rounding order).
-// Index: eval/loglikelihood.h (scoring), train/checkpoint.h (loading), ops/device_runtime.h.
+// Index: eval/loglikelihood.h (scoring), train/checkpoint.h (loading), worker/worker_session.h
+// (device choice; one process, whatever the launcher's world).
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <string_view>
 
-#include "bignlp/comm/rendezvous.h"
 #include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/eval/loglikelihood.h"
-#include "bignlp/ops/device_runtime.h"
 #include "bignlp/train/checkpoint.h"
+#include "bignlp/worker/worker_session.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"bignlp-evaluate: score requests with a bignlp checkpoint"};
@@ -46,19 +46,15 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   bignlp::Logger log("bignlp-evaluate");
   try {
-    const std::map<std::string, std::string> env = bignlp::process_environment();
-    bignlp::ops::DeviceRequest request;
-    request.kind = bignlp::ops::parse_device_kind(device, "--device");
-    request.text = device;
-    request.origin = "--device";
-    request.cpu_fix = "--device cpu";
-    const int local_rank = bignlp::comm::parse_distributed_env(env).local_rank;
-    const bignlp::Device dev = bignlp::ops::select_device(request, bignlp::ops::probe_devices(env), local_rank);
-    bignlp::ops::DeviceRuntimeOptions dro;
-    dro.cpu_threads = threads;
-    dro.allow_tf32 = false;
-    const bignlp::ops::DeviceRuntime runtime(dev, env, dro);
-    if (dev.is_cuda()) log.info("scoring on {}", runtime.describe());
+    bignlp::worker::WorkerOptions options;
+    options.world = bignlp::worker::WorldKind::kSingleProcess;
+    options.device_flag = device;
+    options.cpu_threads = threads;
+    options.allow_tf32 = false;
+    const bignlp::worker::WorkerSession session =
+        bignlp::worker::start_worker(options, bignlp::process_environment(), log);
+    const bignlp::ops::DeviceRuntime& runtime = session.runtime();
+    if (session.context().device.is_cuda()) log.info("scoring on {}", runtime.describe());
     auto model = bignlp::train::load_gpt_from_checkpoint(checkpoint, runtime.context(),
                                                          bignlp::model::parse_precision(precision));
     const auto reqs = bignlp::eval::read_loglikelihood_requests(requests, model->config().vocab_size);

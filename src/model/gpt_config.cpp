@@ -2,16 +2,18 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "bignlp/core/error.h"
 #include "bignlp/core/strings.h"
-#include "bignlp/data/vocab_padding.h"
+#include "bignlp/sizing/vocab.h"
 
 namespace bignlp::model {
 
 std::int64_t GptConfig::padded_vocab_size() const {
-  return data::padded_vocab_size(vocab_size, make_vocab_size_divisible_by, std::max(1, tensor_model_parallel_size));
+  return sizing::padded_vocab_size(vocab_size, make_vocab_size_divisible_by, std::max(1, tensor_model_parallel_size));
 }
 
 DType GptConfig::compute_dtype() const {
@@ -23,11 +25,7 @@ DType GptConfig::compute_dtype() const {
   return DType::kF32;
 }
 
-std::int64_t GptConfig::num_parameters() const {
-  const std::int64_t c = hidden_size, f = ffn_size(), p = projection_size();
-  const std::int64_t per_layer = 2 * 2 * c + (3 * p * c + 3 * p) + (p * c + c) + (f * c + f) + (f * c + c);
-  return num_layers * per_layer + padded_vocab_size() * c + positions() * c + 2 * c;
-}
+std::int64_t GptConfig::num_parameters() const { return sizing::parameter_count(gpt_shape(*this)); }
 
 void GptConfig::validate() const {
   auto fail = [](const std::string& key, const std::string& msg) {
@@ -151,13 +149,21 @@ void from_json(const nlohmann::json& j, GptConfig& c) {
   c.tensor_model_parallel_size = j.value("tensor_model_parallel_size", 1);
 }
 
-double model_flops_per_sequence(const GptConfig& c) {
-  const double l = c.num_layers, h = static_cast<double>(c.hidden_size), s = static_cast<double>(c.seq_length);
-  const double f = static_cast<double>(c.ffn_size()), v = static_cast<double>(c.padded_vocab_size());
-  const double attention = 24.0 * l * h * h + 12.0 * l * h * s;
-  const double mlp = 12.0 * l * h * f;  // 48 L h^2 at the usual F = 4h
-  const double embedding = 6.0 * v * h;
-  return s * (attention + mlp + embedding);
+sizing::GptShape gpt_shape(const GptConfig& c) {
+  sizing::GptShape s;
+  s.num_layers = c.num_layers;
+  s.hidden_size = c.hidden_size;
+  s.ffn_hidden_size = c.ffn_size();
+  s.num_attention_heads = c.num_attention_heads;
+  // HS only when it is defined (a config with no heads yet still has FLOPs and a vocabulary).
+  s.head_size = c.kv_channels > 0 || c.num_attention_heads > 0 ? c.head_size() : 0;
+  s.vocab_size = c.vocab_size;
+  s.padded_vocab_size = c.padded_vocab_size();
+  s.max_position_embeddings = c.positions();
+  s.seq_length = c.seq_length;
+  return s;
 }
+
+double model_flops_per_sequence(const GptConfig& c) { return sizing::model_flops_per_sequence(gpt_shape(c)); }
 
 }  // namespace bignlp::model

@@ -3,7 +3,7 @@
 // A Tokenizer is immutable after loading and safe to share between threads. Encoding goes through
 // a TokenEncoder, a per-thread object that may keep caches (GPT-2's word cache); make one per
 // thread with make_encoder(). Tokenizer::encode() is a convenience that makes a throw-away encoder.
-// Ids are int32; vocab_size() is the unpadded size (the padded model size is in vocab_padding.h).
+// Ids are int32; vocab_size() is the unpadded size (the padded model size is sizing/vocab.h).
 #pragma once
 
 #include <cstdint>

@@ -12,6 +12,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "bignlp/ops/ops.h"
+#include "bignlp/sizing/gpt_shape.h"
 #include "bignlp/tensor/dtype.h"
 
 namespace bignlp::model {
@@ -61,7 +62,7 @@ struct GptConfig {
   std::int64_t projection_size() const { return head_size() * num_attention_heads; }
   /// The dtype activations and the compute copy of the weights use.
   DType compute_dtype() const;
-  /// Total parameters (tied output layer counted once).
+  /// Total parameters (tied output layer counted once): sizing::parameter_count of gpt_shape().
   std::int64_t num_parameters() const;
 
   /// Throws ConfigError naming the model.* key for inconsistent values.
@@ -76,9 +77,15 @@ Precision parse_precision(const std::string& text);
 void to_json(nlohmann::json& j, const GptConfig& c);
 void from_json(const nlohmann::json& j, GptConfig& c);
 
+/// The model's shape for the arithmetic of bignlp::sizing (parameter counts, FLOPs, memory): every
+/// default resolved (F, HS, P, Vp at tensor_model_parallel_size); biases, learned positions and a
+/// tied output, ungated MLP, as GptModel builds it.
+sizing::GptShape gpt_shape(const GptConfig& c);
+
 /// Model FLOPs of one sequence of `seq_length` tokens, forward + backward (recompute not counted):
 /// T * (24 L C^2 + 12 L C T + 48 L C^2 + 6 Vp C) with C = hidden, the formula of the GPT-3 benchmark
 /// recipe (attention 24LC^2 + 12LCT, MLP 48LC^2, embedding 6VC). Example 175B: 2.20e15.
+/// sizing::model_flops_per_sequence of gpt_shape(c).
 double model_flops_per_sequence(const GptConfig& c);
 
 }  // namespace bignlp::model

@@ -4,7 +4,6 @@
 
 #include "bignlp/core/file_io.h"
 #include "bignlp/data/tokenizer_factory.h"
-#include "bignlp/data/vocab_padding.h"
 #include "bignlp/core/error.h"
 #include "test_support.h"
 
@@ -96,16 +95,6 @@ TEST(WordPieceBertUncased, KnownVectors) {
   EXPECT_EQ(t->special_tokens().mask, 103);
   EXPECT_EQ(t->special_tokens().unk, 100);
   EXPECT_EQ(t->special_tokens().pad, 0);
-}
-
-TEST(VocabPadding, MegatronRule) {
-  EXPECT_EQ(padded_vocab_size(50257, 128, 1), 50304);
-  EXPECT_EQ(padded_vocab_size(50257, 128, 2), 50432);
-  EXPECT_EQ(padded_vocab_size(50257, 128, 4), 50688);
-  EXPECT_EQ(padded_vocab_size(50257, 128, 8), 51200);
-  EXPECT_EQ(padded_vocab_size(29096, 128, 1), 29184);
-  EXPECT_EQ(padded_vocab_size(50304, 128, 1), 50304);
-  EXPECT_THROW(padded_vocab_size(100, 0, 1), ConfigError);
 }
 
 TEST(TokenizerFactory, UnknownNamesSuggest) {

@@ -1,10 +1,10 @@
-#include "bignlp/data/vocab_padding.h"
+#include "bignlp/sizing/vocab.h"
 
 #include <fmt/format.h>
 
 #include "bignlp/core/error.h"
 
-namespace bignlp::data {
+namespace bignlp::sizing {
 
 std::int64_t padded_vocab_size(std::int64_t vocab_size, std::int64_t make_vocab_size_divisible_by,
                                std::int64_t tensor_model_parallel_size) {
@@ -19,4 +19,4 @@ std::int64_t padded_vocab_size(std::int64_t vocab_size, std::int64_t make_vocab_
   return (vocab_size + multiple - 1) / multiple * multiple;
 }
 
-}  // namespace bignlp::data
+}  // namespace bignlp::sizing
