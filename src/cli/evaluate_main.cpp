@@ -7,18 +7,18 @@
 // --device auto (the default) scores on CUDA device 0 (LOCAL_RANK / SLURM_LOCALID when set) when the
 // build has CUDA and a GPU is visible, else on the CPU. Precision 32 is exact fp32 on both (no TF32:
 // scores should not depend on the device beyond rounding order).
-// Index: eval/loglikelihood.h (scoring), train/checkpoint.h (loading), ops/device_runtime.h.
+// Index: eval/loglikelihood.h (scoring), checkpoint/checkpoint.h (loading), ops/device_runtime.h.
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <string_view>
 
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/comm/rendezvous.h"
 #include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/eval/loglikelihood.h"
 #include "bignlp/ops/device_runtime.h"
-#include "bignlp/train/checkpoint.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"bignlp-evaluate: score requests with a bignlp checkpoint"};
@@ -59,8 +59,8 @@ int main(int argc, char** argv) {
     dro.allow_tf32 = false;
     const bignlp::ops::DeviceRuntime runtime(dev, env, dro);
     if (dev.is_cuda()) log.info("scoring on {}", runtime.describe());
-    auto model = bignlp::train::load_gpt_from_checkpoint(checkpoint, runtime.context(),
-                                                         bignlp::model::parse_precision(precision));
+    auto model = bignlp::checkpoint::load_gpt_from_checkpoint(checkpoint, runtime.context(),
+                                                              bignlp::model::parse_precision(precision));
     const auto reqs = bignlp::eval::read_loglikelihood_requests(requests, model->config().vocab_size);
     const auto results = bignlp::eval::score_loglikelihood(*model, reqs, batch_size);
     bignlp::eval::write_loglikelihood_results(output, results);
