@@ -79,9 +79,13 @@ void save_checkpoint(const fs::path& dir, const CheckpointState& state, const mo
 
 void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& store, const TensorView& master,
                             const TensorView& exp_avg, const TensorView& exp_avg_sq, const ops::OpContext& ctx) {
-  BIGNLP_CHECK(master.defined() && master.numel() == store.numel(),
-               "write_checkpoint_shard: the master weights must hold the store's {} elements, got {}", store.numel(),
+  const std::int64_t n = store.trainable_numel();
+  BIGNLP_CHECK(master.defined() && master.numel() == n,
+               "write_checkpoint_shard: the master weights must hold the store's {} trainable elements, got {}", n,
                master.defined() ? master.to_string() : std::string("none"));
+  BIGNLP_CHECK(!exp_avg.defined() || (exp_avg.numel() == n && exp_avg_sq.numel() == n),
+               "write_checkpoint_shard: the moments must hold the store's {} trainable elements, got {} and {}", n,
+               exp_avg.to_string(), exp_avg_sq.to_string());
   std::error_code ec;
   fs::create_directories(shard, ec);
   if (ec) throw IoError(fmt::format("cannot create '{}': {}", shard.string(), ec.message()));
@@ -89,14 +93,24 @@ void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& 
   storage.reserve(3 * store.params().size());
   {
     SafetensorsWriter w;
-    for (const auto& p : store.params())
-      w.add(p.name, host_view(master.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
+    for (const auto& p : store.params()) {
+      if (p.trainable) {
+        w.add(p.name, host_view(master.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
+        continue;
+      }
+      // A frozen parameter has no master weights: its compute copy, widened (exact).
+      auto& wide = storage.emplace_back(static_cast<std::size_t>(p.numel()));
+      const TensorView h(wide.data(), DType::kF32, p.shape);
+      ops::copy(ctx, p.value, h);
+      w.add(p.name, h);
+    }
     w.set_metadata("format", kFormatName);
     w.write(shard / "model.safetensors");
   }
   if (exp_avg.defined()) {
     SafetensorsWriter w;
     for (const auto& p : store.params()) {
+      if (!p.trainable) continue;  // frozen: no optimizer state
       w.add("exp_avg." + p.name, host_view(exp_avg.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
       w.add("exp_avg_sq." + p.name, host_view(exp_avg_sq.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
     }
@@ -151,6 +165,7 @@ void load_checkpoint(const fs::path& dir, model::ParameterStore& store, Optimize
                                   dir.string()));
     SafetensorsReader r(shard / "optimizer.safetensors");
     for (auto& p : store.params()) {
+      if (!p.trainable) continue;  // needs no moments (the checkpoint may have none for it)
       optimizer->assign_moments(p, entry(r, "exp_avg." + p.name, p), entry(r, "exp_avg_sq." + p.name, p));
       widened.clear();
     }

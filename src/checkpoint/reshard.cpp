@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 #include <vector>
 
 #include "bignlp/checkpoint/checkpoint.h"
@@ -37,10 +38,14 @@ struct ShardModel {
   std::unique_ptr<model::GptModel> model;
 };
 
-ShardModel shard_model(const CheckpointState& meta, int tp, int pp, int tp_rank, int pp_rank, const ops::OpContext& ctx) {
+/// The model at fp32 (its weights are its master weights, frozen parameters included), with the
+/// parameters named in `frozen` (the tied copy follows the word embedding) frozen.
+ShardModel shard_model(const CheckpointState& meta, int tp, int pp, int tp_rank, int pp_rank, const ops::OpContext& ctx,
+                       const std::set<std::string>& frozen) {
   ShardModel s;
   model::GptConfig cfg = meta.model;
   cfg.tensor_model_parallel_size = tp;
+  cfg.precision = model::Precision::kFp32;
   parallel::ParallelContext pc;
   pc.grid = comm::ProcessGrid(tp * pp, pp_rank * tp + tp_rank, tp, pp);
   pc.options.virtual_pipeline_size = pp > 1 ? meta.virtual_pp_size : 1;
@@ -49,7 +54,10 @@ ShardModel shard_model(const CheckpointState& meta, int tp, int pp, int tp_rank,
     for (int r = 0; r < tp; ++r) s.comms.push_back(world.communicator(r));
     pc.tp = s.comms[static_cast<std::size_t>(tp_rank)].get();
   }
-  s.model = std::make_unique<model::GptModel>(cfg, ctx, pc);
+  model::ParameterPredicate trainable;
+  if (!frozen.empty())
+    trainable = [&frozen](const model::Parameter& p) { return frozen.count(p.name == kWordCopy ? kWord : p.name) == 0; };
+  s.model = std::make_unique<model::GptModel>(cfg, ctx, pc, trainable);
   return s;
 }
 
@@ -69,10 +77,12 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
   ctx.allocator = &alloc;
   const bool with_optimizer = meta.has_optimizer_state;
   // 1. Read every old shard into full tensors (weights, and moments under "exp_avg." / "exp_avg_sq.").
+  // A parameter whose moments are absent was frozen when the checkpoint was saved; it stays frozen.
   std::map<std::string, Full> full;
+  std::set<std::string> frozen;
   for (int pp_rank = 0; pp_rank < meta.pp_size; ++pp_rank) {
     for (int tp_rank = 0; tp_rank < meta.tp_size; ++tp_rank) {
-      ShardModel sm = shard_model(meta, meta.tp_size, meta.pp_size, tp_rank, pp_rank, ctx);
+      ShardModel sm = shard_model(meta, meta.tp_size, meta.pp_size, tp_rank, pp_rank, ctx, {});
       const fs::path shard = input / checkpoint_shard_name(tp_rank, pp_rank);
       const SafetensorsReader weights(shard / "model.safetensors");
       std::unique_ptr<SafetensorsReader> moments;
@@ -84,7 +94,10 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
       }
       for (const auto& p : sm.model->parameters().params()) {
         if (p.name == kWordCopy) continue;  // a copy of the word embedding
+        if (moments && moments->find("exp_avg." + p.name) == nullptr && moments->find("exp_avg_sq." + p.name) == nullptr)
+          frozen.insert(p.name);
         for (const auto& [prefix, reader] : sources) {
+          if (!prefix.empty() && frozen.count(p.name) != 0) continue;
           const SafetensorsReader& r = *reader;
           const std::string name = prefix + p.name;
           const SafetensorsEntry* e = r.find(name);
@@ -132,12 +145,12 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
   StagedDirectory stage(output);
   for (int pp_rank = 0; pp_rank < pipeline_parallel; ++pp_rank) {
     for (int tp_rank = 0; tp_rank < tensor_parallel; ++tp_rank) {
-      ShardModel sm = shard_model(out_meta, tensor_parallel, pipeline_parallel, tp_rank, pp_rank, ctx);
+      ShardModel sm = shard_model(out_meta, tensor_parallel, pipeline_parallel, tp_rank, pp_rank, ctx, frozen);
       model::ParameterStore& store = sm.model->parameters();
       Buffer m, v;
       if (with_optimizer) {
-        m = Buffer(alloc, DType::kF32, Shape{store.numel()});
-        v = Buffer(alloc, DType::kF32, Shape{store.numel()});
+        m = Buffer(alloc, DType::kF32, Shape{store.trainable_numel()});
+        v = Buffer(alloc, DType::kF32, Shape{store.trainable_numel()});
       }
       for (auto& p : store.params()) {
         const std::string source = p.name == kWordCopy ? kWord : p.name;
@@ -150,8 +163,8 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
                                         name, it->second.shape.to_string(), full_shape.to_string()));
           tp_split(it->second.view(), split_dim(p), p.tp_size, p.tp_rank, dst);
         };
-        fill(source, p.master);
-        if (with_optimizer) {
+        fill(source, p.value);  // fp32: the master weights of a trainable parameter, all of a frozen one
+        if (with_optimizer && p.trainable) {
           fill("exp_avg." + source, m.view().slice(0, p.offset, p.numel()).reshape(p.shape));
           fill("exp_avg_sq." + source, v.view().slice(0, p.offset, p.numel()).reshape(p.shape));
         }

@@ -40,7 +40,8 @@ std::uint64_t dropout_offset(std::int64_t step, std::int64_t micro, std::int64_t
   return static_cast<std::uint64_t>(step * num_micro_batches + micro) << 20;
 }
 
-GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel)
+GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel,
+                   const ParameterPredicate& trainable)
     : config_(config),
       ctx_(ctx),
       parallel_(parallel),
@@ -98,11 +99,11 @@ GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const par
   }
   // The distributed optimizer updates only this DP rank's shards of the gradient buckets: the
   // store keeps fp32 master weights for those elements only.
+  if (trainable) store_.set_trainable(trainable);
   std::optional<std::vector<parallel::FlatRange>> master_ranges;
   if (parallel_.options.distributed_optimizer_bucket_numel > 0 && parallel_.dp != nullptr &&
       parallel_.dp->size() > 1) {
-    std::vector<parallel::FlatRange> ranges;
-    for (const auto& p : store_.params()) ranges.push_back({p.offset, p.offset + p.numel()});
+    const std::vector<parallel::FlatRange> ranges = store_.trainable_ranges();
     master_ranges = parallel::GradBuckets::owned_ranges(ranges, parallel_.options.distributed_optimizer_bucket_numel,
                                                         parallel_.dp->size(), parallel_.dp->rank());
   }

@@ -301,8 +301,7 @@ TrainResult Trainer::fit() {
   parallel_.options.distributed_optimizer_bucket_numel = distributed_optimizer ? bucket : 0;
   model_ = std::make_unique<model::GptModel>(c.model, ctx_, parallel_);
   if (parallel_.dp != nullptr) {
-    std::vector<parallel::FlatRange> ranges;
-    for (const auto& p : model_->parameters().params()) ranges.push_back({p.offset, p.offset + p.numel()});
+    std::vector<parallel::FlatRange> ranges = model_->parameters().trainable_ranges();
     s.buckets = std::make_unique<parallel::GradBuckets>(
         parallel_.dp, ctx_, std::move(ranges), bucket,
         distributed_optimizer ? parallel::GradBuckets::Mode::kReduceScatter : parallel::GradBuckets::Mode::kAllReduce);

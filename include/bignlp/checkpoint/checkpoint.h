@@ -8,7 +8,8 @@
 //     tp_rank_00_pp_rank_000/            one shard per (tp, pp) rank
 //       model.safetensors                fp32 master weights under their NeMo state-dict names
 //                                        (transformer layers by global index, see partition.h)
-//       optimizer.safetensors            exp_avg.<name>, exp_avg_sq.<name> (training checkpoints)
+//       optimizer.safetensors            exp_avg.<name>, exp_avg_sq.<name> (training checkpoints;
+//                                        none for frozen parameters)
 // The directory is assembled in a core StagedDirectory (".tmp-<name>-<suffix>" beside it), every
 // file fsynced, then renamed into place: a crash leaves either the old state or the complete new
 // one, and readers skip dot-directories and directories without a readable metadata.json.
@@ -21,7 +22,11 @@
 // being distributed, so a run may resume with a different number of nodes; a different TP/PP
 // layout needs `bignlp-convert --reshard` (reshard.h).
 // The optimizer is seen through checkpoint::OptimizerState only; this library does not know the
-// trainer.
+// trainer. Frozen parameters (Parameter::trainable false) are saved with their weights (their
+// compute copy widened to fp32: they have no master weights) and without moments; loading sets
+// their weights and never asks for their moments, so a checkpoint saved before a parameter was
+// frozen, or with it frozen, both load into a store where it is frozen. A trainable parameter
+// without moments in optimizer.safetensors is an error.
 #pragma once
 
 #include <filesystem>
@@ -47,9 +52,10 @@ std::string checkpoint_shard_name(int tp_rank, int pp_rank);
 void save_checkpoint(const std::filesystem::path& dir, const CheckpointState& state, const model::ParameterStore& store,
                      OptimizerState* optimizer, const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
 
-/// Writes one shard directory (model.safetensors with the fp32 master weights `master`;
-/// optimizer.safetensors when exp_avg is given; all three laid out like the store's flat buffers,
-/// host or device memory) and fsyncs it.
+/// Writes one shard directory and fsyncs it: model.safetensors with the fp32 master weights
+/// `master` of the trainable parameters and the compute copy of the frozen ones;
+/// optimizer.safetensors when exp_avg is given. `master` and the moments are laid out like the
+/// store's flat gradients (trainable_numel() elements), host or device memory.
 void write_checkpoint_shard(const std::filesystem::path& shard_dir, const model::ParameterStore& store,
                             const TensorView& master, const TensorView& exp_avg, const TensorView& exp_avg_sq,
                             const ops::OpContext& ctx);

@@ -12,7 +12,7 @@
 // (repad_vocab_rows); real rows are untouched. Holds the full fp32 model (and moments) in host
 // memory. Writes atomically (core StagedDirectory). The data-parallel size never matters (shards do
 // not depend on it). The output keeps the input's virtual pipeline chunks and metadata, in the
-// current format version.
+// current format version. Parameters saved without moments (frozen) are written without moments.
 #pragma once
 
 #include <filesystem>

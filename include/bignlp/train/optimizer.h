@@ -27,6 +27,12 @@
 // weights. Per rank: 6 + 12/d bytes per parameter under mixed precision (compute copy 2, fp32
 // gradient 4, master + moments 12/d), 8 + 8/d at fp32. Checkpoints assemble the full state with
 // gather_state() and load it per parameter with ParameterStore::assign and assign_moments().
+//
+// Frozen parameters (Parameter::trainable false) take no part: the optimizer works on the store's
+// trainable elements [0, trainable_numel()) only, so they get no moments, no update and no place
+// in the gradient norm; the distributed optimizer's buckets and shards cover trainable elements
+// only. state_bytes() = 8 bytes per trainable element this rank owns (moments) + 4 per kept
+// master element under mixed precision.
 #pragma once
 
 #include <cstdint>
@@ -75,15 +81,15 @@ class AdamOptimizer final : public checkpoint::OptimizerState {
   /// Successful steps so far (Adam's bias-correction step count).
   std::int64_t steps() const override { return steps_; }
   void set_steps(std::int64_t steps) override { steps_ = steps; }
-  /// The moments: laid out like the parameters (replicated optimizer), or the elements of
-  /// owned_ranges() back to back (distributed optimizer).
+  /// The moments: laid out like the flat gradients (replicated optimizer: the trainable elements),
+  /// or the elements of owned_ranges() back to back (distributed optimizer).
   TensorView exp_avg() const override { return exp_avg_.view(); }
   TensorView exp_avg_sq() const override { return exp_avg_sq_.view(); }
   const OptimizerConfig& config() const { return config_; }
 
   /// True for the distributed optimizer (state of this DP rank's shards only).
   bool sharded() const override { return sharding_ != nullptr; }
-  /// The flat ranges this rank updates: its shards (distributed), or the whole buffer.
+  /// The flat ranges this rank updates: its shards (distributed), or all trainable elements.
   const std::vector<parallel::FlatRange>& owned_ranges() const { return owned_; }
   /// Bytes of optimizer state this rank holds: the moments plus the store's separate fp32 master
   /// buffer (none at fp32, where the master weights are the compute copy).
