@@ -97,9 +97,9 @@ GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const par
       output_weights_ = &store_.add(std::move(copy));
     }
   }
+  if (trainable) store_.set_trainable(trainable);  // frozen parameters: laid out after the trainable ones
   // The distributed optimizer updates only this DP rank's shards of the gradient buckets: the
   // store keeps fp32 master weights for those elements only.
-  if (trainable) store_.set_trainable(trainable);
   std::optional<std::vector<parallel::FlatRange>> master_ranges;
   if (parallel_.options.distributed_optimizer_bucket_numel > 0 && parallel_.dp != nullptr &&
       parallel_.dp->size() > 1) {
