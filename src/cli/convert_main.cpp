@@ -2,7 +2,7 @@
 //
 //   bignlp-convert --from hf-gpt2 --input HF_DIR --output CKPT_DIR
 //     HF_DIR holds config.json and model.safetensors (keys with or without "transformer.");
-//     CKPT_DIR becomes a bignlp checkpoint (train/checkpoint.h) that bignlp-evaluate and
+//     CKPT_DIR becomes a bignlp checkpoint (checkpoint/checkpoint.h) that bignlp-evaluate and
 //     training (as initial weights) read.
 //
 //   bignlp-convert --reshard --input CKPT --output CKPT2 --tensor-model-parallel-size N
@@ -10,17 +10,17 @@
 //     rewrites a bignlp checkpoint for another TP x PP layout (weights and Adam moments; the
 //     data-parallel size never matters). Conversion and export stages use it to reach the
 //     layout they serve with.
-// Index: model/hf_gpt2.h (mapping), train/checkpoint.h (output format), train/reshard.h.
+// Index: model/hf_gpt2.h (mapping), checkpoint/checkpoint.h (output format), checkpoint/reshard.h.
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
 #include <string_view>
 
+#include "bignlp/checkpoint/checkpoint.h"
+#include "bignlp/checkpoint/reshard.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/model/hf_gpt2.h"
-#include "bignlp/train/checkpoint.h"
-#include "bignlp/train/reshard.h"
 
 namespace fs = std::filesystem;
 
@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   bignlp::Logger log("bignlp-convert");
   try {
     if (reshard) {
-      bignlp::train::reshard_checkpoint(input, output, tp, pp, log);
+      bignlp::checkpoint::reshard_checkpoint(input, output, tp, pp, log);
       return 0;
     }
     bignlp::CpuAllocator alloc;
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     const bignlp::model::GptConfig config = bignlp::model::read_hf_gpt2_config(in);
     bignlp::model::GptModel model(config, ctx);
     bignlp::model::load_hf_gpt2_weights(in, model);
-    bignlp::train::CheckpointState state;
+    bignlp::checkpoint::CheckpointState state;
     state.model = config;
     state.tokenizer = {{"library", "megatron"}, {"type", "GPT2BPETokenizer"}};
     for (const char* name : {"vocab.json", "merges.txt"}) {
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     }
     fs::path out(output);
     if (out.has_parent_path()) fs::create_directories(out.parent_path());
-    bignlp::train::save_checkpoint(out, state, model.parameters(), nullptr, ctx);
+    bignlp::checkpoint::save_checkpoint(out, state, model.parameters(), nullptr, ctx);
     log.info("imported {} ({} layers, hidden {}, {} parameters) into {}", in.string(), config.num_layers,
              config.hidden_size, config.num_parameters(), out.string());
     return 0;

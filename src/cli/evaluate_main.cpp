@@ -7,17 +7,17 @@
 // --device auto (the default) scores on CUDA device 0 (LOCAL_RANK / SLURM_LOCALID when set) when the
 // build has CUDA and a GPU is visible, else on the CPU. Precision 32 is exact fp32 on both (no TF32:
 // scores should not depend on the device beyond rounding order).
-// Index: eval/loglikelihood.h (scoring), train/checkpoint.h (loading), worker/worker_session.h
+// Index: eval/loglikelihood.h (scoring), checkpoint/checkpoint.h (loading), worker/worker_session.h
 // (device choice; one process, whatever the launcher's world).
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <string_view>
 
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/eval/loglikelihood.h"
-#include "bignlp/train/checkpoint.h"
 #include "bignlp/worker/worker_session.h"
 
 int main(int argc, char** argv) {
@@ -55,8 +55,8 @@ int main(int argc, char** argv) {
         bignlp::worker::start_worker(options, bignlp::process_environment(), log);
     const bignlp::ops::DeviceRuntime& runtime = session.runtime();
     if (session.context().device.is_cuda()) log.info("scoring on {}", runtime.describe());
-    auto model = bignlp::train::load_gpt_from_checkpoint(checkpoint, runtime.context(),
-                                                         bignlp::model::parse_precision(precision));
+    auto model = bignlp::checkpoint::load_gpt_from_checkpoint(checkpoint, runtime.context(),
+                                                              bignlp::model::parse_precision(precision));
     const auto reqs = bignlp::eval::read_loglikelihood_requests(requests, model->config().vocab_size);
     const auto results = bignlp::eval::score_loglikelihood(*model, reqs, batch_size);
     bignlp::eval::write_loglikelihood_results(output, results);

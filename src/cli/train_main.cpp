@@ -3,7 +3,7 @@
 //   bignlp-train --config-path DIR --config-name NAME.yaml [OVERRIDE ...] [--threads N] [--device cpu|cuda|auto]
 // The launcher writes the stage config (trainer.*, model.*, exp_manager.*, run.*) and runs this.
 // SIGTERM and SIGUSR1 (Slurm's pre-timeout signal) finish the current step, save a checkpoint and
-// exit 0. Index: train/config_binding.h (keys), train/trainer.h (loop), train/checkpoint.h,
+// exit 0. Index: train/config_binding.h (keys), train/trainer.h (loop), checkpoint/checkpoint.h,
 // train/metrics.h (stdout line), docs/engine.md.
 //
 // Device (worker/worker_session.h does the set-up, as for every worker program): trainer.accelerator

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 
+#include "bignlp/core/check.h"
 #include "bignlp/core/error.h"
 
 namespace fs = std::filesystem;
@@ -112,6 +113,32 @@ void remove_directory_atomic(const fs::path& dir) {
   if (ec) throw IoError(fmt::format("cannot remove '{}' (renaming it aside failed): {}", dir.string(), ec.message()));
   fs::remove_all(hidden, ec);
   if (ec) throw IoError(fmt::format("cannot remove '{}': {}", hidden.string(), ec.message()));
+}
+
+fs::path StagedDirectory::staging_path(const fs::path& target, std::string_view suffix) {
+  const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  return parent / fmt::format("{}{}-{}", kStagingPrefix, target.filename().string(), suffix);
+}
+
+StagedDirectory::StagedDirectory(fs::path target, std::optional<std::string> shared_suffix)
+    : target_(std::move(target)), path_(staging_path(target_, shared_suffix ? *shared_suffix : random_suffix())) {
+  std::error_code ec;
+  if (shared_suffix) fs::remove_all(path_, ec);  // a leftover of an interrupted attempt
+  fs::create_directories(path_, ec);
+  if (ec) throw IoError(fmt::format("cannot create '{}': {}", path_.string(), ec.message()));
+}
+
+StagedDirectory::~StagedDirectory() {
+  if (committed_) return;
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void StagedDirectory::commit(bool replace) {
+  BIGNLP_CHECK(!committed_, "StagedDirectory '{}' committed twice", target_.string());
+  fsync_path(path_);
+  rename_directory_atomic(path_, target_, replace);
+  committed_ = true;
 }
 
 TempDir::TempDir(std::string_view prefix) {

@@ -76,11 +76,12 @@ BlockSpec gpt_block_spec(const GptConfig& c) {
   return s;
 }
 
-GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel)
-    : GptModel("gpt", config, gpt_block_spec(config), ctx, parallel) {}
+GptModel::GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel,
+                   const ParameterPredicate& trainable)
+    : GptModel("gpt", config, gpt_block_spec(config), ctx, parallel, trainable) {}
 
 GptModel::GptModel(std::string family, const GptConfig& config, const BlockSpec& block, const ops::OpContext& ctx,
-                   const parallel::ParallelContext& parallel)
+                   const parallel::ParallelContext& parallel, const ParameterPredicate& trainable)
     : family_(std::move(family)),
       config_(config),
       spec_(block),
@@ -144,13 +145,13 @@ GptModel::GptModel(std::string family, const GptConfig& config, const BlockSpec&
       output_weights_ = &store_.add(std::move(copy));
     }
   }
+  if (trainable) store_.set_trainable(trainable);  // frozen parameters: laid out after the trainable ones
   // The distributed optimizer updates only this DP rank's shards of the gradient buckets: the
   // store keeps fp32 master weights for those elements only.
   std::optional<std::vector<parallel::FlatRange>> master_ranges;
   if (parallel_.options.distributed_optimizer_bucket_numel > 0 && parallel_.dp != nullptr &&
       parallel_.dp->size() > 1) {
-    std::vector<parallel::FlatRange> ranges;
-    for (const auto& p : store_.params()) ranges.push_back({p.offset, p.offset + p.numel()});
+    const std::vector<parallel::FlatRange> ranges = store_.trainable_ranges();
     master_ranges = parallel::GradBuckets::owned_ranges(ranges, parallel_.options.distributed_optimizer_bucket_numel,
                                                         parallel_.dp->size(), parallel_.dp->rank());
   }

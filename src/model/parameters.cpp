@@ -1,5 +1,6 @@
 #include "bignlp/model/parameters.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "bignlp/core/check.h"
@@ -20,10 +21,46 @@ std::uint64_t fnv1a64(const std::string& text) {
 Parameter& ParameterStore::add(Parameter spec) {
   BIGNLP_CHECK(!allocated_, "parameter '{}' registered after the store was allocated", spec.name);
   BIGNLP_CHECK(find(spec.name) == nullptr, "parameter '{}' registered twice", spec.name);
-  spec.offset = numel_;
-  numel_ += spec.shape.numel();
+  const bool trainable = spec.trainable;
   params_.push_back(std::move(spec));
+  if (trainable && trainable_numel_ == numel_) {
+    // Every parameter so far is trainable: append (the layout stays registration order).
+    params_.back().offset = numel_;
+    numel_ += params_.back().numel();
+    trainable_numel_ = numel_;
+  } else {
+    lay_out();
+  }
   return params_.back();
+}
+
+void ParameterStore::set_trainable(const ParameterPredicate& trainable) {
+  BIGNLP_CHECK(!allocated_, "set_trainable() after the store was allocated");
+  for (auto& p : params_) p.trainable = trainable(p);
+  lay_out();
+}
+
+void ParameterStore::lay_out() {
+  std::int64_t offset = 0;
+  for (auto& p : params_)
+    if (p.trainable) {
+      p.offset = offset;
+      offset += p.numel();
+    }
+  trainable_numel_ = offset;
+  for (auto& p : params_)
+    if (!p.trainable) {
+      p.offset = offset;
+      offset += p.numel();
+    }
+  numel_ = offset;
+}
+
+std::vector<parallel::FlatRange> ParameterStore::trainable_ranges() const {
+  std::vector<parallel::FlatRange> out;
+  for (const auto& p : params_)
+    if (p.trainable) out.push_back({p.offset, p.offset + p.numel()});
+  return out;
 }
 
 Parameter* ParameterStore::find(const std::string& name) {
@@ -41,13 +78,14 @@ void ParameterStore::allocate(Allocator& allocator, DType compute,
   master_ranges_.clear();
   master_offsets_.clear();
   if (master_complete_) {
-    master_ranges_.push_back({0, numel_});
+    master_ranges_.push_back({0, trainable_numel_});
     master_offsets_.push_back(0);
   } else {
     std::int64_t kept = 0;
     for (const auto& r : *master_ranges) {
-      BIGNLP_CHECK(r.begin >= 0 && r.begin < r.end && r.end <= numel_, "master range [{}, {}) is not inside [0, {})",
-                   r.begin, r.end, numel_);
+      BIGNLP_CHECK(r.begin >= 0 && r.begin < r.end && r.end <= trainable_numel_,
+                   "master range [{}, {}) is not inside the trainable elements [0, {})", r.begin, r.end,
+                   trainable_numel_);
       for (const auto& o : master_ranges_)
         BIGNLP_CHECK(o.intersect(r).size() == 0, "master ranges [{}, {}) and [{}, {}) overlap", o.begin, o.end,
                      r.begin, r.end);
@@ -57,7 +95,11 @@ void ParameterStore::allocate(Allocator& allocator, DType compute,
     }
   }
   value_ = Buffer(allocator, compute, Shape{numel_});
-  grad_ = Buffer(allocator, DType::kF32, Shape{numel_});
+  grad_ = Buffer(allocator, DType::kF32, Shape{trainable_numel_});
+  std::int64_t largest_frozen = 0;
+  for (const auto& p : params_)
+    if (!p.trainable) largest_frozen = std::max(largest_frozen, p.numel());
+  if (largest_frozen > 0) frozen_grad_ = Buffer(allocator, DType::kF32, Shape{largest_frozen});
   if (compute != DType::kF32) {
     std::int64_t kept = 0;
     for (const auto& r : master_ranges_) kept += r.size();
@@ -65,13 +107,21 @@ void ParameterStore::allocate(Allocator& allocator, DType compute,
   }
   for (auto& p : params_) {
     p.value = value_.view().slice(0, p.offset, p.numel()).reshape(p.shape);
-    p.grad = grad_.view().slice(0, p.offset, p.numel()).reshape(p.shape);
-    p.master = master_complete_ ? flat_master().slice(0, p.offset, p.numel()).reshape(p.shape) : TensorView{};
+    if (p.trainable) {
+      p.grad = grad_.view().slice(0, p.offset, p.numel()).reshape(p.shape);
+      p.master = master_complete_ ? flat_master().slice(0, p.offset, p.numel()).reshape(p.shape) : TensorView{};
+    } else {
+      p.grad = p.numel() > 0 ? frozen_grad_.view().slice(0, 0, p.numel()).reshape(p.shape) : TensorView{};
+      p.master = TensorView{};
+    }
   }
   allocated_ = true;
 }
 
-TensorView ParameterStore::flat_master() const { return compute_ == DType::kF32 ? value_.view() : master_.view(); }
+TensorView ParameterStore::flat_master() const {
+  if (compute_ != DType::kF32) return master_.view();
+  return trainable_numel_ == numel_ ? value_.view() : value_.view().slice(0, 0, trainable_numel_);
+}
 
 TensorView ParameterStore::master_range(const parallel::FlatRange& r) const {
   for (std::size_t i = 0; i < master_ranges_.size(); ++i) {
@@ -87,6 +137,10 @@ void ParameterStore::assign(const ops::OpContext& ctx, Parameter& p, const Tenso
   BIGNLP_CHECK(allocated_, "assign() before allocate()");
   BIGNLP_CHECK(src.numel() == p.numel() && src.dtype() == DType::kF32 && src.is_contiguous(),
                "assign '{}': expected {} contiguous fp32 elements, got {}", p.name, p.numel(), src.to_string());
+  if (!p.trainable) {
+    ops::copy(ctx, src.reshape(p.shape), p.value);  // no master: the compute copy is all there is
+    return;
+  }
   if (master_complete_) {
     // The master first, then the compute copy rounded from it (what sync_values_from_master does).
     ops::copy(ctx, src.reshape(p.shape), p.master);
@@ -133,7 +187,7 @@ void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed, c
     }
     const TensorView drawn(host.data(), DType::kF32, p.shape);
     const bool fix = &p == fixup.param && fixup.apply;
-    if (master_complete_) {
+    if (p.master.defined()) {
       ops::copy(ctx, drawn, p.master);
       if (fix) fixup.apply(p.master);
       continue;
@@ -142,7 +196,8 @@ void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed, c
       assign(ctx, p, drawn);
       continue;
     }
-    // Master shards only: the fixed-up weights pass through a device buffer of their size.
+    // Master shards only, or a frozen parameter: the fixed-up weights pass through a device
+    // buffer of their size.
     BIGNLP_CHECK(ctx.allocator != nullptr, "initialize(): the fix-up of '{}' needs ctx.allocator", p.name);
     Buffer full(*ctx.allocator, DType::kF32, p.shape);
     ops::copy(ctx, drawn, full);
@@ -156,7 +211,7 @@ void ParameterStore::zero_grad(const ops::OpContext& ctx) { ops::fill(ctx, grad_
 
 void ParameterStore::sync_values_from_master(const ops::OpContext& ctx) {
   BIGNLP_CHECK(master_complete_, "sync_values_from_master() needs the master weights of every element");
-  if (compute_ != DType::kF32) ops::copy(ctx, master_.view(), value_.view());
+  if (compute_ != DType::kF32) ops::copy(ctx, master_.view(), value_.view().slice(0, 0, trainable_numel_));
 }
 
 }  // namespace bignlp::model

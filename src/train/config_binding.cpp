@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "bignlp/config/yaml.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
@@ -55,6 +57,30 @@ void require_off(const ConfigView& cfg, const std::string& key, T off, const std
   if (v && *v != off)
     throw ConfigError(fmt::format("{}{}: {}{} is not supported: {}", where(cfg, key), cfg.full_path(key), python_text(*v),
                                   origin(cfg, key), why));
+}
+
+/// A resolved config tree as a JSON value (checkpoint metadata): "???" stays a string and
+/// non-finite floats (which JSON lacks) become null.
+nlohmann::json to_json_value(const config::ConfigNode& n) {
+  switch (n.kind()) {
+    case config::NodeKind::kNull: return nullptr;
+    case config::NodeKind::kBool: return n.as_bool();
+    case config::NodeKind::kInt: return n.as_int();
+    case config::NodeKind::kFloat: return std::isfinite(n.as_double()) ? nlohmann::json(n.as_double()) : nlohmann::json();
+    case config::NodeKind::kString: return n.as_string();
+    case config::NodeKind::kMissing: return "???";
+    case config::NodeKind::kList: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& child : n.children()) out.push_back(to_json_value(child));
+      return out;
+    }
+    case config::NodeKind::kDict: {
+      nlohmann::json out = nlohmann::json::object();
+      for (std::size_t i = 0; i < n.size(); ++i) out[n.key_at(i)] = to_json_value(n.child_at(i));
+      return out;
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -259,8 +285,10 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
 
   // results/hparams.yaml: the model section, as NeMo's logger writes it.
   config::ConfigNode hp = config::ConfigNode::dict();
-  hp.set("cfg", cfg.node("model"));
+  const config::ConfigNode model_section = cfg.node("model");
+  hp.set("cfg", model_section);
   c.hparams_yaml = config::to_yaml(hp);
+  c.model_config = to_json_value(model_section);
 
   cfg.sub("trainer").check_all_used("training");
   cfg.sub("exp_manager").check_all_used("training");

@@ -37,7 +37,7 @@ AdamOptimizer::AdamOptimizer(model::ParameterStore& store, const OptimizerConfig
   } else {
     BIGNLP_CHECK(store.master_complete(),
                  "the replicated optimizer needs the master weights of every element; the store keeps shards only");
-    owned_ = {{0, store.numel()}};
+    if (store.trainable_numel() > 0) owned_ = {{0, store.trainable_numel()}};
   }
   std::int64_t moments = 0;
   for (const auto& r : owned_) {
@@ -56,7 +56,8 @@ void AdamOptimizer::build_tensor_lists() {
   const bool separate_values = store_->compute_dtype() != DType::kF32;
   const float wd = static_cast<float>(config_.weight_decay);
   const TensorView grad = store_->flat_grad(), value = store_->flat_value();
-  // Adam: every parameter (replicated), or every fragment of a parameter inside an owned range.
+  // Adam: every trainable parameter (replicated), or every fragment of one inside an owned range.
+  // Frozen parameters lie outside [0, trainable_numel), so no owned range reaches them.
   for (std::size_t i = 0; i < owned_.size(); ++i) {
     const parallel::FlatRange& range = owned_[i];
     for (const auto& p : store_->params()) {
@@ -73,8 +74,9 @@ void AdamOptimizer::build_tensor_lists() {
       adam_groups_.push_back(t);
     }
   }
-  // Gradient norm: with one rank and no model parallelism the whole buffer at once (every element
-  // counts once); else parameter by parameter (and owned range by owned range when sharded).
+  // Gradient norm (trainable parameters only): with one rank and no model parallelism the whole
+  // buffer at once (every element counts once); else parameter by parameter (and owned range by
+  // owned range when sharded).
   norm_whole_buffer_ = sharding_ == nullptr && parallel_.model_parallel == nullptr;
   if (norm_whole_buffer_) return;
   for (const auto& p : store_->params()) {
@@ -149,7 +151,7 @@ OptimizerStepResult AdamOptimizer::step(double lr, double loss_scale, double max
 
 void AdamOptimizer::gather_state(bool receive, std::vector<float>& master, std::vector<float>& exp_avg,
                                  std::vector<float>& exp_avg_sq) {
-  const std::int64_t n = store_->numel();
+  const std::int64_t n = store_->trainable_numel();  // laid out like the flat gradients
   const auto host = [&](std::vector<float>& v) {
     v.assign(receive ? static_cast<std::size_t>(n) : 0, 0.0f);
     return receive ? TensorView(v.data(), DType::kF32, Shape{n}) : TensorView{};

@@ -14,7 +14,8 @@
 #include "bignlp/model/micro_batch_runner.h"
 #include "bignlp/model/model_family.h"
 #include "bignlp/ops/device_runtime.h"
-#include "bignlp/train/checkpoint.h"
+#include "bignlp/checkpoint/catalog.h"
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/train/data_loader.h"
 #include "bignlp/train/metrics.h"
 #include "bignlp/train/optimizer.h"
@@ -26,6 +27,13 @@ namespace fs = std::filesystem;
 namespace bignlp::train {
 
 using Clock = std::chrono::steady_clock;
+using checkpoint::CheckpointState;
+using checkpoint::find_latest_checkpoint;
+using checkpoint::list_checkpoints;
+using checkpoint::load_checkpoint;
+using checkpoint::read_checkpoint_metadata;
+using checkpoint::render_checkpoint_name;
+using checkpoint::save_checkpoint;
 
 struct Trainer::State {
   std::unique_ptr<parallel::GradBuckets> buckets;  // data-parallel reduction (DP > 1)
@@ -145,6 +153,8 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
   st.tokenizer = config_.tokenizer;
   st.tp_size = config_.tensor_model_parallel_size;
   st.pp_size = config_.pipeline_model_parallel_size;
+  st.virtual_pp_size = config_.virtual_pipeline_model_parallel_size;
+  st.model_config = config_.model_config;
   const auto& em = config_.exp_manager;
   const std::string name = render_checkpoint_name(em.filename, s.global_step, s.consumed_samples, val_loss);
   // Every rank takes part in each save; only rank 0 deletes, between barriers, so all ranks see
@@ -241,8 +251,7 @@ void Trainer::build_model(State& s) {
   }
   BIGNLP_CHECK(model_ != nullptr, "the trainer's model factory returned no model");
   if (parallel_.dp != nullptr) {
-    std::vector<parallel::FlatRange> ranges;
-    for (const auto& p : model_->parameters().params()) ranges.push_back({p.offset, p.offset + p.numel()});
+    std::vector<parallel::FlatRange> ranges = model_->parameters().trainable_ranges();
     s.buckets = std::make_unique<parallel::GradBuckets>(
         parallel_.dp, ctx_, std::move(ranges), bucket,
         distributed_optimizer ? parallel::GradBuckets::Mode::kReduceScatter : parallel::GradBuckets::Mode::kAllReduce);

@@ -28,6 +28,8 @@
 #include <random>
 #include <sstream>
 
+#include "bignlp/checkpoint/catalog.h"
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/comm/file_store.h"
 #include "bignlp/core/environment.h"
 #include "bignlp/core/file_io.h"
@@ -35,7 +37,6 @@
 #include "bignlp/data/indexed_dataset.h"
 #include "bignlp/ops/device_runtime.h"
 #include "bignlp/ops/ops.h"
-#include "bignlp/train/checkpoint.h"
 #include "byte_vocab.h"
 #if defined(BIGNLP_WITH_NCCL)
 #include "bignlp/comm/nccl_communicator.h"
@@ -257,9 +258,9 @@ TEST_F(GpuPrograms, TinyTrainingOnTheGpuFollowsTheCpu) {
       EXPECT_FALSE(std::isnan(read_metrics(g.results / "metrics.csv").begin()->second[3])) << "mfu column";
     }
     // The checkpoint written on the GPU is a normal checkpoint (fp32 master weights on the host).
-    const auto ckpt = train::find_latest_checkpoint(g.results / "checkpoints");
+    const auto ckpt = checkpoint::find_latest_checkpoint(g.results / "checkpoints");
     ASSERT_TRUE(ckpt);
-    EXPECT_EQ(train::read_checkpoint_metadata(*ckpt).global_step, 6);
+    EXPECT_EQ(checkpoint::read_checkpoint_metadata(*ckpt).global_step, 6);
   }
 }
 
@@ -329,14 +330,14 @@ TEST_F(GpuPrograms, CheckpointsMoveBetweenTheGpuAndTheCpu) {
   fs::copy(cpu_first.results, c2g.results, fs::copy_options::recursive);
 
   // A GPU-saved checkpoint loads bit-identically on both devices (device <-> host copies are exact).
-  const auto saved = train::find_latest_checkpoint(gpu_first.results / "checkpoints");
+  const auto saved = checkpoint::find_latest_checkpoint(gpu_first.results / "checkpoints");
   ASSERT_TRUE(saved);
-  EXPECT_EQ(train::read_checkpoint_metadata(*saved).global_step, 4);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*saved).global_step, 4);
   {
     const ops::DeviceRuntime cpu_rt(Device::cpu(), {});
     const ops::DeviceRuntime gpu_rt(Device::cuda(0), process_environment());
-    auto on_cpu = train::load_gpt_from_checkpoint(*saved, cpu_rt.context());
-    auto on_gpu = train::load_gpt_from_checkpoint(*saved, gpu_rt.context());
+    auto on_cpu = checkpoint::load_gpt_from_checkpoint(*saved, cpu_rt.context());
+    auto on_gpu = checkpoint::load_gpt_from_checkpoint(*saved, gpu_rt.context());
     auto& pc = on_cpu->parameters().params();
     auto& pg = on_gpu->parameters().params();
     ASSERT_EQ(pc.size(), pg.size());
@@ -365,8 +366,8 @@ TEST_F(GpuPrograms, CheckpointsMoveBetweenTheGpuAndTheCpu) {
   ASSERT_EQ(tail(g2c.results).size(), 4u);
   expect_losses_close(tail(g2c.results), tail(cpu_first.results), 5e-3, "GPU checkpoint, CPU steps 5-8");
   expect_losses_close(tail(c2g.results), tail(gpu_first.results), 5e-3, "CPU checkpoint, GPU steps 5-8");
-  EXPECT_EQ(train::read_checkpoint_metadata(*train::find_latest_checkpoint(g2c.results / "checkpoints")).global_step, 8);
-  EXPECT_EQ(train::read_checkpoint_metadata(*train::find_latest_checkpoint(c2g.results / "checkpoints")).consumed_samples,
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*checkpoint::find_latest_checkpoint(g2c.results / "checkpoints")).global_step, 8);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*checkpoint::find_latest_checkpoint(c2g.results / "checkpoints")).consumed_samples,
             8 * 4);
 }
 
@@ -375,7 +376,7 @@ TEST_F(GpuPrograms, EvaluateScoresOnTheGpuAsOnTheCpu) {
   r.steps = 4;
   r.val_every = 4;
   ASSERT_EQ(train(r, "--device cpu").status, 0);
-  const auto ckpt = train::find_latest_checkpoint(r.results / "checkpoints");
+  const auto ckpt = checkpoint::find_latest_checkpoint(r.results / "checkpoints");
   ASSERT_TRUE(ckpt);
   // 40 requests of varied lengths, some longer than the model's 128 positions (context trimmed).
   std::mt19937 rng(17);
@@ -458,7 +459,7 @@ TEST_F(GpuPrograms, LauncherLocalExecutorTrainsTheTinyPresetOnTheGpu) {
   // gpt3/tiny is fp32 (TF32 GEMMs on the GPU) with head size 16 (the generic attention kernels).
   expect_losses_close(read_metrics(rg / "results" / "metrics.csv"), read_metrics(rc / "results" / "metrics.csv"), 5e-3,
                       "launcher gpt3/tiny");
-  EXPECT_TRUE(train::find_latest_checkpoint(rg / "results" / "checkpoints"));
+  EXPECT_TRUE(checkpoint::find_latest_checkpoint(rg / "results" / "checkpoints"));
 }
 
 #if defined(BIGNLP_WITH_NCCL)

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <random>
 
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/comm/local_communicator.h"
 #include "bignlp/comm/parallel_groups.h"
 #include "bignlp/core/error.h"
@@ -19,13 +20,16 @@
 #include "bignlp/model/gpt.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/safetensors.h"
-#include "bignlp/train/checkpoint.h"
 #include "bignlp/train/optimizer.h"
 
 namespace bignlp::train {
 namespace {
 
 namespace fs = std::filesystem;
+using checkpoint::CheckpointState;
+using checkpoint::checkpoint_shard_name;
+using checkpoint::load_checkpoint;
+using checkpoint::save_checkpoint;
 using namespace std::chrono_literals;
 
 model::GptConfig small_gpt(model::Precision precision, int tp = 1) {

@@ -12,20 +12,26 @@
 #include <mutex>
 #include <random>
 
+#include "bignlp/checkpoint/catalog.h"
+#include "bignlp/checkpoint/checkpoint.h"
+#include "bignlp/checkpoint/reshard.h"
 #include "bignlp/comm/local_communicator.h"
 #include "bignlp/comm/parallel_groups.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/data/indexed_dataset.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/safetensors.h"
-#include "bignlp/train/checkpoint.h"
-#include "bignlp/train/reshard.h"
 #include "bignlp/train/trainer.h"
 
 namespace bignlp::train {
 namespace {
 
 namespace fs = std::filesystem;
+using checkpoint::CheckpointState;
+using checkpoint::checkpoint_shard_name;
+using checkpoint::find_latest_checkpoint;
+using checkpoint::read_checkpoint_metadata;
+using checkpoint::reshard_checkpoint;
 using namespace std::chrono_literals;
 
 fs::path write_corpus(const fs::path& dir) {

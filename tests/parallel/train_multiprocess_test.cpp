@@ -17,11 +17,12 @@
 #include <sstream>
 #include <thread>
 
+#include "bignlp/checkpoint/catalog.h"
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/comm/tcp_store.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
 #include "bignlp/data/indexed_dataset.h"
-#include "bignlp/train/checkpoint.h"
 #include "byte_vocab.h"
 
 namespace bignlp {
@@ -267,7 +268,7 @@ TEST_F(TrainMultiprocessTest, FourProcessesTp2Pp2MatchOneProcess) {
   EXPECT_NE(job.output[0].find("rank 0 of 4 (tp 0/2 pp 0/2 dp 0/1) over gloo"), std::string::npos) << job.output[0];
   EXPECT_EQ(job.output[3].find("global_step:"), std::string::npos) << job.output[3];
   // One checkpoint shard per (tp, pp) rank.
-  const auto ckpt = train::find_latest_checkpoint(four / "results" / "checkpoints");
+  const auto ckpt = checkpoint::find_latest_checkpoint(four / "results" / "checkpoints");
   ASSERT_TRUE(ckpt);
   for (const char* shard : {"tp_rank_00_pp_rank_000", "tp_rank_01_pp_rank_000", "tp_rank_00_pp_rank_001",
                             "tp_rank_01_pp_rank_001"})
@@ -380,7 +381,7 @@ TEST_F(TrainMultiprocessTest, LauncherLocalExecutorRunsTheTinyPresetOnFourRanks)
   }
   // The saved stage config and the submission script show the 4-rank layout.
   EXPECT_NE(read_file(r4 / "tiny_four_hydra.yaml").find("tensor_model_parallel_size: 2"), std::string::npos);
-  const auto ckpt = train::find_latest_checkpoint(r4 / "results" / "checkpoints");
+  const auto ckpt = checkpoint::find_latest_checkpoint(r4 / "results" / "checkpoints");
   ASSERT_TRUE(ckpt);
   EXPECT_TRUE(fs::exists(*ckpt / "tp_rank_01_pp_rank_001" / "optimizer.safetensors"));
 }

@@ -67,12 +67,15 @@ class GptModel final : public Model {
   /// Builds the layers and allocates the parameters on ctx.device (ctx.allocator required; the
   /// model keeps a copy of ctx and uses its allocator for activations). `parallel` says which
   /// shard of the model this rank holds (see the file comment); its communicators must outlive
-  /// the model.
-  GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
+  /// the model. `trainable`, when given, freezes the parameters it returns false for
+  /// (ParameterStore::set_trainable); freeze the last stage's tied copy
+  /// "model.word_embeddings.weight" together with the word embedding.
+  GptModel(const GptConfig& config, const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {},
+           const ParameterPredicate& trainable = {});
   /// A decoder-only model of another family: GPT's embeddings, stages and head around the blocks
   /// of `block` (its sizes must equal config's; the final norm follows block's normalization).
   GptModel(std::string family, const GptConfig& config, const BlockSpec& block, const ops::OpContext& ctx,
-           const parallel::ParallelContext& parallel = {});
+           const parallel::ParallelContext& parallel = {}, const ParameterPredicate& trainable = {});
   GptModel(const GptModel&) = delete;
   GptModel& operator=(const GptModel&) = delete;
 

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "bignlp/checkpoint/metadata.h"
+
 namespace bignlp::train {
 
 struct LossScalerConfig {
@@ -22,12 +24,8 @@ struct LossScalerConfig {
   double backoff_factor = 0.5;
 };
 
-/// The scaler's resumable state.
-struct LossScalerState {
-  double scale = 1.0;
-  std::int64_t growth_tracker = 0;
-  int hysteresis_tracker = 0;
-};
+/// The scaler's resumable state {scale, growth_tracker, hysteresis_tracker}, as checkpoints record it.
+using LossScalerState = checkpoint::LossScalerState;
 
 class DynamicLossScaler {
  public:

@@ -27,12 +27,19 @@
 // weights. Per rank: 6 + 12/d bytes per parameter under mixed precision (compute copy 2, fp32
 // gradient 4, master + moments 12/d), 8 + 8/d at fp32. Checkpoints assemble the full state with
 // gather_state() and load it per parameter with ParameterStore::assign and assign_moments().
+//
+// Frozen parameters (Parameter::trainable false) take no part: the optimizer works on the store's
+// trainable elements [0, trainable_numel()) only, so they get no moments, no update and no place
+// in the gradient norm; the distributed optimizer's buckets and shards cover trainable elements
+// only. state_bytes() = 8 bytes per trainable element this rank owns (moments) + 4 per kept
+// master element under mixed precision.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "bignlp/checkpoint/optimizer_state.h"
 #include "bignlp/model/parameters.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/parallel/grad_buckets.h"
@@ -56,7 +63,8 @@ struct OptimizerStepResult {
   double clip_coeff = 1.0;   ///< the factor applied to the gradients (1: no clipping)
 };
 
-class AdamOptimizer {
+/// Implements checkpoint::OptimizerState (its state is what checkpoints save).
+class AdamOptimizer final : public checkpoint::OptimizerState {
  public:
   /// Allocates zeroed moments on ctx.allocator. Throws ConfigError for an unknown name or bad betas.
   /// `sharding`: the distributed optimizer's bucket layout (reduce-scatter mode; must outlive the
@@ -71,17 +79,17 @@ class AdamOptimizer {
   OptimizerStepResult step(double lr, double loss_scale, double max_grad_norm);
 
   /// Successful steps so far (Adam's bias-correction step count).
-  std::int64_t steps() const { return steps_; }
-  void set_steps(std::int64_t steps) { steps_ = steps; }
-  /// The moments: laid out like the parameters (replicated optimizer), or the elements of
-  /// owned_ranges() back to back (distributed optimizer).
-  TensorView exp_avg() const { return exp_avg_.view(); }
-  TensorView exp_avg_sq() const { return exp_avg_sq_.view(); }
+  std::int64_t steps() const override { return steps_; }
+  void set_steps(std::int64_t steps) override { steps_ = steps; }
+  /// The moments: laid out like the flat gradients (replicated optimizer: the trainable elements),
+  /// or the elements of owned_ranges() back to back (distributed optimizer).
+  TensorView exp_avg() const override { return exp_avg_.view(); }
+  TensorView exp_avg_sq() const override { return exp_avg_sq_.view(); }
   const OptimizerConfig& config() const { return config_; }
 
   /// True for the distributed optimizer (state of this DP rank's shards only).
-  bool sharded() const { return sharding_ != nullptr; }
-  /// The flat ranges this rank updates: its shards (distributed), or the whole buffer.
+  bool sharded() const override { return sharding_ != nullptr; }
+  /// The flat ranges this rank updates: its shards (distributed), or all trainable elements.
   const std::vector<parallel::FlatRange>& owned_ranges() const { return owned_; }
   /// Bytes of optimizer state this rank holds: the moments plus the store's separate fp32 master
   /// buffer (none at fp32, where the master weights are the compute copy).
@@ -93,10 +101,10 @@ class AdamOptimizer {
   /// a time, a collective over the DP group; only ranks with `receive` get the vectors filled.
   /// Replicated optimizer: copies of the moments.
   void gather_state(bool receive, std::vector<float>& master, std::vector<float>& exp_avg,
-                    std::vector<float>& exp_avg_sq);
+                    std::vector<float>& exp_avg_sq) override;
   /// Sets the moments of parameter `p` from its full fp32 moments (p's numel, host or device):
   /// the elements this rank keeps (checkpoint load).
-  void assign_moments(const model::Parameter& p, const TensorView& exp_avg, const TensorView& exp_avg_sq);
+  void assign_moments(const model::Parameter& p, const TensorView& exp_avg, const TensorView& exp_avg_sq) override;
 
  private:
   void build_tensor_lists();

@@ -23,7 +23,7 @@
 // (model::Model::reduce_model_parallel_grads), then averaged over DP in buckets; the buckets of the
 // last micro-batch's gradients start while its backward pass still runs. The optimizer is
 // distributed over DP for model.optim.name distributed_fused_adam. Rank 0 writes the metric
-// lines, TensorBoard, CSV and hparams; checkpoints are written by all (train/checkpoint.h).
+// lines, TensorBoard, CSV and hparams; checkpoints are written by all (checkpoint/checkpoint.h).
 #pragma once
 
 #include <atomic>

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bignlp/model/gpt_config.h"
 #include "bignlp/ops/device_runtime.h"
 #include "bignlp/train/loss_scaler.h"
@@ -70,6 +72,9 @@ struct TrainingConfig {
   DataConfig data;
   ExpManagerConfig exp_manager;
   std::map<std::string, std::string> tokenizer;  ///< model.tokenizer.* recorded in checkpoints
+  /// The stage config's complete model: section, resolved (checkpoint metadata "model_config");
+  /// null when the config was not bound from a stage config (tests, benchmarks).
+  nlohmann::json model_config;
   std::string hparams_yaml;                ///< text of results/hparams.yaml (empty: derived from model)
   /// trainer.accelerator (cpu, gpu, auto; absent: auto) and where it was written. The program
   /// resolves it to a device (ops::select_device) and gives the trainer that device's context.

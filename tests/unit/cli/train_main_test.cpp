@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include "bignlp/checkpoint/catalog.h"
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/core/environment.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
@@ -24,7 +26,6 @@
 #include "bignlp/model/gpt.h"
 #include "bignlp/ops/device_runtime.h"
 #include "bignlp/ops/peak_throughput.h"
-#include "bignlp/train/checkpoint.h"
 #include "byte_vocab.h"
 
 namespace bignlp {
@@ -197,10 +198,20 @@ TEST_F(TrainMainTest, TrainsLogsCheckpointsAndResumesWithOverrides) {
   EXPECT_NE(first.text.find("| val_loss: "), std::string::npos);
   const fs::path results = dir_.path() / "results";
   EXPECT_NE(read_file(results / "hparams.yaml").find("cfg:\n  micro_batch_size: 2"), std::string::npos);
-  auto latest = train::find_latest_checkpoint(results / "checkpoints");
+  auto latest = checkpoint::find_latest_checkpoint(results / "checkpoints");
   ASSERT_TRUE(latest);
-  EXPECT_EQ(train::read_checkpoint_metadata(*latest).global_step, 8);
-  EXPECT_EQ(train::read_checkpoint_metadata(*latest).model.vocab_size, 257);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*latest).global_step, 8);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*latest).model.vocab_size, 257);
+  {
+    // The metadata carries the complete model: section of the stage config, resolved.
+    const checkpoint::CheckpointState meta = checkpoint::read_checkpoint_metadata(*latest);
+    EXPECT_EQ(meta.family, "gpt");
+    EXPECT_EQ(meta.model_config.at("micro_batch_size"), 2);
+    EXPECT_EQ(meta.model_config.at("optim").at("sched").at("name"), "CosineAnnealing");
+    EXPECT_EQ(meta.model_config.at("tokenizer").at("vocab_file"), (dir_.path() / "vocab.json").string());
+    EXPECT_TRUE(meta.model_config.at("kv_channels").is_null());
+    EXPECT_EQ(meta.model_config.at("data").at("data_prefix").size(), 2u);
+  }
   // A larger max_steps on the command line continues from step 8.
   const Output second = run(cfg_args() + " trainer.max_steps=12");
   ASSERT_EQ(second.status, 0) << second.text;
@@ -223,15 +234,15 @@ TEST_F(TrainMainTest, SigtermSavesACheckpointAndExitsCleanly) {
   }
   // Wait for the first checkpoint (step 4), then signal.
   const fs::path ckdir = dir_.path() / "results" / "checkpoints";
-  for (int i = 0; i < 600 && !train::find_latest_checkpoint(ckdir); ++i)
+  for (int i = 0; i < 600 && !checkpoint::find_latest_checkpoint(ckdir); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_TRUE(train::find_latest_checkpoint(ckdir)) << "no checkpoint appeared";
+  ASSERT_TRUE(checkpoint::find_latest_checkpoint(ckdir)) << "no checkpoint appeared";
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
-  const auto meta = train::read_checkpoint_metadata(*train::find_latest_checkpoint(ckdir));
+  const auto meta = checkpoint::read_checkpoint_metadata(*checkpoint::find_latest_checkpoint(ckdir));
   EXPECT_GE(meta.global_step, 4);
   EXPECT_LT(meta.global_step, 100000);
   EXPECT_EQ(meta.consumed_samples, meta.global_step * 4);
@@ -267,8 +278,8 @@ TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
     // (The run may replace or drop the checkpoint between our listing and reading it.)
     for (int i = 0; i < 1500; ++i) {
       try {
-        const auto latest = train::find_latest_checkpoint(ckdir);
-        if (latest && train::read_checkpoint_metadata(*latest).global_step > last_step) break;
+        const auto latest = checkpoint::find_latest_checkpoint(ckdir);
+        if (latest && checkpoint::read_checkpoint_metadata(*latest).global_step > last_step) break;
       } catch (const Error&) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -284,16 +295,16 @@ TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
     }
     for (const auto& e : fs::directory_iterator(ckdir))
       if (e.path().filename().string().rfind(".tmp-", 0) == 0) ++kills_leaving_a_temporary;
-    for (const auto& ck : train::list_checkpoints(ckdir)) {
+    for (const auto& ck : checkpoint::list_checkpoints(ckdir)) {
       try {
-        EXPECT_NE(train::load_gpt_from_checkpoint(ck, ctx), nullptr);
+        EXPECT_NE(checkpoint::load_gpt_from_checkpoint(ck, ctx), nullptr);
       } catch (const std::exception& e) {
         ADD_FAILURE() << "round " << round << ": " << ck << " does not load: " << e.what();
       }
     }
-    const auto latest = train::find_latest_checkpoint(ckdir);
+    const auto latest = checkpoint::find_latest_checkpoint(ckdir);
     ASSERT_TRUE(latest) << read_file(log);
-    const std::int64_t step = train::read_checkpoint_metadata(*latest).global_step;
+    const std::int64_t step = checkpoint::read_checkpoint_metadata(*latest).global_step;
     EXPECT_GT(step, last_step);
     last_step = step;
   }
@@ -301,7 +312,7 @@ TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
   const Output done = run(cfg_args() + fmt::format(" trainer.max_steps={} --threads 1", last_step + 2));
   ASSERT_EQ(done.status, 0) << done.text;
   EXPECT_NE(done.text.find(fmt::format("(step {},", last_step)), std::string::npos) << done.text;
-  EXPECT_EQ(train::read_checkpoint_metadata(*train::find_latest_checkpoint(ckdir)).global_step, last_step + 2);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*checkpoint::find_latest_checkpoint(ckdir)).global_step, last_step + 2);
 }
 
 TEST_F(TrainMainTest, ConfigErrorsNameFileLineAndKey) {

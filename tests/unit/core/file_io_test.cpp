@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -75,6 +76,66 @@ TEST(FileIoTest, DirectoryRemoval) {
   remove_directory_atomic(d);
   EXPECT_TRUE(fs::is_empty(dir.path()));
   EXPECT_NO_THROW(remove_directory_atomic(d));  // already gone
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(StagedDirectoryTest, CommitMovesTheStagingDirectoryIntoPlace) {
+  TempDir dir;
+  const fs::path target = dir.path() / "sub" / "ckpt";
+  {
+    StagedDirectory stage(target);
+    EXPECT_EQ(stage.path().parent_path(), target.parent_path());
+    EXPECT_EQ(stage.path().filename().string().rfind(".tmp-ckpt-", 0), 0u) << stage.path();
+    write_file_atomic(stage.path() / "meta.json", "1");
+    EXPECT_FALSE(fs::exists(target));
+    stage.commit();
+    EXPECT_TRUE(stage.committed());
+  }
+  EXPECT_EQ(read_file(target / "meta.json"), "1");
+  EXPECT_EQ(names_in(target.parent_path()), std::vector<std::string>{"ckpt"});
+  // Replacing: the old contents are gone, nothing hidden is left beside it.
+  {
+    StagedDirectory stage(target);
+    write_file_atomic(stage.path() / "other", "2");
+    stage.commit();
+  }
+  EXPECT_FALSE(fs::exists(target / "meta.json"));
+  EXPECT_EQ(read_file(target / "other"), "2");
+  EXPECT_EQ(names_in(target.parent_path()), std::vector<std::string>{"ckpt"});
+  StagedDirectory refused(target);
+  EXPECT_THROW(refused.commit(/*replace=*/false), IoError);
+}
+
+TEST(StagedDirectoryTest, WithoutCommitNothingIsLeft) {
+  TempDir dir;
+  const fs::path target = dir.path() / "ckpt";
+  try {
+    StagedDirectory stage(target);
+    write_file_atomic(stage.path() / "half", "x");
+    throw IoError("disk full");
+  } catch (const IoError&) {
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(StagedDirectoryTest, ASharedSuffixGivesEveryParticipantTheSamePathAndClearsALeftover) {
+  TempDir dir;
+  const fs::path target = dir.path() / "ckpt";
+  const fs::path expected = dir.path() / ".tmp-ckpt-step7";
+  EXPECT_EQ(StagedDirectory::staging_path(target, "step7"), expected);
+  fs::create_directories(expected / "stale");  // an interrupted earlier attempt
+  StagedDirectory stage(target, "step7");
+  EXPECT_EQ(stage.path(), expected);
+  EXPECT_TRUE(fs::is_empty(expected));
+  write_file_atomic(StagedDirectory::staging_path(target, "step7") / "shard", "s");  // another rank
+  stage.commit();
+  EXPECT_EQ(read_file(target / "shard"), "s");
 }
 
 }  // namespace

@@ -16,9 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
-#include "bignlp/train/checkpoint.h"
 
 namespace bignlp::eval {
 namespace {

@@ -1,5 +1,6 @@
 // ParameterStore: the flat layout, and where the fp32 master weights live (every element, the
-// compute copy itself at fp32, or only given ranges under mixed precision).
+// compute copy itself at fp32, or only given ranges under mixed precision); frozen parameters
+// (after the trainable ones, with no gradient or master memory).
 #include "bignlp/model/parameters.h"
 
 #include <gtest/gtest.h>
@@ -93,6 +94,73 @@ TEST(ParameterStore, OverlappingOrOutOfRangeMasterRangesAreRejected) {
   add_params(b);
   EXPECT_THROW(a.allocate(alloc, DType::kBF16, std::vector<FlatRange>{{0, 5}, {4, 8}}), RuntimeError);
   EXPECT_THROW(b.allocate(alloc, DType::kBF16, std::vector<FlatRange>{{15, 21}}), RuntimeError);
+}
+
+TEST(ParameterStore, FrozenParametersGoLastWithoutGradientOrMasterMemory) {
+  CpuAllocator alloc;
+  ops::OpContext ctx = ops::OpContext::cpu();
+  ctx.allocator = &alloc;
+  // a (6) frozen, b (4) trainable, c (10) frozen: b at [0, 4), then a [4, 10), c [10, 20).
+  const auto frozen_ac = [](const Parameter& p) { return p.name == "b"; };
+  ParameterStore s;
+  add_params(s);
+  s.set_trainable(frozen_ac);
+  EXPECT_EQ(s.numel(), 20);
+  EXPECT_EQ(s.trainable_numel(), 4);
+  EXPECT_EQ(s.params()[1].offset, 0);
+  EXPECT_EQ(s.params()[0].offset, 4);
+  EXPECT_EQ(s.params()[2].offset, 10);
+  EXPECT_EQ(s.trainable_ranges(), (std::vector<FlatRange>{{0, 4}}));
+  s.allocate(alloc, DType::kBF16);
+  // value 20 x bf16, grad 4 x fp32, master 4 x fp32, scratch 10 x fp32 (the larger frozen one).
+  EXPECT_EQ(s.flat_grad().nbytes(), 4u * 4);
+  EXPECT_EQ(s.flat_master().nbytes(), 4u * 4);
+  EXPECT_EQ(s.bytes(), 20u * 2 + 4u * 4 + 4u * 4 + 10u * 4);
+  EXPECT_EQ(s.master_ranges(), (std::vector<FlatRange>{{0, 4}}));
+  EXPECT_FALSE(s.params()[0].master.defined());
+  EXPECT_TRUE(s.params()[1].master.defined());
+  EXPECT_EQ(s.params()[0].grad.raw(), s.params()[2].grad.raw());  // one write-only scratch
+  EXPECT_THROW(s.set_trainable(frozen_ac), RuntimeError);
+
+  // Initialisation and assign() give a frozen parameter the same compute copy as a trainable one.
+  ParameterStore all;
+  add_params(all);
+  all.allocate(alloc, DType::kBF16);
+  all.initialize(ctx, 7);
+  s.initialize(ctx, 7);
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(host(s.params()[i].value), host(all.params()[i].value)) << s.params()[i].name;
+  EXPECT_EQ(host(s.flat_master()), host(all.params()[1].master.reshape(Shape{4})));
+  std::vector<float> c(10, 1.0f / 3.0f);
+  s.assign(ctx, s.params()[2], TensorView(c.data(), DType::kF32, Shape{5, 2}));
+  EXPECT_EQ(host(s.params()[2].value)[0], float_from_bf16(bf16_from_float(1.0f / 3.0f)));
+
+  // Master ranges must lie among the trainable elements.
+  ParameterStore t;
+  add_params(t);
+  t.set_trainable(frozen_ac);
+  EXPECT_THROW(t.allocate(alloc, DType::kBF16, std::vector<FlatRange>{{2, 6}}), RuntimeError);
+
+  // At fp32 the master weights are the trainable prefix of the compute copy; a frozen parameter
+  // registered as such keeps its place after the trainable ones.
+  ParameterStore f;
+  add_params(f);
+  Parameter late;
+  late.name = "d";
+  late.shape = Shape{3};
+  late.trainable = false;
+  f.add(late);
+  Parameter last;
+  last.name = "e";
+  last.shape = Shape{2};
+  f.add(last);
+  EXPECT_EQ(f.trainable_numel(), 22);
+  EXPECT_EQ(f.find("e")->offset, 20);
+  EXPECT_EQ(f.find("d")->offset, 22);
+  f.allocate(alloc, DType::kF32);
+  EXPECT_EQ(f.flat_master().numel(), 22);
+  EXPECT_EQ(f.flat_master().raw(), f.flat_value().raw());
+  EXPECT_EQ(f.bytes(), 25u * 4 + 22u * 4 + 3u * 4);
 }
 
 }  // namespace

@@ -8,15 +8,19 @@
 #include <filesystem>
 #include <random>
 
+#include "bignlp/checkpoint/catalog.h"
+#include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/data/indexed_dataset.h"
-#include "bignlp/train/checkpoint.h"
 
 namespace bignlp::train {
 namespace {
 
 namespace fs = std::filesystem;
+using checkpoint::find_latest_checkpoint;
+using checkpoint::list_checkpoints;
+using checkpoint::read_checkpoint_metadata;
 
 /// Documents that follow a learnable rule: each token is (previous * 3 + 1) mod 50, with restarts.
 fs::path write_corpus(const fs::path& dir, int documents = 60) {

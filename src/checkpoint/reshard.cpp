@@ -1,11 +1,13 @@
-#include "bignlp/train/reshard.h"
+#include "bignlp/checkpoint/reshard.h"
 
 #include <fmt/format.h>
 
 #include <map>
-#include <random>
+#include <set>
 #include <vector>
 
+#include "bignlp/checkpoint/checkpoint.h"
+#include "bignlp/checkpoint/partition.h"
 #include "bignlp/comm/local_communicator.h"
 #include "bignlp/core/check.h"
 #include "bignlp/core/error.h"
@@ -13,11 +15,10 @@
 #include "bignlp/model/gpt.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/safetensors.h"
-#include "bignlp/train/checkpoint.h"
 
 namespace fs = std::filesystem;
 
-namespace bignlp::train {
+namespace bignlp::checkpoint {
 namespace {
 
 constexpr const char* kWord = "model.language_model.embedding.word_embeddings.weight";
@@ -27,6 +28,7 @@ constexpr const char* kWordCopy = "model.word_embeddings.weight";
 struct Full {
   Shape shape;
   std::vector<float> data;
+  TensorView view() { return TensorView(data.data(), DType::kF32, shape); }
 };
 
 /// The model of one (tp rank, pp stage) of a layout, without training state. The communicators
@@ -36,37 +38,31 @@ struct ShardModel {
   std::unique_ptr<model::GptModel> model;
 };
 
-ShardModel shard_model(const model::GptConfig& base, int tp, int pp, int tp_rank, int pp_rank, const ops::OpContext& ctx) {
+/// The model at fp32 (its weights are its master weights, frozen parameters included), with the
+/// parameters named in `frozen` (the tied copy follows the word embedding) frozen.
+ShardModel shard_model(const CheckpointState& meta, int tp, int pp, int tp_rank, int pp_rank, const ops::OpContext& ctx,
+                       const std::set<std::string>& frozen) {
   ShardModel s;
-  model::GptConfig cfg = base;
+  model::GptConfig cfg = meta.model;
   cfg.tensor_model_parallel_size = tp;
+  cfg.precision = model::Precision::kFp32;
   parallel::ParallelContext pc;
   pc.grid = comm::ProcessGrid(tp * pp, pp_rank * tp + tp_rank, tp, pp);
+  pc.options.virtual_pipeline_size = pp > 1 ? meta.virtual_pp_size : 1;
   if (tp > 1) {
     comm::LocalWorld world(tp);
     for (int r = 0; r < tp; ++r) s.comms.push_back(world.communicator(r));
     pc.tp = s.comms[static_cast<std::size_t>(tp_rank)].get();
   }
-  s.model = std::make_unique<model::GptModel>(cfg, ctx, pc);
+  model::ParameterPredicate trainable;
+  if (!frozen.empty())
+    trainable = [&frozen](const model::Parameter& p) { return frozen.count(p.name == kWordCopy ? kWord : p.name) == 0; };
+  s.model = std::make_unique<model::GptModel>(cfg, ctx, pc, trainable);
   return s;
 }
 
-/// Index of shard element (i) of parameter p in its full tensor (partition along p.partition_dim).
-std::int64_t full_index(const model::Parameter& p, const Shape& full, std::int64_t i) {
-  if (!p.tensor_parallel()) return i;
-  const int pd = p.partition_dim;
-  std::int64_t inner = 1;
-  for (int d = pd + 1; d < p.shape.rank(); ++d) inner *= p.shape[d];
-  const std::int64_t local = p.shape[pd], outer = i / (local * inner);
-  const std::int64_t mid = (i / inner) % local + p.tp_rank * local;
-  return (outer * full[pd] + mid) * inner + i % inner;
-}
-
-Shape full_shape(const model::Parameter& p) {
-  Shape s = p.shape;
-  if (p.tensor_parallel()) s.set(p.partition_dim, p.shape[p.partition_dim] * p.tp_size);
-  return s;
-}
+/// The TP split dimension of p (-1: whole on every rank).
+int split_dim(const model::Parameter& p) { return p.tensor_parallel() ? p.partition_dim : -1; }
 
 }  // namespace
 
@@ -81,10 +77,12 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
   ctx.allocator = &alloc;
   const bool with_optimizer = meta.has_optimizer_state;
   // 1. Read every old shard into full tensors (weights, and moments under "exp_avg." / "exp_avg_sq.").
+  // A parameter whose moments are absent was frozen when the checkpoint was saved; it stays frozen.
   std::map<std::string, Full> full;
+  std::set<std::string> frozen;
   for (int pp_rank = 0; pp_rank < meta.pp_size; ++pp_rank) {
     for (int tp_rank = 0; tp_rank < meta.tp_size; ++tp_rank) {
-      ShardModel sm = shard_model(meta.model, meta.tp_size, meta.pp_size, tp_rank, pp_rank, ctx);
+      ShardModel sm = shard_model(meta, meta.tp_size, meta.pp_size, tp_rank, pp_rank, ctx, {});
       const fs::path shard = input / checkpoint_shard_name(tp_rank, pp_rank);
       const SafetensorsReader weights(shard / "model.safetensors");
       std::unique_ptr<SafetensorsReader> moments;
@@ -96,8 +94,10 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
       }
       for (const auto& p : sm.model->parameters().params()) {
         if (p.name == kWordCopy) continue;  // a copy of the word embedding
-        const Shape fs_shape = full_shape(p);
+        if (moments && moments->find("exp_avg." + p.name) == nullptr && moments->find("exp_avg_sq." + p.name) == nullptr)
+          frozen.insert(p.name);
         for (const auto& [prefix, reader] : sources) {
+          if (!prefix.empty() && frozen.count(p.name) != 0) continue;
           const SafetensorsReader& r = *reader;
           const std::string name = prefix + p.name;
           const SafetensorsEntry* e = r.find(name);
@@ -106,14 +106,14 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
             throw DataError(fmt::format("{}: tensor '{}' has shape {}, the checkpoint's layout expects {}",
                                         r.path().string(), name, e->shape.to_string(), p.shape.to_string()));
           std::vector<float> local(static_cast<std::size_t>(p.numel()));
-          ops::copy(ctx, r.view(name), TensorView(local.data(), DType::kF32, p.shape));
+          const TensorView local_view(local.data(), DType::kF32, p.shape);
+          ops::copy(ctx, r.view(name), local_view);  // any float dtype -> fp32
           Full& f = full[name];
           if (f.data.empty()) {
-            f.shape = fs_shape;
-            f.data.assign(static_cast<std::size_t>(fs_shape.numel()), 0.0f);
+            f.shape = tp_full_shape(p.shape, split_dim(p), p.tp_size);
+            f.data.assign(static_cast<std::size_t>(f.shape.numel()), 0.0f);
           }
-          for (std::int64_t i = 0; i < p.numel(); ++i)
-            f.data[static_cast<std::size_t>(full_index(p, fs_shape, i))] = local[static_cast<std::size_t>(i)];
+          tp_concat(local_view, split_dim(p), p.tp_size, p.tp_rank, f.view());
         }
       }
     }
@@ -123,67 +123,60 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
   out_meta.model.tensor_model_parallel_size = tensor_parallel;
   out_meta.tp_size = tensor_parallel;
   out_meta.pp_size = pipeline_parallel;
+  if (pipeline_parallel == 1) out_meta.virtual_pp_size = 1;
+  out_meta.weights_dtype = DType::kF32;
   const std::int64_t old_vp = meta.model.padded_vocab_size(), new_vp = out_meta.model.padded_vocab_size();
   if (old_vp != new_vp) {
     log.warn("the padded vocabulary changes from {} to {} rows (make_vocab_size_divisible_by {} x TP {}): padding rows "
              "beyond the {} real tokens are {}",
              old_vp, new_vp, meta.model.make_vocab_size_divisible_by, tensor_parallel, meta.model.vocab_size,
              new_vp < old_vp ? "dropped" : "added as zeros");
-    const std::int64_t c = meta.model.hidden_size;
     for (const std::string prefix : {"", "exp_avg.", "exp_avg_sq."}) {
       auto it = full.find(prefix + kWord);
       if (it == full.end()) continue;
-      it->second.data.resize(static_cast<std::size_t>(new_vp * c), 0.0f);
-      it->second.shape = Shape{new_vp, c};
+      Full repadded;
+      repadded.shape = it->second.shape;
+      repadded.shape.set(0, new_vp);
+      repadded.data.resize(static_cast<std::size_t>(repadded.shape.numel()));
+      repad_vocab_rows(it->second.view(), repadded.view());
+      it->second = std::move(repadded);
     }
   }
-  const fs::path tmp = output.parent_path() / fmt::format(".tmp-{}-{:08x}", output.filename().string(), std::random_device{}());
-  std::error_code ec;
-  fs::create_directories(tmp, ec);
-  if (ec) throw IoError(fmt::format("cannot create '{}': {}", tmp.string(), ec.message()));
-  try {
-    for (int pp_rank = 0; pp_rank < pipeline_parallel; ++pp_rank) {
-      for (int tp_rank = 0; tp_rank < tensor_parallel; ++tp_rank) {
-        ShardModel sm = shard_model(meta.model, tensor_parallel, pipeline_parallel, tp_rank, pp_rank, ctx);
-        model::ParameterStore& store = sm.model->parameters();
-        Buffer m, v;
-        if (with_optimizer) {
-          m = Buffer(alloc, DType::kF32, Shape{store.numel()});
-          v = Buffer(alloc, DType::kF32, Shape{store.numel()});
-        }
-        for (auto& p : store.params()) {
-          const std::string source = p.name == kWordCopy ? kWord : p.name;
-          const Shape fs_shape = full_shape(p);
-          auto fill = [&](const std::string& name, float* dst) {
-            auto it = full.find(name);
-            if (it == full.end())
-              throw DataError(fmt::format("{}: no tensor '{}' in any shard", input.string(), name));
-            if (!(it->second.shape == fs_shape))
-              throw DataError(fmt::format("{}: tensor '{}' has full shape {}, the new layout expects {}", input.string(),
-                                          name, it->second.shape.to_string(), fs_shape.to_string()));
-            for (std::int64_t i = 0; i < p.numel(); ++i)
-              dst[i] = it->second.data[static_cast<std::size_t>(full_index(p, fs_shape, i))];
-          };
-          fill(source, p.master.data<float>());
-          if (with_optimizer) {
-            fill("exp_avg." + source, m.data<float>() + p.offset);
-            fill("exp_avg_sq." + source, v.data<float>() + p.offset);
-          }
-        }
-        write_checkpoint_shard(tmp / checkpoint_shard_name(tp_rank, pp_rank), store, store.flat_master(), m.view(),
-                               v.view(), ctx);
+  StagedDirectory stage(output);
+  for (int pp_rank = 0; pp_rank < pipeline_parallel; ++pp_rank) {
+    for (int tp_rank = 0; tp_rank < tensor_parallel; ++tp_rank) {
+      ShardModel sm = shard_model(out_meta, tensor_parallel, pipeline_parallel, tp_rank, pp_rank, ctx, frozen);
+      model::ParameterStore& store = sm.model->parameters();
+      Buffer m, v;
+      if (with_optimizer) {
+        m = Buffer(alloc, DType::kF32, Shape{store.trainable_numel()});
+        v = Buffer(alloc, DType::kF32, Shape{store.trainable_numel()});
       }
+      for (auto& p : store.params()) {
+        const std::string source = p.name == kWordCopy ? kWord : p.name;
+        const Shape full_shape = tp_full_shape(p.shape, split_dim(p), p.tp_size);
+        auto fill = [&](const std::string& name, const TensorView& dst) {
+          auto it = full.find(name);
+          if (it == full.end()) throw DataError(fmt::format("{}: no tensor '{}' in any shard", input.string(), name));
+          if (!(it->second.shape == full_shape))
+            throw DataError(fmt::format("{}: tensor '{}' has full shape {}, the new layout expects {}", input.string(),
+                                        name, it->second.shape.to_string(), full_shape.to_string()));
+          tp_split(it->second.view(), split_dim(p), p.tp_size, p.tp_rank, dst);
+        };
+        fill(source, p.value);  // fp32: the master weights of a trainable parameter, all of a frozen one
+        if (with_optimizer && p.trainable) {
+          fill("exp_avg." + source, m.view().slice(0, p.offset, p.numel()).reshape(p.shape));
+          fill("exp_avg_sq." + source, v.view().slice(0, p.offset, p.numel()).reshape(p.shape));
+        }
+      }
+      write_checkpoint_shard(stage.path() / checkpoint_shard_name(tp_rank, pp_rank), store, store.flat_master(),
+                             m.view(), v.view(), ctx);
     }
-    write_checkpoint_metadata(tmp, out_meta);
-    fsync_path(tmp);
-    if (output.has_parent_path()) fs::create_directories(output.parent_path());
-    rename_directory_atomic(tmp, output, /*replace=*/true);
-  } catch (...) {
-    fs::remove_all(tmp, ec);
-    throw;
   }
+  write_checkpoint_metadata(stage.path(), out_meta);
+  stage.commit();
   log.info("resharded {} (TP {} x PP {}) into {} (TP {} x PP {})", input.string(), meta.tp_size, meta.pp_size,
            output.string(), tensor_parallel, pipeline_parallel);
 }
 
-}  // namespace bignlp::train
+}  // namespace bignlp::checkpoint
