@@ -5,6 +5,7 @@
 #include "bignlp/core/check.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
+#include "bignlp/core/strings.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/buffer.h"
 #include "bignlp/tensor/safetensors.h"
@@ -173,11 +174,15 @@ void load_checkpoint(const fs::path& dir, model::ParameterStore& store, Optimize
   }
 }
 
-std::unique_ptr<model::GptModel> load_gpt_from_checkpoint(const fs::path& dir, const ops::OpContext& ctx,
-                                                          std::optional<model::Precision> precision) {
+std::unique_ptr<model::Model> load_model_from_checkpoint(const fs::path& dir, const ops::OpContext& ctx,
+                                                         std::optional<model::Precision> precision,
+                                                         const model::ModelFamilyRegistry& registry) {
   CheckpointState meta = read_checkpoint_metadata(dir);
-  if (precision) meta.model.precision = *precision;
-  auto model = std::make_unique<model::GptModel>(meta.model, ctx);
+  if (!registry.contains(meta.family))
+    throw DataError(fmt::format("{}: unknown model family '{}' (this bignlp builds: {})", dir.string(), meta.family,
+                                join(registry.names(), ", ")));
+  if (precision) meta.model["precision"] = model::precision_name(*precision);
+  auto model = registry.build(meta.family, meta.model, ctx);
   load_checkpoint(dir, model->parameters(), nullptr, ctx);
   return model;
 }

@@ -12,7 +12,9 @@
 #include "bignlp/core/check.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
-#include "bignlp/model/gpt.h"
+#include "bignlp/model/gpt_config.h"
+#include "bignlp/model/model_family.h"
+#include "bignlp/sizing/vocab.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/safetensors.h"
 
@@ -35,17 +37,27 @@ struct Full {
 /// only give the layers their TP size and rank; nothing is communicated.
 struct ShardModel {
   std::vector<std::unique_ptr<comm::Communicator>> comms;
-  std::unique_ptr<model::GptModel> model;
+  std::unique_ptr<model::Model> model;
 };
+
+/// The checkpoint's family config with another TP size: the key NeMo configs carry, and the padded
+/// vocabulary it implies.
+nlohmann::json config_for_tp(const nlohmann::json& config, int tp) {
+  nlohmann::json c = config;
+  c["tensor_model_parallel_size"] = tp;
+  if (c.contains("padded_vocab_size"))
+    c["padded_vocab_size"] = sizing::padded_vocab_size(c.at("vocab_size").get<std::int64_t>(),
+                                                       c.at("make_vocab_size_divisible_by").get<std::int64_t>(), tp);
+  return c;
+}
 
 /// The model at fp32 (its weights are its master weights, frozen parameters included), with the
 /// parameters named in `frozen` (the tied copy follows the word embedding) frozen.
 ShardModel shard_model(const CheckpointState& meta, int tp, int pp, int tp_rank, int pp_rank, const ops::OpContext& ctx,
                        const std::set<std::string>& frozen) {
   ShardModel s;
-  model::GptConfig cfg = meta.model;
-  cfg.tensor_model_parallel_size = tp;
-  cfg.precision = model::Precision::kFp32;
+  nlohmann::json cfg = config_for_tp(meta.model, tp);
+  cfg["precision"] = model::precision_name(model::Precision::kFp32);
   parallel::ParallelContext pc;
   pc.grid = comm::ProcessGrid(tp * pp, pp_rank * tp + tp_rank, tp, pp);
   pc.options.virtual_pipeline_size = pp > 1 ? meta.virtual_pp_size : 1;
@@ -57,7 +69,7 @@ ShardModel shard_model(const CheckpointState& meta, int tp, int pp, int tp_rank,
   model::ParameterPredicate trainable;
   if (!frozen.empty())
     trainable = [&frozen](const model::Parameter& p) { return frozen.count(p.name == kWordCopy ? kWord : p.name) == 0; };
-  s.model = std::make_unique<model::GptModel>(cfg, ctx, pc, trainable);
+  s.model = model::ModelFamilyRegistry::builtin().build(meta.family, cfg, ctx, pc, trainable);
   return s;
 }
 
@@ -120,16 +132,18 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
   }
   // 2. The new layout: pad or cut the vocabulary rows, then write every new shard.
   CheckpointState out_meta = meta;
-  out_meta.model.tensor_model_parallel_size = tensor_parallel;
+  out_meta.model = config_for_tp(meta.model, tensor_parallel);
   out_meta.tp_size = tensor_parallel;
   out_meta.pp_size = pipeline_parallel;
   if (pipeline_parallel == 1) out_meta.virtual_pp_size = 1;
   out_meta.weights_dtype = DType::kF32;
-  const std::int64_t old_vp = meta.model.padded_vocab_size(), new_vp = out_meta.model.padded_vocab_size();
+  const model::GptConfig old_shape = meta.model.get<model::GptConfig>();
+  const model::GptConfig new_shape = out_meta.model.get<model::GptConfig>();
+  const std::int64_t old_vp = old_shape.padded_vocab_size(), new_vp = new_shape.padded_vocab_size();
   if (old_vp != new_vp) {
     log.warn("the padded vocabulary changes from {} to {} rows (make_vocab_size_divisible_by {} x TP {}): padding rows "
              "beyond the {} real tokens are {}",
-             old_vp, new_vp, meta.model.make_vocab_size_divisible_by, tensor_parallel, meta.model.vocab_size,
+             old_vp, new_vp, old_shape.make_vocab_size_divisible_by, tensor_parallel, old_shape.vocab_size,
              new_vp < old_vp ? "dropped" : "added as zeros");
     for (const std::string prefix : {"", "exp_avg.", "exp_avg_sq."}) {
       auto it = full.find(prefix + kWord);

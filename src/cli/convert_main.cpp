@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     bignlp::model::GptModel model(config, ctx);
     bignlp::model::load_hf_gpt2_weights(in, model);
     bignlp::checkpoint::CheckpointState state;
-    state.model = config;
+    state.model = model.config_json();
     state.tokenizer = {{"library", "megatron"}, {"type", "GPT2BPETokenizer"}};
     for (const char* name : {"vocab.json", "merges.txt"}) {
       if (fs::exists(in / name))

@@ -55,9 +55,9 @@ int main(int argc, char** argv) {
         bignlp::worker::start_worker(options, bignlp::process_environment(), log);
     const bignlp::ops::DeviceRuntime& runtime = session.runtime();
     if (session.context().device.is_cuda()) log.info("scoring on {}", runtime.describe());
-    auto model = bignlp::checkpoint::load_gpt_from_checkpoint(checkpoint, runtime.context(),
+    auto model = bignlp::checkpoint::load_model_from_checkpoint(checkpoint, runtime.context(),
                                                               bignlp::model::parse_precision(precision));
-    const auto reqs = bignlp::eval::read_loglikelihood_requests(requests, model->config().vocab_size);
+    const auto reqs = bignlp::eval::read_loglikelihood_requests(requests, model->vocab_size());
     const auto results = bignlp::eval::score_loglikelihood(*model, reqs, batch_size);
     bignlp::eval::write_loglikelihood_results(output, results);
     log.info("scored {} requests from {} into {}", results.size(), requests, output);

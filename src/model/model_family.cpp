@@ -13,8 +13,9 @@ namespace bignlp::model {
 ModelFamilyRegistry ModelFamilyRegistry::builtin() {
   ModelFamilyRegistry r;
   r.add(ModelFamily{"gpt", "Megatron GPT (decoder-only, NeMo MegatronGPTModel)",
-                    [](const nlohmann::json& config, const ops::OpContext& ctx, const parallel::ParallelContext& pc) {
-                      return std::unique_ptr<Model>(std::make_unique<GptModel>(config.get<GptConfig>(), ctx, pc));
+                    [](const nlohmann::json& config, const ops::OpContext& ctx, const parallel::ParallelContext& pc,
+                       const ParameterPredicate& trainable) {
+                      return std::unique_ptr<Model>(std::make_unique<GptModel>(config.get<GptConfig>(), ctx, pc, trainable));
                     }});
   return r;
 }
@@ -43,8 +44,9 @@ std::vector<std::string> ModelFamilyRegistry::names() const {
 
 std::unique_ptr<Model> ModelFamilyRegistry::build(std::string_view family, const nlohmann::json& config,
                                                   const ops::OpContext& ctx,
-                                                  const parallel::ParallelContext& parallel) const {
-  return get(family).build(config, ctx, parallel);
+                                                  const parallel::ParallelContext& parallel,
+                                                  const ParameterPredicate& trainable) const {
+  return get(family).build(config, ctx, parallel, trainable);
 }
 
 }  // namespace bignlp::model

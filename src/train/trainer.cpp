@@ -149,7 +149,8 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
   st.optimizer_steps = s.optimizer->steps();
   st.loss_scaler = s.scaler->state();
   st.seed = config_.seed;
-  st.model = config_.model;
+  st.family = std::string(model_->family());
+  st.model = model_->config_json();
   st.tokenizer = config_.tokenizer;
   st.tp_size = config_.tensor_model_parallel_size;
   st.pp_size = config_.pipeline_model_parallel_size;

@@ -346,7 +346,7 @@ TEST(DistributedOptimizer, LoadingACheckpointWithAMissingMomentNamesIt) {
       r.set_grads(1);
       ASSERT_FALSE(r.optimizer->step(1e-3, 1.0, 1.0).skipped);
       CheckpointState st;
-      st.model = r.model->config();
+      st.model = r.model->config_json();
       st.optimizer_steps = 1;
       save_checkpoint(ckpt, st, r.model->parameters(), r.optimizer.get(), r.ctx, r.parallel);
     });

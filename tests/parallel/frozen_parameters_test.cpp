@@ -61,7 +61,7 @@ std::vector<float> to_host(const TensorView& t) {
 /// A (2, 16) batch that differs per `seed`.
 struct Batch {
   std::vector<std::int32_t> tokens, labels;
-  model::GptBatch batch;
+  model::Batch batch;
   explicit Batch(int seed) {
     for (int i = 0; i < 32; ++i) {
       tokens.push_back((seed * 37 + i * 11) % 250);
@@ -186,7 +186,7 @@ TEST(FrozenParameters, CheckpointsKeepFrozenWeightsWithoutMomentsAndRoundTrip) {
   Rank r(nullptr, model::Precision::kFp32, /*freeze=*/true);
   for (int step = 0; step < 3; ++step) r.step(step);
   checkpoint::CheckpointState st;
-  st.model = r.model->config();
+  st.model = r.model->config_json();
   st.optimizer_steps = r.optimizer->steps();
   const fs::path ckpt = dir.path() / "frozen";
   checkpoint::save_checkpoint(ckpt, st, r.model->parameters(), r.optimizer.get(), r.ctx);
@@ -269,7 +269,7 @@ TEST(FrozenParameters, DistributedOptimizerOnTwoRanksShardsOnlyTrainableElements
       for (int step = 0; step < 4; ++step) ASSERT_FALSE(r.step(step, w.rank()).skipped);
       expect_only_trainable_changed(store, before);
       checkpoint::CheckpointState st;
-      st.model = r.model->config();
+      st.model = r.model->config_json();
       st.optimizer_steps = r.optimizer->steps();
       checkpoint::save_checkpoint(ckpt, st, store, r.optimizer.get(), r.ctx, r.parallel);
       std::vector<float> master, m, v;

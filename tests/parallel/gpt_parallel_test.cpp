@@ -19,6 +19,7 @@
 #include "bignlp/comm/parallel_groups.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/data/indexed_dataset.h"
+#include "bignlp/model/gpt.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/safetensors.h"
 #include "bignlp/train/trainer.h"
@@ -552,7 +553,7 @@ TEST_F(GptParallelTest, ReshardingPadsOrCutsOnlyTheVocabularyPadding) {
   ASSERT_EQ(after.size(), 192u * 32u);
   for (std::size_t i = 0; i < before.size(); ++i) ASSERT_EQ(after[i], before[i]) << i;
   for (std::size_t i = before.size(); i < after.size(); ++i) ASSERT_EQ(after[i], 0.0f) << i;
-  EXPECT_EQ(read_checkpoint_metadata(wide).model.padded_vocab_size(), 192);
+  EXPECT_EQ(read_checkpoint_metadata(wide).model.get<model::GptConfig>().padded_vocab_size(), 192);
   const fs::path narrow = dir_->path() / "pad_tp2";
   reshard_checkpoint(wide, narrow, 2, 1, log);
   EXPECT_EQ(read_word(narrow, 2), before);

@@ -23,9 +23,11 @@ inline model::BlockSpec toy_block_spec(const model::GptConfig& config) {
 inline model::ModelFamily toy_decoder_family() {
   return model::ModelFamily{
       "toy-llama", "decoder-only test family: RMSNorm, SwiGLU, no biases",
-      [](const nlohmann::json& config, const ops::OpContext& ctx, const parallel::ParallelContext& pc) {
+      [](const nlohmann::json& config, const ops::OpContext& ctx, const parallel::ParallelContext& pc,
+         const model::ParameterPredicate& trainable) {
         const auto c = config.get<model::GptConfig>();
-        return std::unique_ptr<model::Model>(std::make_unique<model::GptModel>("toy-llama", c, toy_block_spec(c), ctx, pc));
+        return std::unique_ptr<model::Model>(
+            std::make_unique<model::GptModel>("toy-llama", c, toy_block_spec(c), ctx, pc, trainable));
       }};
 }
 

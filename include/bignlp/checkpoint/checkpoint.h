@@ -36,7 +36,8 @@
 
 #include "bignlp/checkpoint/metadata.h"
 #include "bignlp/checkpoint/optimizer_state.h"
-#include "bignlp/model/gpt.h"
+#include "bignlp/model/gpt_config.h"
+#include "bignlp/model/model_family.h"
 #include "bignlp/model/parameters.h"
 #include "bignlp/parallel/parallel_context.h"
 
@@ -67,10 +68,12 @@ void write_checkpoint_shard(const std::filesystem::path& shard_dir, const model:
 void load_checkpoint(const std::filesystem::path& dir, model::ParameterStore& store, OptimizerState* optimizer,
                      const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
 
-/// A GptModel built from the checkpoint's config (precision overridden when given) with its weights
-/// loaded, on one rank (the checkpoint must be TP 1 x PP 1): the entry point of evaluation,
-/// generation and export. Throws DataError/IoError.
-std::unique_ptr<model::GptModel> load_gpt_from_checkpoint(const std::filesystem::path& dir, const ops::OpContext& ctx,
-                                                          std::optional<model::Precision> precision = std::nullopt);
+/// The model of the checkpoint's family (built by `registry` from the recorded config; precision
+/// overridden when given) with its weights loaded, on one rank (the checkpoint must be TP 1 x PP 1):
+/// the entry point of evaluation, generation and export. Throws DataError naming the directory for
+/// a family the registry does not know, DataError/IoError for unreadable shards.
+std::unique_ptr<model::Model> load_model_from_checkpoint(
+    const std::filesystem::path& dir, const ops::OpContext& ctx, std::optional<model::Precision> precision = std::nullopt,
+    const model::ModelFamilyRegistry& registry = model::ModelFamilyRegistry::builtin());
 
 }  // namespace bignlp::checkpoint

@@ -4,11 +4,12 @@
 // Format "bignlp-checkpoint", version 2. Keys (JSON object, written last, atomically):
 //   format, version                   "bignlp-checkpoint", 2
 //   family                            model family: "gpt"                                   (v2)
-//   model                             the family's typed config (GptConfig's NeMo key names)
+//   model                             the family's typed config, Model::config_json() (NeMo key
+//                                     names; GPT: GptConfig's)
 //   model_config                      the stage config's complete `model:` section, resolved,
 //                                     as NeMo's model_config.yaml / hparams.yaml need it;
 //                                     null when the writer had no stage config (imports)  (v2)
-//   precision                         trainer.precision: "32", "bf16", "16"
+//   precision                         trainer.precision: "32", "bf16", "16" (model.precision)
 //   weights_dtype                     dtype of the tensors in the shards: "fp32"             (v2)
 //   tokenizer                         model.tokenizer.* (library, type, vocab_file, ...)
 //   tensor_model_parallel_size        the shard layout
@@ -19,7 +20,8 @@
 //   has_optimizer_state               shards hold optimizer.safetensors
 // Version-2 keys only add to version 1, so version-1 readers still read version-2 checkpoints.
 // Reading a version-1 checkpoint gives family "gpt", a null model_config, weights "fp32" and no
-// virtual pipeline; a version above 2 is refused (written by a newer bignlp).
+// virtual pipeline; a version above 2 is refused (written by a newer bignlp). Which families can
+// be built is the registry's business (load_model_from_checkpoint), not the reader's.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +32,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bignlp/model/gpt_config.h"
 #include "bignlp/tensor/dtype.h"
 
 namespace bignlp::checkpoint {
@@ -56,8 +57,9 @@ struct CheckpointState {
   std::int64_t optimizer_steps = 0;  ///< Adam bias-correction step count
   LossScalerState loss_scaler;
   std::uint64_t seed = 0;
-  std::string family = "gpt";        ///< model family (the registry key)
-  model::GptConfig model;            ///< the typed config (family gpt)
+  std::string family = "gpt";        ///< model family (the registry key, model::ModelFamilyRegistry)
+  /// The family's typed config (model::Model::config_json()): what the family's builder reads.
+  nlohmann::json model = nlohmann::json::object();
   nlohmann::json model_config;       ///< the complete `model:` section, or null
   std::map<std::string, std::string> tokenizer;  ///< model.tokenizer.* (library, type, vocab_file, ...)
   int tp_size = 1;

@@ -14,7 +14,7 @@
 // reassembles the full tensor): split(concat) and concat(split) are identities.
 //
 // Vocabulary padding. The word embedding (and the tied output layer) has Vp rows: the V real rows
-// rounded up to a multiple of make_vocab_size_divisible_by * t (data::padded_vocab_size), so that
+// rounded up to a multiple of make_vocab_size_divisible_by * t (sizing::padded_vocab_size), so that
 // every TP rank holds Vp/t rows. V = 51, divisible by 8: Vp = 56 at t = 1, 64 at t = 2 and t = 4, 96 at t = 12. A new TP
 // size can change Vp: repad_vocab_rows keeps the rows both sizes share and cuts the extra padding
 // rows or adds zero rows (the real rows, < V, are never touched: Vp >= V for any t).
@@ -57,7 +57,7 @@ void tp_concat(const TensorView& shard, int dim, int tp_size, int tp_rank, const
 
 // ---- vocabulary padding ---------------------------------------------------------------------------
 
-// Vp itself is data::padded_vocab_size (data/vocab_padding.h), also GptConfig::padded_vocab_size.
+// Vp itself is sizing::padded_vocab_size (sizing/vocab.h), also GptConfig::padded_vocab_size.
 
 /// Copies the rows `src` and `dst` share (dim 0; the other dims equal) and zero-fills the rows
 /// only `dst` has. Contiguous host views of one dtype.

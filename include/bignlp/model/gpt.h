@@ -90,6 +90,7 @@ class GptModel final : public Model {
   const ops::OpContext& context() const override { return ctx_; }
   const parallel::ParallelContext& parallel_context() const override { return parallel_; }
   DType compute_dtype() const override { return config_.compute_dtype(); }
+  std::int64_t vocab_size() const override { return config_.vocab_size; }
   std::int64_t max_sequence_length() const override { return config_.positions(); }
   std::int64_t num_parameters() const override { return config_.num_parameters(); }
   double flops_per_sample() const override { return model_flops_per_sequence(config_); }

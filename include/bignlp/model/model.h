@@ -78,6 +78,8 @@ class Model {
   virtual const parallel::ParallelContext& parallel_context() const = 0;
   /// The dtype of activations and of the compute copy of the weights.
   virtual DType compute_dtype() const = 0;
+  /// The tokenizer's vocabulary V (token ids the model accepts and scores: [0, V)).
+  virtual std::int64_t vocab_size() const = 0;
   /// The longest token sequence the model takes (max_position_embeddings).
   virtual std::int64_t max_sequence_length() const = 0;
   /// Parameters of the whole model (every rank's shards, tied weights once).

@@ -24,9 +24,10 @@ struct ModelFamily {
   std::string name;         ///< registry key, e.g. "gpt"
   std::string description;  ///< one line for listings and errors
   /// Builds this rank's model from the family's config JSON and allocates its parameters on
-  /// ctx.device (ctx.allocator required). Throws ConfigError for an invalid config.
+  /// ctx.device (ctx.allocator required), freezing those `trainable` (when set) returns false for.
+  /// Throws ConfigError for an invalid config.
   std::function<std::unique_ptr<Model>(const nlohmann::json& config, const ops::OpContext& ctx,
-                                       const parallel::ParallelContext& parallel)>
+                                       const parallel::ParallelContext& parallel, const ParameterPredicate& trainable)>
       build;
 };
 
@@ -43,9 +44,10 @@ class ModelFamilyRegistry {
   /// Registered names in registration order.
   std::vector<std::string> names() const;
 
-  /// get(family).build(config, ctx, parallel).
+  /// get(family).build(config, ctx, parallel, trainable).
   std::unique_ptr<Model> build(std::string_view family, const nlohmann::json& config, const ops::OpContext& ctx,
-                               const parallel::ParallelContext& parallel = {}) const;
+                               const parallel::ParallelContext& parallel = {},
+                               const ParameterPredicate& trainable = {}) const;
 
  private:
   std::vector<ModelFamily> families_;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "bignlp/model/gpt.h"
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/checkpoint/metadata.h"
 #include "bignlp/checkpoint/reshard.h"
@@ -31,8 +32,8 @@ struct Fixture {
   nlohmann::json expected = nlohmann::json::parse(read_file(kFixtures / "expected.json"));
   std::vector<std::int32_t> tokens = expected["eval_batch"]["tokens"].get<std::vector<std::int32_t>>();
   std::vector<std::int32_t> labels = expected["eval_batch"]["labels"].get<std::vector<std::int32_t>>();
-  model::GptBatch batch() {
-    model::GptBatch b;
+  model::Batch batch() {
+    model::Batch b;
     b.tokens = TensorView(tokens.data(), DType::kI32, Shape{2, 8});
     b.labels = TensorView(labels.data(), DType::kI32, Shape{2, 8});
     return b;
@@ -60,9 +61,9 @@ TEST(FormatV1Test, MetadataReadsWithTheDefaultsOfVersionOne) {
   EXPECT_EQ(s.optimizer_steps, 3);
   EXPECT_TRUE(s.has_optimizer_state);
   EXPECT_EQ(s.tokenizer.at("type"), "GPT2BPETokenizer");
-  EXPECT_EQ(s.model.num_layers, 2);
-  EXPECT_EQ(s.model.hidden_size, 16);
-  EXPECT_EQ(s.model.padded_vocab_size(), 56);
+  EXPECT_EQ(s.model.get<model::GptConfig>().num_layers, 2);
+  EXPECT_EQ(s.model.get<model::GptConfig>().hidden_size, 16);
+  EXPECT_EQ(s.model.get<model::GptConfig>().padded_vocab_size(), 56);
   const CheckpointState wide = read_checkpoint_metadata(kFixtures / "gpt_tp2_pp2");
   EXPECT_EQ(wide.tp_size, 2);
   EXPECT_EQ(wide.pp_size, 2);
@@ -71,7 +72,7 @@ TEST(FormatV1Test, MetadataReadsWithTheDefaultsOfVersionOne) {
 TEST(FormatV1Test, TheLoadedModelComputesTheRecordedValues) {
   Fixture f;
   Cpu cpu;
-  auto gpt = load_gpt_from_checkpoint(kFixtures / "gpt_tp1_pp1", cpu.ctx);
+  auto gpt = load_model_from_checkpoint(kFixtures / "gpt_tp1_pp1", cpu.ctx);
   for (const auto& p : gpt->parameters().params()) {
     ASSERT_TRUE(f.expected["param_fnv1a64"].contains(p.name)) << p.name;
     EXPECT_EQ(hash_hex(p.value), f.expected["param_fnv1a64"][p.name].get<std::string>()) << p.name;
@@ -84,7 +85,7 @@ TEST(FormatV1Test, TheLoadedModelComputesTheRecordedValues) {
   ASSERT_EQ(scores.logprob.size(), logprob.size());
   for (std::size_t i = 0; i < logprob.size(); ++i) EXPECT_NEAR(scores.logprob[i], logprob[i], 1e-5) << i;
   // The comparison can tell weights apart: the same model freshly initialised scores otherwise.
-  model::GptModel fresh(gpt->config(), cpu.ctx);
+  model::GptModel fresh(gpt->config_json().get<model::GptConfig>(), cpu.ctx);
   fresh.initialize(1234);
   EXPECT_GT(std::abs(fresh.evaluate(f.batch()) - loss), 1e-3);
 }
@@ -117,7 +118,7 @@ TEST(FormatV1Test, ReshardingReproducesTheRecordedLayouts) {
   const CheckpointState s = read_checkpoint_metadata(dir.path() / "tp1_pp1");
   EXPECT_EQ(s.format_version, kFormatVersion);
   EXPECT_EQ(s.optimizer_steps, 3);
-  EXPECT_EQ(s.model.padded_vocab_size(), 56);
+  EXPECT_EQ(s.model.get<model::GptConfig>().padded_vocab_size(), 56);
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "bignlp/core/error.h"
-#include "bignlp/data/vocab_padding.h"
+#include "bignlp/sizing/vocab.h"
 
 namespace bignlp::checkpoint {
 namespace {
@@ -63,10 +63,10 @@ TEST(PartitionTest, ConcatenatingEveryShardRestoresTheTensor) {
 
 TEST(PartitionTest, VocabularyRowsAreCutOrZeroFilled) {
   // V = 51, divisible by 8: 56 rows at TP 1, 64 at TP 2 (and 4), 96 at TP 12.
-  EXPECT_EQ(data::padded_vocab_size(51, 8, 1), 56);
-  EXPECT_EQ(data::padded_vocab_size(51, 8, 2), 64);
-  EXPECT_EQ(data::padded_vocab_size(51, 8, 4), 64);
-  EXPECT_EQ(data::padded_vocab_size(51, 8, 12), 96);
+  EXPECT_EQ(sizing::padded_vocab_size(51, 8, 1), 56);
+  EXPECT_EQ(sizing::padded_vocab_size(51, 8, 2), 64);
+  EXPECT_EQ(sizing::padded_vocab_size(51, 8, 4), 64);
+  EXPECT_EQ(sizing::padded_vocab_size(51, 8, 12), 96);
   std::vector<float> narrow = iota(56 * 2), wide(64 * 2, -1.0f), again(56 * 2, -1.0f);
   repad_vocab_rows(view(narrow, Shape{56, 2}), view(wide, Shape{64, 2}));
   for (std::size_t i = 0; i < wide.size(); ++i) EXPECT_EQ(wide[i], i < 112 ? static_cast<float>(i) : 0.0f) << i;

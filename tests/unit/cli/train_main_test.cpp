@@ -201,7 +201,7 @@ TEST_F(TrainMainTest, TrainsLogsCheckpointsAndResumesWithOverrides) {
   auto latest = checkpoint::find_latest_checkpoint(results / "checkpoints");
   ASSERT_TRUE(latest);
   EXPECT_EQ(checkpoint::read_checkpoint_metadata(*latest).global_step, 8);
-  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*latest).model.vocab_size, 257);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*latest).model.at("vocab_size"), 257);
   {
     // The metadata carries the complete model: section of the stage config, resolved.
     const checkpoint::CheckpointState meta = checkpoint::read_checkpoint_metadata(*latest);
@@ -297,7 +297,7 @@ TEST_F(TrainMainTest, SigkillAtAnyMomentNeverLeavesABrokenCheckpoint) {
       if (e.path().filename().string().rfind(".tmp-", 0) == 0) ++kills_leaving_a_temporary;
     for (const auto& ck : checkpoint::list_checkpoints(ckdir)) {
       try {
-        EXPECT_NE(checkpoint::load_gpt_from_checkpoint(ck, ctx), nullptr);
+        EXPECT_NE(checkpoint::load_model_from_checkpoint(ck, ctx), nullptr);
       } catch (const std::exception& e) {
         ADD_FAILURE() << "round " << round << ": " << ck << " does not load: " << e.what();
       }

@@ -1,6 +1,7 @@
 // Log-likelihood scoring: a tiny random Hugging Face GPT-2 (written by tests/python/hf_gpt2_reference.py)
 // imported with bignlp-convert and scored with bignlp-evaluate gives PyTorch's log-probabilities;
 // batching does not change results; bad request files fail with file:line.
+#include "bignlp/model/gpt.h"
 #include "bignlp/eval/loglikelihood.h"
 
 #include <fmt/format.h>
