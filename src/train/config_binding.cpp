@@ -283,16 +283,17 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
     throw ConfigError(fmt::format("{}: {} differs from model.encoder_seq_length {}", cfg.full_path("model.data.seq_length"),
                                   data_seq, m.seq_length));
 
-  // results/hparams.yaml: the model section, as NeMo's logger writes it.
+  cfg.sub("trainer").check_all_used("training");
+  cfg.sub("exp_manager").check_all_used("training");
+  cfg.sub("model").check_all_used("training");
+
+  // results/hparams.yaml and the checkpoints' model_config: the model section, as NeMo's logger
+  // writes it. Read after the audit above (reading a section marks all of it used).
   config::ConfigNode hp = config::ConfigNode::dict();
   const config::ConfigNode model_section = cfg.node("model");
   hp.set("cfg", model_section);
   c.hparams_yaml = config::to_yaml(hp);
   c.model_config = to_json_value(model_section);
-
-  cfg.sub("trainer").check_all_used("training");
-  cfg.sub("exp_manager").check_all_used("training");
-  cfg.sub("model").check_all_used("training");
   try {
     c.validate();
   } catch (const ConfigError& e) {

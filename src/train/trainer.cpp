@@ -372,7 +372,7 @@ void Trainer::log_step(State& s, const StepResult& step, std::optional<double> v
 }
 
 TrainResult Trainer::fit() {
-  config_.validate();
+  config_.validate(/*needs_data=*/!parts_.train_batches && !datasets_);
   const auto fit_start = Clock::now();
   const TrainingConfig& c = config_;
   TrainResult result;

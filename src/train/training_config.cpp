@@ -17,7 +17,7 @@ std::int64_t TrainingConfig::num_micro_batches() const {
   return per_step > 0 ? global_batch_size / per_step : 0;
 }
 
-void TrainingConfig::validate() const {
+void TrainingConfig::validate(bool needs_data) const {
   model.validate();
   if (micro_batch_size <= 0)
     throw ConfigError(fmt::format("model.micro_batch_size: must be positive, got {}", micro_batch_size));
@@ -60,7 +60,7 @@ void TrainingConfig::validate() const {
     throw ConfigError(fmt::format("trainer.log_every_n_steps: must be positive, got {}", log_every_n_steps));
   if (gradient_clip_val < 0.0)
     throw ConfigError(fmt::format("trainer.gradient_clip_val: must be >= 0, got {}", gradient_clip_val));
-  if (data.data_prefix.empty())
+  if (needs_data && data.data_prefix.empty())
     throw ConfigError("model.data.data_prefix: no training data given; set it to a dataset prefix (path without "
                       ".bin/.idx) or a list [weight, prefix, ...]");
   if ((data.eod_mask_loss || data.reset_position_ids) && data.eod_token < 0)

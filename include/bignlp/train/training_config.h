@@ -87,7 +87,8 @@ struct TrainingConfig {
   /// global_batch_size / (micro_batch_size * data-parallel size).
   std::int64_t num_micro_batches() const;
   /// Throws ConfigError naming the keys (batch divisibility, parallel sizes, data prefix, ...).
-  void validate() const;
+  /// needs_data false: the batches come from elsewhere (TrainerParts), model.data may be empty.
+  void validate(bool needs_data = true) const;
 };
 
 /// "DD:HH:MM:SS" (also "HH:MM:SS", or a number of seconds) -> seconds; throws ConfigError.

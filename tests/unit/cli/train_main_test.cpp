@@ -327,7 +327,8 @@ TEST_F(TrainMainTest, ConfigErrorsNameFileLineAndKey) {
   o = run(cfg_args() + " +model.unexpected_knob=3");
   record(o);
   EXPECT_EQ(o.status, 1);
-  EXPECT_NE(o.text.find("unexpected_knob"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("unknown key in training"), std::string::npos) << o.text;
+  EXPECT_NE(o.text.find("model.unexpected_knob"), std::string::npos) << o.text;
   o = run(cfg_args() + " +model.activations_checkpoint_layers_per_pipeline=2");
   record(o);
   EXPECT_EQ(o.status, 1);

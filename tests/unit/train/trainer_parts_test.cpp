@@ -97,7 +97,7 @@ TEST(TrainerParts, TrainsAFamilyTheTrainerDoesNotKnow) {
   std::fclose(out);
   EXPECT_EQ(built_family, "toy-llama");
   ASSERT_EQ(r.train_losses.size(), 12u);
-  EXPECT_LT(r.train_losses.back(), 0.7 * r.train_losses.front())
+  EXPECT_LT(r.train_losses.back(), 0.8 * r.train_losses.front())
       << "first " << r.train_losses.front() << " last " << r.train_losses.back();
   EXPECT_EQ(evaluated_at, (std::vector<std::int64_t>{6, 12}));
   ASSERT_EQ(r.val_losses.size(), 2u);
