@@ -336,8 +336,8 @@ TEST_F(GpuPrograms, CheckpointsMoveBetweenTheGpuAndTheCpu) {
   {
     const ops::DeviceRuntime cpu_rt(Device::cpu(), {});
     const ops::DeviceRuntime gpu_rt(Device::cuda(0), process_environment());
-    auto on_cpu = checkpoint::load_gpt_from_checkpoint(*saved, cpu_rt.context());
-    auto on_gpu = checkpoint::load_gpt_from_checkpoint(*saved, gpu_rt.context());
+    auto on_cpu = checkpoint::load_model_from_checkpoint(*saved, cpu_rt.context());
+    auto on_gpu = checkpoint::load_model_from_checkpoint(*saved, gpu_rt.context());
     auto& pc = on_cpu->parameters().params();
     auto& pg = on_gpu->parameters().params();
     ASSERT_EQ(pc.size(), pg.size());
