@@ -103,7 +103,7 @@ bignlp::worker::WorkerOptions worker_options(const TrainArgs& args, const bignlp
   o.rendezvous_root = tc.exp_manager.explicit_log_dir;
   o.master_port = master_port.value_or(0);
   o.expected_world = bignlp::worker::ExpectedWorld{tc.num_nodes, tc.devices};
-  o.tensor_model_parallel_size = tc.tensor_model_parallel_size;
+  o.tensor_model_parallel_size = tc.tensor_model_parallel_size();
   o.pipeline_model_parallel_size = tc.pipeline_model_parallel_size;
   return o;
 }

@@ -83,10 +83,8 @@ nlohmann::json to_json_value(const config::ConfigNode& n) {
   return nullptr;
 }
 
-}  // namespace
-
-TrainingConfig bind_training_config(const ConfigView& cfg) {
-  TrainingConfig c;
+/// Keys bignlp reads elsewhere or deliberately ignores, and settings it refuses.
+void bind_unsupported(const ConfigView& cfg) {
   for (const char* key : kIgnoredKeys) cfg.mark_used(key);
   // Megatron's lighter checkpointing of the micro-batches in flight under pipeline parallelism is
   // not built: every micro-batch follows activations_checkpoint_method / _num_layers. Only null.
@@ -100,8 +98,10 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
     }
   }
   if (cfg.has("run")) cfg.mark_used("run");
+}
 
-  // trainer.*
+/// trainer.*
+void bind_trainer(const ConfigView& cfg, TrainingConfig& c) {
   c.num_nodes = cfg.get_or<int>("trainer.num_nodes", 1);
   {
     const std::string key = "trainer.accelerator";
@@ -142,8 +142,10 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   c.gradient_clip_val = cfg.get_or<double>("trainer.gradient_clip_val", 0.0);
   require_off<int>(cfg, "trainer.accumulate_grad_batches", 1,
                    "gradient accumulation comes from model.global_batch_size / model.micro_batch_size");
+}
 
-  // exp_manager.*
+/// exp_manager.*
+void bind_exp_manager(const ConfigView& cfg, TrainingConfig& c) {
   auto& em = c.exp_manager;
   em.explicit_log_dir = cfg.get<std::string>("exp_manager.explicit_log_dir");
   em.resume_if_exists = cfg.get_or<bool>("exp_manager.resume_if_exists", true);
@@ -156,14 +158,15 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   em.mode = cfg.get_or<std::string>("exp_manager.checkpoint_callback_params.mode", "min");
   em.save_top_k = cfg.get_or<int>("exp_manager.checkpoint_callback_params.save_top_k", 10);
   em.filename = cfg.get_or<std::string>("exp_manager.checkpoint_callback_params.filename", em.filename);
+}
 
-  // model.*
+/// model.*: batch sizes, parallel layout, the GPT architecture, seed and loss scaling.
+void bind_model(const ConfigView& cfg, TrainingConfig& c) {
   auto& m = c.model;
   c.micro_batch_size = cfg.get<std::int64_t>("model.micro_batch_size");
   c.global_batch_size = cfg.get<std::int64_t>("model.global_batch_size");
-  c.tensor_model_parallel_size = cfg.get_or<int>("model.tensor_model_parallel_size", 1);
+  m.tensor_model_parallel_size = cfg.get_or<int>("model.tensor_model_parallel_size", 1);
   c.pipeline_model_parallel_size = cfg.get_or<int>("model.pipeline_model_parallel_size", 1);
-  m.tensor_model_parallel_size = c.tensor_model_parallel_size;
   c.virtual_pipeline_model_parallel_size =
       cfg.find<int>("model.virtual_pipeline_model_parallel_size").value_or(1);  // null: no interleaving
   c.sequence_parallel = cfg.get_or<bool>("model.sequence_parallel", false);
@@ -218,8 +221,12 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   c.loss_scaler.init_scale = cfg.get_or<double>("model.native_amp_init_scale", 4294967296.0);
   c.loss_scaler.growth_interval = cfg.get_or<std::int64_t>("model.native_amp_growth_interval", 1000);
   c.loss_scaler.hysteresis = cfg.get_or<int>("model.hysteresis", 2);
+}
 
-  // model.tokenizer.*
+/// model.tokenizer.*: recorded for checkpoints and loaded for the vocabulary size; returns the
+/// end-of-document id (-1 when the tokenizer has none).
+std::int64_t bind_tokenizer(const ConfigView& cfg, TrainingConfig& c) {
+  auto& m = c.model;
   for (const char* k : {"library", "type", "vocab_file", "merge_file", "model"})
     if (auto v = cfg.find<std::string>(std::string("model.tokenizer.") + k)) c.tokenizer[k] = *v;
   data::TokenizerSpec spec;
@@ -231,8 +238,11 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   const std::unique_ptr<data::Tokenizer> tokenizer = data::load_tokenizer(spec);
   m.vocab_size = tokenizer->vocab_size();
   const std::int64_t eod = tokenizer->special_tokens().eod ? *tokenizer->special_tokens().eod : -1;
+  return eod;
+}
 
-  // model.optim.*
+/// model.optim.* and the data-parallel gradient buckets.
+void bind_optimizer(const ConfigView& cfg, TrainingConfig& c) {
   c.optim.name = cfg.get<std::string>("model.optim.name");
   // Data-parallel gradient buckets: the distributed optimizer's bucket_cap_mb, else NeMo's
   // all-reduce chunk size.
@@ -259,8 +269,10 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   } else {
     c.sched.name = "";
   }
+}
 
-  // model.data.*
+/// model.data.*
+void bind_data(const ConfigView& cfg, TrainingConfig& c, std::int64_t eod) {
   {
     const std::string key = "model.data.data_prefix";
     const config::ConfigNode n = cfg.get_or<config::ConfigNode>(key, config::ConfigNode::list());
@@ -278,10 +290,23 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   c.data.reset_position_ids = cfg.get_or<bool>("model.data.reset_position_ids", false);
   c.data.eod_mask_loss = cfg.get_or<bool>("model.data.eod_mask_loss", false);
   c.data.eod_token = eod;
-  const std::int64_t data_seq = cfg.get_or<std::int64_t>("model.data.seq_length", m.seq_length);
-  if (data_seq != m.seq_length)
+  const std::int64_t data_seq = cfg.get_or<std::int64_t>("model.data.seq_length", c.model.seq_length);
+  if (data_seq != c.model.seq_length)
     throw ConfigError(fmt::format("{}: {} differs from model.encoder_seq_length {}", cfg.full_path("model.data.seq_length"),
-                                  data_seq, m.seq_length));
+                                  data_seq, c.model.seq_length));
+}
+
+}  // namespace
+
+TrainingConfig bind_training_config(const ConfigView& cfg) {
+  TrainingConfig c;
+  bind_unsupported(cfg);
+  bind_trainer(cfg, c);
+  bind_exp_manager(cfg, c);
+  bind_model(cfg, c);
+  const std::int64_t eod = bind_tokenizer(cfg, c);
+  bind_optimizer(cfg, c);
+  bind_data(cfg, c, eod);
 
   cfg.sub("trainer").check_all_used("training");
   cfg.sub("exp_manager").check_all_used("training");

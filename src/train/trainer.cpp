@@ -152,7 +152,7 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
   st.family = std::string(model_->family());
   st.model = model_->config_json();
   st.tokenizer = config_.tokenizer;
-  st.tp_size = config_.tensor_model_parallel_size;
+  st.tp_size = config_.tensor_model_parallel_size();
   st.pp_size = config_.pipeline_model_parallel_size;
   st.virtual_pp_size = config_.virtual_pipeline_model_parallel_size;
   st.model_config = config_.model_config;
@@ -236,10 +236,10 @@ void Trainer::build_model(State& s) {
   parallel_.options.sequence_parallel = c.sequence_parallel && parallel_.tp != nullptr;
   parallel_.options.virtual_pipeline_size = c.virtual_pipeline_model_parallel_size;
   if (parallel_.options.sequence_parallel) parallel_.options.async_tp_allreduce = false;
-  BIGNLP_CHECK(parallel_.grid.world_size() == c.world_size() && parallel_.tp_size() == c.tensor_model_parallel_size &&
+  BIGNLP_CHECK(parallel_.grid.world_size() == c.world_size() && parallel_.tp_size() == c.tensor_model_parallel_size() &&
                    parallel_.pp_size() == c.pipeline_model_parallel_size,
                "the parallel context ({} ranks, {}) does not match the config ({} ranks, TP {} PP {})",
-               parallel_.grid.world_size(), parallel_.grid.to_string(), c.world_size(), c.tensor_model_parallel_size,
+               parallel_.grid.world_size(), parallel_.grid.to_string(), c.world_size(), c.tensor_model_parallel_size(),
                c.pipeline_model_parallel_size);
   const bool distributed_optimizer = c.optim.name == "distributed_fused_adam" && parallel_.dp != nullptr;
   const auto bucket = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.grad_bucket_mb * 1024 * 1024 / 4));

@@ -8,7 +8,7 @@
 namespace bignlp::train {
 
 int TrainingConfig::data_parallel_size() const {
-  const int mp = tensor_model_parallel_size * pipeline_model_parallel_size;
+  const int mp = tensor_model_parallel_size() * pipeline_model_parallel_size;
   return mp > 0 ? world_size() / mp : 0;
 }
 
@@ -23,7 +23,7 @@ void TrainingConfig::validate(bool needs_data) const {
     throw ConfigError(fmt::format("model.micro_batch_size: must be positive, got {}", micro_batch_size));
   if (global_batch_size <= 0)
     throw ConfigError(fmt::format("model.global_batch_size: must be positive, got {}", global_batch_size));
-  const int mp = tensor_model_parallel_size * pipeline_model_parallel_size;
+  const int mp = tensor_model_parallel_size() * pipeline_model_parallel_size;
   if (mp <= 0 || world_size() % mp != 0)
     throw ConfigError(fmt::format(
         "model.tensor_model_parallel_size x model.pipeline_model_parallel_size = {} does not divide the {} ranks "
@@ -47,10 +47,10 @@ void TrainingConfig::validate(bool needs_data) const {
         "global_batch_size / (micro_batch_size x data-parallel size)) to be a multiple of "
         "model.pipeline_model_parallel_size ({})",
         num_micro_batches(), pipeline_model_parallel_size));
-  if (sequence_parallel && tensor_model_parallel_size > 1 && model.seq_length % tensor_model_parallel_size != 0)
+  if (sequence_parallel && tensor_model_parallel_size() > 1 && model.seq_length % tensor_model_parallel_size() != 0)
     throw ConfigError(fmt::format("model.sequence_parallel: encoder_seq_length {} is not divisible by "
                                   "model.tensor_model_parallel_size {}",
-                                  model.seq_length, tensor_model_parallel_size));
+                                  model.seq_length, tensor_model_parallel_size()));
   if (grad_bucket_mb <= 0.0)
     throw ConfigError(fmt::format("model.grad_allreduce_chunk_size_mb: must be positive, got {}", grad_bucket_mb));
   if (max_steps <= 0) throw ConfigError(fmt::format("trainer.max_steps: must be positive, got {}", max_steps));

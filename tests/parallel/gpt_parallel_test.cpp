@@ -84,7 +84,6 @@ TrainingConfig config_for(const Layout& l, const fs::path& results, const fs::pa
   c.model.activations_checkpoint.granularity = l.recompute;
   c.model.activations_checkpoint.method = model::CheckpointMethod::kUniform;
   c.model.activations_checkpoint.num_layers = 1;
-  c.tensor_model_parallel_size = l.tp;
   c.pipeline_model_parallel_size = l.pp;
   c.virtual_pipeline_model_parallel_size = l.vp;
   c.sequence_parallel = l.sp;

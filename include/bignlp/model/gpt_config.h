@@ -51,7 +51,9 @@ struct GptConfig {
   ops::GeluApprox activation = ops::GeluApprox::kTanh;
   Precision precision = Precision::kFp32;
   ActivationCheckpointing activations_checkpoint;
-  int tensor_model_parallel_size = 1;             ///< only for vocabulary padding here
+  /// model.tensor_model_parallel_size: pads the vocabulary; the model checks its parallel context
+  /// has this many TP ranks (the training config reads it from here).
+  int tensor_model_parallel_size = 1;
 
   /// Vp: the smallest multiple of make_vocab_size_divisible_by * TP >= V (50257 -> 50304 at TP 1).
   std::int64_t padded_vocab_size() const;

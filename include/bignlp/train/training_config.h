@@ -58,7 +58,6 @@ struct TrainingConfig {
   double gradient_clip_val = 0.0;          ///< 0: no clipping
   int num_nodes = 1;
   int devices = 1;
-  int tensor_model_parallel_size = 1;
   int pipeline_model_parallel_size = 1;
   int virtual_pipeline_model_parallel_size = 1;  ///< model.virtual_pipeline_model_parallel_size (null: 1)
   bool sequence_parallel = false;          ///< model.sequence_parallel (ignored at TP 1, as NeMo)
@@ -83,6 +82,8 @@ struct TrainingConfig {
   int cpu_threads = 0;                     ///< OpenMP threads of the CPU ops (0: default; the program's OpContext uses it)
 
   int world_size() const { return num_nodes * devices; }
+  /// model.tensor_model_parallel_size, kept once: in the model's config (it pads the vocabulary).
+  int tensor_model_parallel_size() const { return model.tensor_model_parallel_size; }
   int data_parallel_size() const;
   /// global_batch_size / (micro_batch_size * data-parallel size).
   std::int64_t num_micro_batches() const;
