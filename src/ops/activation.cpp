@@ -24,29 +24,13 @@ void check_gated_operand(const OpContext& ctx, std::string_view op, std::string_
 }  // namespace
 
 void activation_forward(const OpContext& ctx, const TensorView& x, const TensorView& y, Activation act) {
-  constexpr std::string_view op = "activation_forward";
-  check_on_device(ctx, op, "x", x);
-  check_on_device(ctx, op, "y", y);
-  check_float(op, "x", x);
-  check_dtype(op, "y", y, {x.dtype()});
-  check_shape(op, "y", y, x.shape());
-  check_contiguous(op, "x", x);
-  check_contiguous(op, "y", y);
+  check_elementwise(ctx, "activation_forward", x, y);
   BIGNLP_OPS_DISPATCH(BIGNLP_OPS_CUDA_ACTIVATION, activation_forward, ctx, x, y, act);
 }
 
 void activation_backward(const OpContext& ctx, const TensorView& x, const TensorView& dy, const TensorView& dx,
                          Activation act) {
-  constexpr std::string_view op = "activation_backward";
-  check_on_device(ctx, op, "x", x);
-  check_on_device(ctx, op, "dy", dy);
-  check_on_device(ctx, op, "dx", dx);
-  check_float(op, "x", x);
-  check_dtype(op, "dy", dy, {x.dtype()});
-  check_dtype(op, "dx", dx, {x.dtype()});
-  check_shape(op, "dy", dy, x.shape());
-  check_shape(op, "dx", dx, x.shape());
-  for (const auto* t : {&x, &dy, &dx}) check_contiguous(op, "x/dy/dx", *t);
+  check_elementwise_backward(ctx, "activation_backward", x, dy, dx);
   BIGNLP_OPS_DISPATCH(BIGNLP_OPS_CUDA_ACTIVATION, activation_backward, ctx, x, dy, dx, act);
 }
 

@@ -39,6 +39,15 @@ void check_shape(std::string_view op, std::string_view name, const TensorView& t
 void check_contiguous(std::string_view op, std::string_view name, const TensorView& t);
 /// `t` has rank `rank`.
 void check_rank(std::string_view op, std::string_view name, const TensorView& t, int rank);
+/// An elementwise map y = f(x): both on ctx.device, contiguous, x float, y of x's dtype and shape.
+void check_elementwise(const OpContext& ctx, std::string_view op, const TensorView& x, const TensorView& y);
+/// A row normalization's backward: x, dy, dx (N, C) contiguous of x's float dtype, weight (C) of
+/// x's dtype, dweight (C) fp32, all on ctx.device.
+void check_norm_backward(const OpContext& ctx, std::string_view op, const TensorView& x, const TensorView& weight,
+                         const TensorView& dy, const TensorView& dx, const TensorView& dweight);
+/// Its backward dx = f'(x) * dy: x, dy, dx on ctx.device, contiguous, of x's (float) dtype and shape.
+void check_elementwise_backward(const OpContext& ctx, std::string_view op, const TensorView& x, const TensorView& dy,
+                                const TensorView& dx);
 
 }  // namespace detail
 }  // namespace bignlp::ops

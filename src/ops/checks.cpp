@@ -52,4 +52,48 @@ void check_rank(std::string_view op, std::string_view name, const TensorView& t,
     throw RuntimeError(fmt::format("{}: tensor '{}' must have rank {}, got {}", op, name, rank, t.to_string()));
 }
 
+void check_elementwise(const OpContext& ctx, std::string_view op, const TensorView& x, const TensorView& y) {
+  check_on_device(ctx, op, "x", x);
+  check_on_device(ctx, op, "y", y);
+  check_float(op, "x", x);
+  check_dtype(op, "y", y, {x.dtype()});
+  check_shape(op, "y", y, x.shape());
+  check_contiguous(op, "x", x);
+  check_contiguous(op, "y", y);
+}
+
+void check_norm_backward(const OpContext& ctx, std::string_view op, const TensorView& x, const TensorView& weight,
+                         const TensorView& dy, const TensorView& dx, const TensorView& dweight) {
+  check_on_device(ctx, op, "x", x);
+  check_on_device(ctx, op, "weight", weight);
+  check_on_device(ctx, op, "dy", dy);
+  check_on_device(ctx, op, "dx", dx);
+  check_on_device(ctx, op, "dweight", dweight);
+  check_rank(op, "x", x, 2);
+  check_float(op, "x", x);
+  for (const auto* t : {&x, &dy, &dx}) check_contiguous(op, "x/dy/dx", *t);
+  check_dtype(op, "weight", weight, {x.dtype()});
+  check_dtype(op, "dy", dy, {x.dtype()});
+  check_dtype(op, "dx", dx, {x.dtype()});
+  check_shape(op, "dy", dy, x.shape());
+  check_shape(op, "dx", dx, x.shape());
+  const Shape vec{x.size(1)};
+  check_shape(op, "weight", weight, vec);
+  check_shape(op, "dweight", dweight, vec);
+  check_dtype(op, "dweight", dweight, {DType::kF32});
+}
+
+void check_elementwise_backward(const OpContext& ctx, std::string_view op, const TensorView& x, const TensorView& dy,
+                                const TensorView& dx) {
+  check_on_device(ctx, op, "x", x);
+  check_on_device(ctx, op, "dy", dy);
+  check_on_device(ctx, op, "dx", dx);
+  check_float(op, "x", x);
+  check_dtype(op, "dy", dy, {x.dtype()});
+  check_dtype(op, "dx", dx, {x.dtype()});
+  check_shape(op, "dy", dy, x.shape());
+  check_shape(op, "dx", dx, x.shape());
+  for (const auto* t : {&x, &dy, &dx}) check_contiguous(op, "x/dy/dx", *t);
+}
+
 }  // namespace bignlp::ops::detail

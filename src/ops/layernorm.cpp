@@ -52,23 +52,8 @@ void layernorm_backward(const OpContext& ctx, const TensorView& x, const TensorV
                         const TensorView& rstd, const TensorView& dy, const TensorView& dx, const TensorView& dweight,
                         const TensorView& dbias, bool accumulate_dx) {
   constexpr std::string_view op = "layernorm_backward";
-  check_on_device(ctx, op, "x", x);
-  check_on_device(ctx, op, "weight", weight);
-  check_on_device(ctx, op, "dy", dy);
-  check_on_device(ctx, op, "dx", dx);
-  check_on_device(ctx, op, "dweight", dweight);
-  check_rank(op, "x", x, 2);
-  check_float(op, "x", x);
-  for (const auto* t : {&x, &dy, &dx}) check_contiguous(op, "x/dy/dx", *t);
-  check_dtype(op, "weight", weight, {x.dtype()});
-  check_dtype(op, "dy", dy, {x.dtype()});
-  check_dtype(op, "dx", dx, {x.dtype()});
-  check_shape(op, "dy", dy, x.shape());
-  check_shape(op, "dx", dx, x.shape());
+  check_norm_backward(ctx, op, x, weight, dy, dx, dweight);
   const Shape vec{x.size(1)};
-  check_shape(op, "weight", weight, vec);
-  check_shape(op, "dweight", dweight, vec);
-  check_dtype(op, "dweight", dweight, {DType::kF32});
   if (dbias.defined()) {  // empty: LayerNorm without bias
     check_on_device(ctx, op, "dbias", dbias);
     check_shape(op, "dbias", dbias, vec);

@@ -40,23 +40,7 @@ void rmsnorm_forward(const OpContext& ctx, const TensorView& x, const TensorView
 void rmsnorm_backward(const OpContext& ctx, const TensorView& x, const TensorView& weight, const TensorView& rstd,
                       const TensorView& dy, const TensorView& dx, const TensorView& dweight, bool accumulate_dx) {
   constexpr std::string_view op = "rmsnorm_backward";
-  check_on_device(ctx, op, "x", x);
-  check_on_device(ctx, op, "weight", weight);
-  check_on_device(ctx, op, "dy", dy);
-  check_on_device(ctx, op, "dx", dx);
-  check_on_device(ctx, op, "dweight", dweight);
-  check_rank(op, "x", x, 2);
-  check_float(op, "x", x);
-  for (const auto* t : {&x, &dy, &dx}) check_contiguous(op, "x/dy/dx", *t);
-  check_dtype(op, "weight", weight, {x.dtype()});
-  check_dtype(op, "dy", dy, {x.dtype()});
-  check_dtype(op, "dx", dx, {x.dtype()});
-  check_shape(op, "dy", dy, x.shape());
-  check_shape(op, "dx", dx, x.shape());
-  const Shape vec{x.size(1)};
-  check_shape(op, "weight", weight, vec);
-  check_shape(op, "dweight", dweight, vec);
-  check_dtype(op, "dweight", dweight, {DType::kF32});
+  check_norm_backward(ctx, op, x, weight, dy, dx, dweight);
   check_rstd(ctx, op, rstd, x.size(0));
   BIGNLP_OPS_DISPATCH(BIGNLP_OPS_CUDA_RMSNORM, rmsnorm_backward, ctx, x, weight, rstd, dy, dx, dweight, accumulate_dx);
 }

@@ -1,32 +1,22 @@
-// CPU GeLU, both forms, with analytic derivatives (formulas in gelu_math.h).
+// CPU GeLU, both forms: the plain activation op's GeLU kinds (formulas in gelu_math.h).
 #include "../backend.h"
-#include "cpu_common.h"
-#include "gelu_math.h"
 
 namespace bignlp::ops::cpu {
+namespace {
+
+Activation activation_of(GeluApprox approx) {
+  return approx == GeluApprox::kTanh ? Activation::kGeluTanh : Activation::kGeluErf;
+}
+
+}  // namespace
 
 void gelu_forward(const OpContext& ctx, const TensorView& x, const TensorView& y, GeluApprox approx) {
-  dispatch_float(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* xp = static_cast<const T*>(x.raw());
-    T* yp = static_cast<T*>(y.raw());
-    parallel_chunks(ctx, x.numel(), 1 << 14, [&](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) yp[i] = from_f<T>(gelu_value(to_f(xp[i]), approx));
-    });
-  });
+  cpu::activation_forward(ctx, x, y, activation_of(approx));
 }
 
 void gelu_backward(const OpContext& ctx, const TensorView& x, const TensorView& dy, const TensorView& dx,
                    GeluApprox approx) {
-  dispatch_float(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const T* xp = static_cast<const T*>(x.raw());
-    const T* gp = static_cast<const T*>(dy.raw());
-    T* dxp = static_cast<T*>(dx.raw());
-    parallel_chunks(ctx, x.numel(), 1 << 14, [&](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) dxp[i] = from_f<T>(gelu_derivative(to_f(xp[i]), approx) * to_f(gp[i]));
-    });
-  });
+  cpu::activation_backward(ctx, x, dy, dx, activation_of(approx));
 }
 
 }  // namespace bignlp::ops::cpu
