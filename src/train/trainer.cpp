@@ -276,7 +276,7 @@ void Trainer::resume_or_initialize(State& s, TrainResult& result) {
   std::error_code ec;
   if (fs::is_directory(ckpt_dir, ec))
     for (const auto& e : fs::directory_iterator(ckpt_dir, ec))
-      if (e.is_directory() && starts_with(e.path().filename().string(), ".tmp-")) {
+      if (e.is_directory() && starts_with(e.path().filename().string(), StagedDirectory::kStagingPrefix)) {
         log_.warn("removing the incomplete checkpoint {}", e.path().string());
         fs::remove_all(e.path(), ec);
       }
