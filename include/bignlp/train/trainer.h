@@ -54,7 +54,9 @@ using Evaluator = std::function<std::optional<double>(model::Model& model, std::
 /// The parts a trainer is assembled from; an empty part takes its default from the config: the
 /// model from the family registry (TrainingConfig::model_family and model), the batch sources from
 /// the GPT datasets of model.data, the evaluator as the mean validation loss over
-/// limit_val_batches global batches. The loss is the model family's (model::Model).
+/// limit_val_batches global batches. The loss is the model family's token cross entropy averaged
+/// under the batch's loss_mask (model::Model): an objective that weights or selects tokens
+/// (fine-tuning on answers only, prompt learning) is expressed by its batch source's loss_mask.
 struct TrainerParts {
   ModelFactory model;
   std::shared_ptr<BatchSource> train_batches;
