@@ -1,4 +1,7 @@
-// GptModel: the Megatron GPT (NeMo MegatronGPTModel) forward and backward on one rank.
+// GptModel: the Megatron GPT (NeMo MegatronGPTModel) forward and backward on one rank; the "gpt"
+// family of model::Model (model_family.h). Its blocks come from gpt_block_spec(config); another
+// decoder-only family can reuse the embeddings, stages and head with its own BlockSpec (the
+// family-name constructor).
 //
 //   h0 = dropout(word[ids] + pos[positions])                 (hidden_dropout, stream site 0)
 //   h_{l+1} = TransformerLayer_l(h_l)                        l = 0..L-1
@@ -26,7 +29,7 @@
 //   and made equal to the first stage's by an all-reduce over the embedding group, as Megatron
 //   does); their gradients are all-reduced over that group every step (reduce_model_parallel_grads).
 //   forward_chunk/backward_chunk run one chunk of one micro-batch, taking the activation from the
-//   previous stage and giving the one for the next (parallel::PipelineExecutor drives them).
+//   previous stage and giving the one for the next (model::MicroBatchRunner drives them through parallel::PipelineExecutor).
 #pragma once
 
 #include <cstdint>
