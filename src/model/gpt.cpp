@@ -184,7 +184,8 @@ parallel::ColumnParallelLinear GptModel::output_layer() const {
 }
 
 parallel::LinearWeights GptModel::output_layer_weights() const {
-  return parallel::LinearWeights{output_weights_->value, {}, output_weights_->grad, {}};
+  return parallel::LinearWeights{output_weights_->value, {}, output_weights_->trainable ? output_weights_->grad : TensorView{},
+                                 {}};
 }
 
 parallel::VocabParallelCrossEntropy GptModel::cross_entropy() const {
@@ -416,8 +417,9 @@ void GptModel::backward_chunk(Activations& acts, float grad_scale, const TensorV
       parallel::scatter_to_sp_region_backward(*parallel_.tp, dx, full);
       d_embed = full.view();
     }
-    word_embedding().backward(ctx_, a.ids, d_embed, word_embeddings_->grad);
-    ops::embedding_backward(ctx_, a.positions, d_embed, position_embeddings_->grad);
+    // Frozen tables (prompt learning's base model) get no gradient.
+    if (word_embeddings_->trainable) word_embedding().backward(ctx_, a.ids, d_embed, word_embeddings_->grad);
+    if (position_embeddings_->trainable) ops::embedding_backward(ctx_, a.positions, d_embed, position_embeddings_->grad);
     notify(word_embeddings_);
     notify(position_embeddings_);
   } else {

@@ -45,8 +45,10 @@ Linear::Linear(ParameterStore& store, const LinearSpec& spec)
 }
 
 parallel::LinearWeights Linear::weights() const {
-  return parallel::LinearWeights{weight_->value, bias_ ? bias_->value : TensorView{}, weight_->grad,
-                                 bias_ ? bias_->grad : TensorView{}};
+  // A frozen parameter's gradient is not computed (its grad view is only a scratch).
+  return parallel::LinearWeights{weight_->value, bias_ ? bias_->value : TensorView{},
+                                 weight_->trainable ? weight_->grad : TensorView{},
+                                 bias_ && bias_->trainable ? bias_->grad : TensorView{}};
 }
 
 // The parallel layers at one rank (no TP communicator) are exactly the plain layer, so there is

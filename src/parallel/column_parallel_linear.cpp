@@ -50,7 +50,7 @@ void ColumnParallelLinear::backward(const ops::OpContext& ctx, const LinearWeigh
     }
   }
   // The weight gradient runs while the input-gradient reduction is in flight.
-  ops::gemm(ctx, dy, input, w.weight_grad, ops::GemmParams{true, false, 1.0f, 1.0f});
+  if (w.weight_grad.defined()) ops::gemm(ctx, dy, input, w.weight_grad, ops::GemmParams{true, false, 1.0f, 1.0f});
   if (w.bias_grad.defined()) ops::bias_backward(ctx, dy, w.bias_grad);
   if (pending) pending->wait(tp_->timeout());
 }

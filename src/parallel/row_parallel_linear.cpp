@@ -38,7 +38,7 @@ void RowParallelLinear::backward(const ops::OpContext& ctx, const LinearWeights&
     reduce_scatter_to_sp_region_backward(*tp_, dy, gathered);
     dy_full = gathered.view();
   }
-  ops::gemm(ctx, dy_full, x, w.weight_grad, ops::GemmParams{true, false, 1.0f, 1.0f});
+  if (w.weight_grad.defined()) ops::gemm(ctx, dy_full, x, w.weight_grad, ops::GemmParams{true, false, 1.0f, 1.0f});
   // The bias gradient from all rows (gathered under SP), so it is complete on every TP rank.
   if (w.bias_grad.defined()) ops::bias_backward(ctx, dy_full, w.bias_grad);
   if (dx.defined()) ops::gemm(ctx, dy_full, w.weight, dx, ops::GemmParams{});

@@ -18,9 +18,10 @@
 //                       layout); the compute copy of the other elements comes from the other
 //                       ranks' updates,
 //   scratch (fp32, largest frozen parameter; none without frozen parameters) the `grad` view of
-//                       EVERY frozen parameter: the layers still compute weight gradients and
-//                       write them to p.grad, where they land and are never read (frozen
-//                       parameters alias one scratch, so its contents are meaningless).
+//                       EVERY frozen parameter. The linear layers, the output layer and the
+//                       embeddings skip the gradient work of frozen weights; the norms still write
+//                       theirs here, where they are never read (frozen parameters alias one
+//                       scratch, so its contents are meaningless).
 // So a frozen parameter costs its compute copy only: no gradient, master or optimizer memory.
 // Everything that works on flat ranges (the optimizer, gradient clipping, data-parallel buckets,
 // the distributed optimizer's shards, checkpoint moments) works on [0, Nt), trainable_ranges().

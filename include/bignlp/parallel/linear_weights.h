@@ -13,8 +13,8 @@ namespace bignlp::parallel {
 struct LinearWeights {
   TensorView weight;       ///< (out, in) compute dtype
   TensorView bias;         ///< (out) compute dtype, or empty
-  TensorView weight_grad;  ///< (out, in) fp32, accumulated
-  TensorView bias_grad;    ///< (out) fp32, accumulated; empty when bias is
+  TensorView weight_grad;  ///< (out, in) fp32, accumulated; empty: frozen weights, not computed
+  TensorView bias_grad;    ///< (out) fp32, accumulated; empty when bias is, or when frozen
 };
 
 }  // namespace bignlp::parallel
