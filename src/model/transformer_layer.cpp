@@ -333,6 +333,13 @@ void TransformerLayer::forward(const ops::OpContext& ctx, const LayerPass& pass,
                                const TensorView& x_out, TransformerLayerActivations& a,
                                ActivationStorage storage) const {
   BIGNLP_CHECK(ctx.allocator != nullptr, "TransformerLayer::forward needs ctx.allocator for activations");
+  // What the pass brings must be what the spec says the block uses: nothing is silently dropped.
+  BIGNLP_CHECK(pass.position_bias.defined() == (spec_.position_bias == PositionBias::kRelative),
+               "layer {}: the block spec {} a position bias, but the pass {} one", layer_index_,
+               spec_.position_bias == PositionBias::kRelative ? "takes" : "takes no",
+               pass.position_bias.defined() ? "brings" : "brings no");
+  BIGNLP_CHECK(spec_.cross_attention || !pass.encoder_output.defined(),
+               "layer {}: the pass brings an encoder output, but the block has no cross-attention", layer_index_);
   Allocator& alloc = *ctx.allocator;
   const DType dt = x_in.dtype();
   // n: rows of the full sequence (attention, the TP-split projections); nl: rows of the residual

@@ -213,6 +213,25 @@ TEST(TransformerLayerSpec, GeneralAttentionPathEqualsTheFusedGptPath) {
   EXPECT_LE(max_diff(fused.grads, general.grads), 1e-4);
 }
 
+TEST(TransformerLayerSpec, InputsTheSpecDoesNotUseAreRefused) {
+  const GptConfig cfg = testing::tiny_config();
+  LayerHarness h(gpt_block_spec(cfg), 0, 5);
+  const std::int64_t b = 1, t = 2, c = cfg.hidden_size, nh = cfg.num_attention_heads;
+  std::vector<float> x(static_cast<std::size_t>(b * t * c), 0.5f), out(x.size()), bias(static_cast<std::size_t>(nh * t * t));
+  LayerPass pass;
+  pass.batch = b;
+  pass.seq = t;
+  TransformerLayerActivations acts;
+  const TensorView xv(x.data(), DType::kF32, Shape{b * t, c}), ov(out.data(), DType::kF32, Shape{b * t, c});
+  pass.position_bias = TensorView(bias.data(), DType::kF32, Shape{nh, t, t});
+  EXPECT_THROW(h.layer->forward(h.ctx, pass, xv, ov, acts, ActivationStorage::kNone), Error);
+  pass.position_bias = {};
+  pass.encoder_output = TensorView(x.data(), DType::kF32, Shape{t, b, c});
+  EXPECT_THROW(h.layer->forward(h.ctx, pass, xv, ov, acts, ActivationStorage::kNone), Error);
+  pass.encoder_output = {};
+  EXPECT_NO_THROW(h.layer->forward(h.ctx, pass, xv, ov, acts, ActivationStorage::kNone));
+}
+
 BlockSpec decoder_block_spec() {
   BlockSpec s;
   s.hidden_size = 8;
