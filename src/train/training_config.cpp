@@ -60,7 +60,7 @@ void TrainingConfig::validate(bool needs_data) const {
     throw ConfigError(fmt::format("trainer.log_every_n_steps: must be positive, got {}", log_every_n_steps));
   if (gradient_clip_val < 0.0)
     throw ConfigError(fmt::format("trainer.gradient_clip_val: must be >= 0, got {}", gradient_clip_val));
-  if (needs_data && data.data_prefix.empty())
+  if (needs_data && data.data_prefix.empty() && data.t5.preprocessed_dir.empty())
     throw ConfigError("model.data.data_prefix: no training data given; set it to a dataset prefix (path without "
                       ".bin/.idx) or a list [weight, prefix, ...]");
   if ((data.eod_mask_loss || data.reset_position_ids) && data.eod_token < 0)

@@ -9,6 +9,8 @@
 //                    dataset per file. With output_prefix set, a slot writes all its files into
 //                    one dataset instead: preprocessed_dir/<output_prefix>_text_document when
 //                    there is a single slot, <output_prefix>_<s:02d>_text_document otherwise.
+//                    With split_sentences the datasets are ..._text_sentence, one sequence per
+//                    sentence (what the T5 dataset reads as sentence boundaries).
 // The tokenizer is the SentencePiece tokenizer_model unless `tokenizer` names a Megatron one
 // (GPT2BPETokenizer etc., as the embedded demo does).
 #pragma once
@@ -36,6 +38,7 @@ struct CustomDatasetConfig {
   std::vector<std::string> json_keys = {"text"};
   bool append_eod = false;
   TextMode text_mode = TextMode::kLine;            ///< for plain-text raw files
+  bool split_sentences = false;                    ///< --split-sentences: <prefix>_text_sentence datasets (T5)
   int node_array_size = 1;
   int workers_per_node = 1;
   int workers = 1;                                 ///< tokenizing threads per slot

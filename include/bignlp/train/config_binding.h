@@ -17,4 +17,13 @@ namespace bignlp::train {
 /// The TrainingConfig of a stage config. Throws ConfigError (with provenance) or IoError.
 TrainingConfig bind_training_config(const config::ConfigView& cfg);
 
+/// The data keys of a T5/mT5 config into c.data (data_prefix, splits_string, index_mapping_dir) and
+/// c.data.t5 (seq_length, seq_length_dec, masked_lm_prob, short_seq_prob, max_ngram_size,
+/// mean_ngram_size, geometric_dist, permutation, whole_word_masking, favor_longer_ngrams,
+/// respect_document_boundaries; model.tokenizer.num_sentinel_tokens; run.preprocessed_dir and
+/// run.blending_alpha when data_prefix is null). dataset_type must be t5 and dataloader_type single;
+/// unsupported values are ConfigErrors naming the key. bind_training_config calls it for configs
+/// with a model.encoder section.
+void bind_t5_data_config(const config::ConfigView& cfg, TrainingConfig& c);
+
 }  // namespace bignlp::train

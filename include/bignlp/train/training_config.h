@@ -22,6 +22,24 @@
 
 namespace bignlp::train {
 
+/// The span-corruption keys of a T5/mT5 run (model.data.*, read when the config is a T5 one).
+struct T5DataConfig {
+  std::int64_t seq_length = 512;          ///< model.data.seq_length (the encoder's)
+  std::int64_t seq_length_dec = 128;      ///< model.data.seq_length_dec
+  double masked_lm_prob = 0.15;
+  double short_seq_prob = 0.0;
+  int max_ngram_size = 10;
+  std::optional<double> mean_ngram_size;  ///< null: geometric p = 0.2
+  bool geometric_dist = true;
+  bool permutation = false;
+  bool whole_word_masking = true;
+  bool favor_longer_ngrams = false;
+  bool respect_document_boundaries = true;
+  int num_sentinel_tokens = 100;          ///< model.tokenizer.num_sentinel_tokens
+  std::filesystem::path preprocessed_dir; ///< run.preprocessed_dir: the mT5 auto-blend when data_prefix is null
+  double blending_alpha = 0.7;            ///< run.blending_alpha
+};
+
 struct DataConfig {
   std::vector<std::string> data_prefix;   ///< model.data.data_prefix ([w1, p1, w2, p2, ...] or [p])
   std::string splits_string = "99990,8,2";
@@ -29,6 +47,7 @@ struct DataConfig {
   bool reset_position_ids = false;        ///< model.data.reset_position_ids
   bool eod_mask_loss = false;             ///< model.data.eod_mask_loss
   std::int64_t eod_token = -1;            ///< the tokenizer's end-of-document id (needed by the two above)
+  T5DataConfig t5;                        ///< model_family "t5" only
 };
 
 struct ExpManagerConfig {
