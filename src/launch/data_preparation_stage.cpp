@@ -136,8 +136,10 @@ class DataPreparationStage final : public Stage {
     std::vector<Step> out;
     if (c.get_or<bool>("train_tokenizer", false)) {
       if (auto input = c.find<std::string>("train_tokenizer_args.input")) {
-        require_input(c, ctx, plan, p, "train_tokenizer_args.input", *input, "",
-                      "set it to the text file the tokenizer is trained on");
+        // SentencePiece takes a comma-separated list of files.
+        for (const auto& file : split(*input, ','))
+          require_input(c, ctx, plan, p, "train_tokenizer_args.input", std::string(trim(file)), "",
+                        "set it to the text file(s) the tokenizer is trained on");
       } else {
         p.add(fmt::format(
             "{} is true but {} is null. Fix: set {}.train_tokenizer_args.input to a text file, or "

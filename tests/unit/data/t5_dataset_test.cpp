@@ -286,12 +286,12 @@ TEST(T5Vocabulary, SentencePieceLayoutAppendsWhatTheModelLacks) {
   // SentencePiece's defaults: unk 0, bos 1, eos 2, no pad; plus <extra_id_0> as a user piece.
   train_sentencepiece({{"input", (dir.path() / "t.txt").string()},
                        {"model_prefix", (dir.path() / "sp").string()},
-                       {"vocab_size", "60"},
+                       {"vocab_size", "32"},
                        {"user_defined_symbols", "<extra_id_0>"},
                        {"minloglevel", "2"}});
   const SentencePieceTokenizer sp(dir.path() / "sp.model");
   const T5Vocabulary v = t5_vocabulary(sp, 3);
-  const std::int32_t base = 60;
+  const std::int32_t base = 32;
   EXPECT_EQ(v.base_size, base);
   EXPECT_EQ(v.cls, base);
   EXPECT_EQ(v.sep, base + 1);

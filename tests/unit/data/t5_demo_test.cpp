@@ -10,6 +10,7 @@
 
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/data/dataset_split.h"
 #include "bignlp/data/gpt_dataset_splits.h"
 #include "bignlp/data/indexed_dataset.h"
 #include "bignlp/data/sentencepiece_tokenizer.h"

@@ -110,7 +110,9 @@ TEST_F(T5SourcesTest, LoaderBatchesFollowTheContract) {
       EXPECT_EQ(mask[r * 16 + t], t < dl[r] ? 1.0f : 0.0f);
       EXPECT_EQ(lab[r * 16 + t], t < dl[r] ? s.labels[static_cast<std::size_t>(t)] : 0);
       // Teacher forcing: the decoder input is the labels shifted right by one (bos first).
-      if (t + 1 < dl[r]) EXPECT_EQ(tok[r * 16 + t + 1], lab[r * 16 + t]);
+      if (t + 1 < dl[r]) {
+        EXPECT_EQ(tok[r * 16 + t + 1], lab[r * 16 + t]);
+      }
     }
     EXPECT_EQ(lab[r * 16 + dl[r] - 1], src.vocabulary->eos);
   }
