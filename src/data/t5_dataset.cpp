@@ -453,51 +453,69 @@ T5DatasetSplits build_t5_dataset_splits(const std::vector<WeightedPrefix>& data_
                                         const std::array<std::int64_t, 3>& num_samples, const T5DatasetOptions& options,
                                         std::shared_ptr<const T5Vocabulary> vocab, const Logger* log) {
   if (data_prefix.empty()) throw ConfigError("model.data.data_prefix is empty");
-  auto build_for = [&](const fs::path& prefix, const std::array<std::int64_t, 3>& requests) {
-    auto data = std::make_shared<const IndexedDataset>(prefix);
-    const auto bounds = train_valid_test_split(splits_string, static_cast<std::int64_t>(data->num_documents()));
-    std::array<std::shared_ptr<const T5SampleSource>, 3> out;
-    for (int k = 0; k < 3; ++k) {
-      if (bounds[k + 1] <= bounds[k]) continue;
-      T5DatasetOptions o = options;
-      o.name = kSplitNames[k];
-      o.num_samples = requests[k];
-      out[k] = std::make_shared<const T5Dataset>(data, bounds[k], bounds[k + 1], o, vocab, log);
-    }
-    return out;
+  std::vector<std::shared_ptr<const IndexedDataset>> data;
+  std::vector<std::array<std::int64_t, 4>> bounds;
+  for (const auto& p : data_prefix) {
+    data.push_back(std::make_shared<const IndexedDataset>(p.prefix));
+    bounds.push_back(train_valid_test_split(splits_string, static_cast<std::int64_t>(data.back()->num_documents())));
+  }
+  auto make = [&](std::size_t i, int k, std::int64_t request) {
+    T5DatasetOptions o = options;
+    o.name = kSplitNames[k];
+    o.num_samples = request;
+    return std::make_shared<const T5Dataset>(data[i], bounds[i][k], bounds[i][k + 1], o, vocab, log);
   };
   T5DatasetSplits result;
   std::array<std::shared_ptr<const T5SampleSource>*, 3> slots{&result.train, &result.valid, &result.test};
-  if (data_prefix.size() == 1) {
-    const auto built = build_for(data_prefix[0].prefix, num_samples);
-    for (int k = 0; k < 3; ++k) *slots[k] = built[k];
-    return result;
-  }
-  double total = 0.0;
-  for (const auto& p : data_prefix) total += p.weight;
-  std::array<std::vector<std::shared_ptr<const T5SampleSource>>, 3> parts;
-  std::array<std::vector<double>, 3> part_weights;
-  std::array<std::int64_t, 3> request_sum{0, 0, 0};
-  for (const auto& p : data_prefix) {
-    const double w = p.weight / total;
-    std::array<std::int64_t, 3> r{};
-    for (int k = 0; k < 3; ++k)
-      r[k] = static_cast<std::int64_t>(std::ceil(static_cast<double>(num_samples[k]) * w * 1.005));
-    const auto built = build_for(p.prefix, r);
-    for (int k = 0; k < 3; ++k) {
-      request_sum[k] += r[k];
-      if (built[k]) {
-        parts[k].push_back(built[k]);
-        part_weights[k].push_back(w);
-      } else if (log != nullptr && num_samples[k] > 0) {
-        log->warn("'{}' has no documents in the {} split ('{}'); it is left out of the {} blend", p.prefix.string(),
-                  kSplitNames[k], splits_string, kSplitNames[k]);
+  for (int k = 0; k < 3; ++k) {
+    std::vector<std::size_t> present;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      if (bounds[i][k + 1] > bounds[i][k]) {
+        present.push_back(i);
+      } else if (log != nullptr && data.size() > 1 && num_samples[k] > 0) {
+        log->warn("'{}' has no documents in the {} split ('{}'); it is left out of the {} blend",
+                  data_prefix[i].prefix.string(), kSplitNames[k], splits_string, kSplitNames[k]);
       }
     }
-  }
-  for (int k = 0; k < 3; ++k) {
-    if (parts[k].empty()) continue;
-    *slots[k] = std::make_shared<const T5BlendedDataset>(parts[k], part_weights[k], request_sum[k]);
+    if (present.empty()) continue;
+    if (data.size() == 1) {
+      *slots[k] = make(0, k, num_samples[k]);
+      continue;
+    }
+    // NeMo: weights normalised (Python's sum, left to right), requests ceil(n * w * 1.005), the blend
+    // as large as their sum. A prefix without documents in this split leaves the blend (NeMo fails
+    // there), and the others share its weight.
+    double total = 0.0;
+    for (const auto i : present) total += data_prefix[i].weight;
+    std::vector<double> weights;
+    std::vector<std::int64_t> requests;
+    std::int64_t size = 0;
+    for (const auto i : present) {
+      weights.push_back(data_prefix[i].weight / total);
+      requests.push_back(static_cast<std::int64_t>(std::ceil(static_cast<double>(num_samples[k]) * weights.back() * 1.005)));
+      size += requests.back();
+    }
+    // A component asked for fewer samples than the blend takes from it (possible when prefixes are
+    // left out, or by rounding) is built again for what the blend needs.
+    std::vector<double> normalised = weights;
+    const double sum = numpy_sum(normalised);
+    for (double& w : normalised) w /= sum;
+    const BlendingIndices idx = build_blending_indices(normalised, size);
+    std::vector<std::int64_t> needed(present.size(), 0);
+    for (std::size_t j = 0; j < idx.dataset_index.size(); ++j)
+      needed[idx.dataset_index[j]] = std::max(needed[idx.dataset_index[j]], idx.dataset_sample_index[j] + 1);
+    std::vector<std::shared_ptr<const T5SampleSource>> parts;
+    for (std::size_t j = 0; j < present.size(); ++j) {
+      std::shared_ptr<const T5SampleSource> ds = make(present[j], k, requests[j]);
+      if (ds->size() < needed[j]) {
+        if (log != nullptr)
+          log->warn("'{}' {} split: the blend takes {} samples where {} were requested; building {}",
+                    data_prefix[present[j]].prefix.string(), kSplitNames[k], needed[j], requests[j], needed[j]);
+        ds = make(present[j], k, needed[j]);
+      }
+      parts.push_back(std::move(ds));
+    }
+    *slots[k] = std::make_shared<const T5BlendedDataset>(parts, weights, size);
   }
   return result;
 }

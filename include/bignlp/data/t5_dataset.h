@@ -196,7 +196,9 @@ struct WeightedPrefix;
 /// NeMo's build_train_valid_test_datasets for dataset_type t5: each prefix split by documents
 /// (splits_string), each split a T5Dataset asked for its request (one prefix) or for
 /// ceil(request * w * 1.005) (a blend, mixed to the sum of those requests). `options.name` and
-/// `num_samples` are set per split.
+/// `num_samples` are set per split. Differences where NeMo fails: a prefix with no documents in a
+/// split is left out of that split's blend (the others share its weight), and a component with
+/// fewer samples than the blend takes from it is built again for that many (with a warning).
 T5DatasetSplits build_t5_dataset_splits(const std::vector<WeightedPrefix>& data_prefix,
                                         const std::string& splits_string,
                                         const std::array<std::int64_t, 3>& num_samples,

@@ -219,6 +219,37 @@ TEST(T5DataBinding, UnknownAndUnsupportedKeysAreRefused) {
   }
 }
 
+// Every shipped T5 and mT5 training preset: all of its model.data keys are bound (none unused),
+// and the values are the preset's.
+TEST(T5DataBinding, EveryT5AndMt5PresetBinds) {
+  int presets = 0;
+  for (const char* family : {"t5", "mt5"}) {
+    for (const auto& entry : fs::directory_iterator(fs::path(BIGNLP_SOURCE_DIR) / "conf" / "training" / family)) {
+      config::ConfigNode root = config::ConfigNode::dict();
+      root.set("data_dir", config::ConfigNode::string("/d"));
+      root.set("base_results_dir", config::ConfigNode::string("/r"));
+      root.set("training", config::load_yaml_file(entry.path()));
+      const config::ConfigView top(root);
+      const config::ConfigView cfg = top.sub("training");
+      TrainingConfig c;
+      ASSERT_NO_THROW(bind_t5_data_config(cfg, c)) << entry.path();
+      EXPECT_TRUE(cfg.sub("model.data").unused_keys().empty()) << entry.path();
+      const bool mt5 = std::string(family) == "mt5";
+      EXPECT_EQ(c.data.t5.seq_length, cfg.get<std::int64_t>("model.seq_length")) << entry.path();
+      EXPECT_EQ(c.data.t5.whole_word_masking, !mt5) << entry.path();
+      EXPECT_EQ(c.data.t5.num_sentinel_tokens, 100);
+      if (mt5) {
+        EXPECT_TRUE(c.data.data_prefix.empty()) << entry.path();
+        EXPECT_EQ(c.data.t5.preprocessed_dir.string().rfind("/d/", 0), 0u) << entry.path();
+      } else {
+        EXPECT_FALSE(c.data.data_prefix.empty()) << entry.path();
+      }
+      ++presets;
+    }
+  }
+  EXPECT_GE(presets, 10);
+}
+
 // The trainer takes the T5 sources for model_family "t5": the toy decoder family (as a model
 // factory) trains on the T5 decoder side, and the T5 samples-mapping caches appear, not GPT's.
 TEST_F(T5SourcesTest, TrainerTakesTheT5SourcesForTheT5Family) {
