@@ -363,10 +363,12 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   bind_optimizer(cfg, c);
   // A T5/mT5 config (encoder and decoder sections, as the launcher tells the families apart) has the
   // span-corruption data keys.
-  if (cfg.has("model.encoder"))
+  if (cfg.has("model.encoder")) {
+    c.model_family = "t5";  // the trainer then reads the T5 batch sources (t5_data_loader.h)
     bind_t5_data_config(cfg, c);
-  else
+  } else {
     bind_data(cfg, c, eod);
+  }
 
   cfg.sub("trainer").check_all_used("training");
   cfg.sub("exp_manager").check_all_used("training");
