@@ -11,6 +11,9 @@
 //     writes a bignlp checkpoint as a .nemo archive (export/nemo.h), resharded when the sizes are
 //     given.
 //
+//   bignlp-convert --to hf-gpt2 --input CKPT --output HF_DIR [--overwrite]
+//     writes a GPT checkpoint as a Hugging Face GPT-2 directory (export/hf_export.h).
+//
 //   bignlp-convert --from nemo --input FILE.nemo --output CKPT_DIR
 //     reads a .nemo archive (ours or NeMo's GPT) into a new bignlp checkpoint.
 //
@@ -34,6 +37,7 @@
 #include "bignlp/config/worker_config.h"
 #include "bignlp/core/error.h"
 #include "bignlp/export/conversion_stage.h"
+#include "bignlp/export/hf_export.h"
 #include "bignlp/export/nemo.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/model/hf_gpt2.h"
@@ -69,7 +73,7 @@ int main(int argc, char** argv) {
   bool reshard = false, overwrite = false;
   int tp = 0, pp = 0;
   auto* from_opt = app.add_option("--from", from, "import: source format")->check(CLI::IsMember({"hf-gpt2", "nemo"}));
-  auto* to_opt = app.add_option("--to", to, "export: target format")->check(CLI::IsMember({"nemo"}));
+  auto* to_opt = app.add_option("--to", to, "export: target format")->check(CLI::IsMember({"nemo", "hf-gpt2"}));
   auto* reshard_opt = app.add_flag("--reshard", reshard, "rewrite a bignlp checkpoint for another TP x PP layout");
   from_opt->excludes(reshard_opt);
   to_opt->excludes(reshard_opt);
@@ -83,7 +87,7 @@ int main(int argc, char** argv) {
   auto* vocab_opt = app.add_option("--vocab-file", vocab_file, "--to nemo: tokenizer vocab file to pack");
   auto* merge_opt = app.add_option("--merge-file", merge_file, "--to nemo: tokenizer merges file to pack");
   auto* model_opt = app.add_option("--tokenizer-model", tokenizer_model, "--to nemo: SentencePiece model to pack");
-  auto* overwrite_opt = app.add_flag("--overwrite", overwrite, "--to nemo: replace an existing output file");
+  auto* overwrite_opt = app.add_flag("--overwrite", overwrite, "--to: replace an existing output");
   for (auto* o : {vocab_opt, merge_opt, model_opt, overwrite_opt}) o->needs(to_opt);
   tp_opt->excludes(from_opt);
   pp_opt->excludes(from_opt);
@@ -95,6 +99,12 @@ int main(int argc, char** argv) {
   }
   if (from.empty() && to.empty() && !reshard) {
     std::cerr << "bignlp-convert: give --from FORMAT (import), --to FORMAT (export) or --reshard (change the TP x PP layout)\n";
+    return static_cast<int>(bignlp::ExitCode::kUsage);
+  }
+  if (to == "hf-gpt2" && (tp > 0 || pp > 0 || !vocab_file.empty() || !merge_file.empty() || !tokenizer_model.empty())) {
+    std::cerr << "bignlp-convert: --to hf-gpt2 writes one unsharded model with the checkpoint's tokenizer files; "
+                 "--tensor-model-parallel-size, --pipeline-model-parallel-size, --vocab-file, --merge-file and "
+                 "--tokenizer-model do not apply\n";
     return static_cast<int>(bignlp::ExitCode::kUsage);
   }
   try {
@@ -111,6 +121,10 @@ int main(int argc, char** argv) {
       if (!merge_file.empty()) opt.tokenizer_files["merge_file"] = merge_file;
       if (!tokenizer_model.empty()) opt.tokenizer_files["model"] = tokenizer_model;
       bignlp::exporting::export_nemo(input, output, opt, log);
+      return 0;
+    }
+    if (to == "hf-gpt2") {
+      bignlp::exporting::export_hf_gpt2(input, output, overwrite, log);
       return 0;
     }
     if (from == "nemo") {
