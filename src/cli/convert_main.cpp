@@ -27,6 +27,7 @@
 //     layout they serve with.
 // Index: model/hf_gpt2.h (mapping), checkpoint/checkpoint.h (output format), checkpoint/reshard.h.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string_view>
@@ -58,6 +59,13 @@ int main(int argc, char** argv) {
       }
       const bignlp::config::ConfigNode root = bignlp::config::load_worker_config(cfg_args);
       const bignlp::config::ConfigView cfg(root);
+      // The launcher starts tensor x pipeline parallel tasks; one process converts everything.
+      for (const char* var : {"SLURM_PROCID", "RANK", "OMPI_COMM_WORLD_RANK"}) {
+        if (const char* v = std::getenv(var); v != nullptr && std::string_view(v) != "0") {
+          log.info("task {} ({}): the conversion runs on task 0", v, var);
+          return 0;
+        }
+      }
       bignlp::exporting::run_conversion_stage(cfg, log);
       return 0;
     }
