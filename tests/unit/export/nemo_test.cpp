@@ -344,3 +344,21 @@ TEST(TorchFile, LegacyFormatIsRefusedWithAClearMessage) {
 
 }  // namespace
 }  // namespace bignlp::exporting
+
+namespace bignlp::exporting {
+namespace {
+
+TEST(NemoExport, CheckpointWhoseConfigDoesNotMatchItsTensorsIsAnErrorNamingFileAndTensor) {
+  Fixture f;
+  auto meta = checkpoint::read_checkpoint_metadata(f.ckpt);
+  meta.model["ffn_hidden_size"] = 64;
+  checkpoint::write_checkpoint_metadata(f.ckpt, meta);
+  const fs::path out = f.dir.path() / "o" / "m.nemo";
+  fs::create_directories(out.parent_path());
+  expect_data_error([&] { export_nemo(f.ckpt, out, {}, f.log); },
+                    {"tp_rank_00_pp_rank_000/model.safetensors", "model.language_model.encoder.layers.0.mlp.dense_h_to_4h.weight"},
+                    out);
+}
+
+}  // namespace
+}  // namespace bignlp::exporting

@@ -189,3 +189,44 @@ TEST(ExportStage, TritonCommandSpansNodesForLargeLayouts) {
 
 }  // namespace
 }  // namespace bignlp::exporting
+
+namespace bignlp::exporting {
+namespace {
+
+TEST(ConversionStage, HparamsFileBecomesTheModelConfigWithTheLauncherEdits) {
+  Fixture f;
+  const fs::path hp = f.dir.path() / "train" / "results" / "hparams.yaml";
+  const auto meta = checkpoint::read_checkpoint_metadata(f.checkpoints / "megatron_gpt--val_loss=1.90-step=20-consumed_samples=160.0-last");
+  std::string yaml = "cfg:\n";
+  yaml += fmt::format("  num_layers: {}\n  hidden_size: {}\n", meta.model["num_layers"].get<int>(), meta.model["hidden_size"].get<int>());
+  yaml += "  activations_checkpoint_granularity: full\n  activations_checkpoint_method: uniform\n";
+  yaml += "  optim:\n    name: distributed_fused_adam\n    lr: 0.0001\n  my_marker_key: 7\n";
+  yaml += "  tokenizer:\n    library: megatron\n    type: GPT2BPETokenizer\n    vocab_file: /nowhere/vocab.json\n    merge_file: /nowhere/merges.txt\n";
+  write_file_atomic(hp, yaml);
+  std::string cfg = f.conversion_yaml("latest", 1, 1);
+  const auto pos = cfg.find("  hparams_file: null");
+  cfg.replace(pos, 20, "  hparams_file: " + hp.string());
+  const fs::path out = run_conversion_stage(config::ConfigView(config::load_yaml_string(cfg)), f.log);
+  TempDir t("hp");
+  extract_tar(out, t.path());
+  const config::ConfigNode mc = config::load_yaml_file(t.path() / "model_config.yaml");
+  EXPECT_EQ(mc.at("my_marker_key").as_int(), 7);
+  EXPECT_TRUE(mc.at("activations_checkpoint_granularity").is_null());
+  EXPECT_TRUE(mc.at("activations_checkpoint_method").is_null());
+  EXPECT_EQ(mc.at("optim.name").as_string(), "fused_adam");
+  // The stage's vocab_file replaced the hparams' path, packed as an artifact.
+  const std::string vocab = mc.at("tokenizer.vocab_file").as_string();
+  ASSERT_EQ(vocab.rfind("nemo:", 0), 0u) << vocab;
+  EXPECT_EQ(read_file(t.path() / vocab.substr(5)), read_file(f.dir.path() / "tok" / "vocab.json"));
+  // hparams that disagree with the checkpoint's shape are refused, naming the file and key.
+  write_file_atomic(hp, "cfg:\n  hidden_size: 4096\n");
+  try {
+    run_conversion_stage(config::ConfigView(config::load_yaml_string(cfg)), f.log);
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(hp.string() + ": cfg.hidden_size is 4096"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace bignlp::exporting
