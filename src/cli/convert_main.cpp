@@ -28,6 +28,7 @@
 // Index: model/hf_gpt2.h (mapping), checkpoint/checkpoint.h (output format), checkpoint/reshard.h.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <string_view>
@@ -50,8 +51,14 @@ int main(int argc, char** argv) {
   // The launcher's conversion stage: a saved stage config.
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    bignlp::config::WorkerConfigArgs cfg_args = bignlp::config::extract_worker_config_args(args);
-    if (!cfg_args.config_name.empty() || !cfg_args.config_path.empty()) {
+    // Stage mode only with --config-path/--config-name: otherwise a flag value containing '='
+    // (checkpoint names such as "...val_loss=2.35-...") must not be taken for an override.
+    const bool stage_mode = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+      return a == "-cp" || a == "-cn" || a.rfind("--config-path", 0) == 0 || a.rfind("--config-name", 0) == 0;
+    });
+    bignlp::config::WorkerConfigArgs cfg_args;
+    if (stage_mode) cfg_args = bignlp::config::extract_worker_config_args(args);
+    if (stage_mode) {
       if (!args.empty()) {
         std::cerr << "bignlp-convert: with --config-path/--config-name the stage config says everything; unexpected "
                      "argument '" << args.front() << "'\n";
