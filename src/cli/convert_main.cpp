@@ -5,6 +5,21 @@
 //     CKPT_DIR becomes a bignlp checkpoint (checkpoint/checkpoint.h) that bignlp-evaluate and
 //     training (as initial weights) read.
 //
+//   bignlp-convert --to nemo --input CKPT --output FILE.nemo [--tensor-model-parallel-size N]
+//                  [--pipeline-model-parallel-size M] [--vocab-file F] [--merge-file F]
+//                  [--tokenizer-model F] [--overwrite]
+//     writes a bignlp checkpoint as a .nemo archive (export/nemo.h), resharded when the sizes are
+//     given.
+//
+//   bignlp-convert --to hf-gpt2 --input CKPT --output HF_DIR [--overwrite]
+//     writes a GPT checkpoint as a Hugging Face GPT-2 directory (export/hf_export.h).
+//
+//   bignlp-convert --from nemo --input FILE.nemo --output CKPT_DIR
+//     reads a .nemo archive (ours or NeMo's GPT) into a new bignlp checkpoint.
+//
+//   bignlp-convert --config-path DIR --config-name NAME [OVERRIDES]
+//     the launcher's conversion stage (export/conversion_stage.h).
+//
 //   bignlp-convert --reshard --input CKPT --output CKPT2 --tensor-model-parallel-size N
 //                  --pipeline-model-parallel-size M
 //     rewrites a bignlp checkpoint for another TP x PP layout (weights and Adam moments; the
@@ -12,53 +27,123 @@
 //     layout they serve with.
 // Index: model/hf_gpt2.h (mapping), checkpoint/checkpoint.h (output format), checkpoint/reshard.h.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <string_view>
 
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/checkpoint/reshard.h"
+#include "bignlp/config/view.h"
+#include "bignlp/config/worker_config.h"
 #include "bignlp/core/error.h"
+#include "bignlp/export/conversion_stage.h"
+#include "bignlp/export/hf_export.h"
+#include "bignlp/export/nemo.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/model/hf_gpt2.h"
 
 namespace fs = std::filesystem;
 
 int main(int argc, char** argv) {
-  CLI::App app{"bignlp-convert: import checkpoints into bignlp's checkpoint format"};
-  std::string from, input, output;
-  bool reshard = false;
-  int tp = 1, pp = 1;
-  auto* from_opt = app.add_option("--from", from, "source format")->check(CLI::IsMember({"hf-gpt2"}));
+  bignlp::Logger log("bignlp-convert");
+  // The launcher's conversion stage: a saved stage config.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    // Stage mode only with --config-path/--config-name: otherwise a flag value containing '='
+    // (checkpoint names such as "...val_loss=2.35-...") must not be taken for an override.
+    const bool stage_mode = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+      return a == "-cp" || a == "-cn" || a.rfind("--config-path", 0) == 0 || a.rfind("--config-name", 0) == 0;
+    });
+    bignlp::config::WorkerConfigArgs cfg_args;
+    if (stage_mode) cfg_args = bignlp::config::extract_worker_config_args(args);
+    if (stage_mode) {
+      if (!args.empty()) {
+        std::cerr << "bignlp-convert: with --config-path/--config-name the stage config says everything; unexpected "
+                     "argument '" << args.front() << "'\n";
+        return static_cast<int>(bignlp::ExitCode::kUsage);
+      }
+      const bignlp::config::ConfigNode root = bignlp::config::load_worker_config(cfg_args);
+      const bignlp::config::ConfigView cfg(root);
+      // The launcher starts tensor x pipeline parallel tasks; one process converts everything.
+      for (const char* var : {"SLURM_PROCID", "RANK", "OMPI_COMM_WORLD_RANK"}) {
+        if (const char* v = std::getenv(var); v != nullptr && std::string_view(v) != "0") {
+          log.info("task {} ({}): the conversion runs on task 0", v, var);
+          return 0;
+        }
+      }
+      bignlp::exporting::run_conversion_stage(cfg, log);
+      return 0;
+    }
+  } catch (const bignlp::Error& e) {
+    std::cerr << "bignlp-convert: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "bignlp-convert: " << e.what() << "\n";
+    return static_cast<int>(bignlp::ExitCode::kRuntime);
+  }
+  CLI::App app{"bignlp-convert: checkpoint import, export and resharding"};
+  std::string from, to, input, output, vocab_file, merge_file, tokenizer_model;
+  bool reshard = false, overwrite = false;
+  int tp = 0, pp = 0;
+  auto* from_opt = app.add_option("--from", from, "import: source format")->check(CLI::IsMember({"hf-gpt2", "nemo"}));
+  auto* to_opt = app.add_option("--to", to, "export: target format")->check(CLI::IsMember({"nemo", "hf-gpt2"}));
   auto* reshard_opt = app.add_flag("--reshard", reshard, "rewrite a bignlp checkpoint for another TP x PP layout");
   from_opt->excludes(reshard_opt);
-  app.add_option("--input", input, "source checkpoint directory")->required();
-  app.add_option("--output", output, "bignlp checkpoint directory to write")->required();
-  auto* tp_opt = app.add_option("--tensor-model-parallel-size", tp, "--reshard: tensor-parallel size of the output")
+  to_opt->excludes(reshard_opt);
+  to_opt->excludes(from_opt);
+  app.add_option("--input", input, "source checkpoint directory or file")->required();
+  app.add_option("--output", output, "what to write")->required();
+  auto* tp_opt = app.add_option("--tensor-model-parallel-size", tp, "--reshard, --to nemo: tensor-parallel size of the output")
                      ->check(CLI::PositiveNumber);
-  auto* pp_opt = app.add_option("--pipeline-model-parallel-size", pp, "--reshard: pipeline-parallel size of the output")
+  auto* pp_opt = app.add_option("--pipeline-model-parallel-size", pp, "--reshard, --to nemo: pipeline-parallel size of the output")
                      ->check(CLI::PositiveNumber);
-  tp_opt->needs(reshard_opt);
-  pp_opt->needs(reshard_opt);
-  // The launcher's conversion stage runs this program on its stage config; that worker is not built.
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--config-path" || arg == "--config-name" || arg.rfind("--config-path=", 0) == 0 ||
-        arg.rfind("--config-name=", 0) == 0) {
-      std::cerr << "bignlp-convert: running the launcher's conversion stage (a stage config given with --config-path/"
-                   "--config-name) is not built yet; this version converts with --from hf-gpt2 or --reshard (README, Status)\n";
-      return static_cast<int>(bignlp::ExitCode::kConfig);
-    }
+  auto* vocab_opt = app.add_option("--vocab-file", vocab_file, "--to nemo: tokenizer vocab file to pack");
+  auto* merge_opt = app.add_option("--merge-file", merge_file, "--to nemo: tokenizer merges file to pack");
+  auto* model_opt = app.add_option("--tokenizer-model", tokenizer_model, "--to nemo: SentencePiece model to pack");
+  auto* overwrite_opt = app.add_flag("--overwrite", overwrite, "--to: replace an existing output");
+  for (auto* o : {vocab_opt, merge_opt, model_opt, overwrite_opt}) o->needs(to_opt);
+  tp_opt->excludes(from_opt);
+  pp_opt->excludes(from_opt);
+  try {
+    std::vector<std::string> rev(args.rbegin(), args.rend());
+    app.parse(rev);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
-  CLI11_PARSE(app, argc, argv);
-  if (from.empty() && !reshard) {
-    std::cerr << "bignlp-convert: give --from FORMAT (import) or --reshard (change the TP x PP layout)\n";
+  if (from.empty() && to.empty() && !reshard) {
+    std::cerr << "bignlp-convert: give --from FORMAT (import), --to FORMAT (export) or --reshard (change the TP x PP layout)\n";
     return static_cast<int>(bignlp::ExitCode::kUsage);
   }
-  bignlp::Logger log("bignlp-convert");
+  if (to == "hf-gpt2" && (tp > 0 || pp > 0 || !vocab_file.empty() || !merge_file.empty() || !tokenizer_model.empty())) {
+    std::cerr << "bignlp-convert: --to hf-gpt2 writes one unsharded model with the checkpoint's tokenizer files; "
+                 "--tensor-model-parallel-size, --pipeline-model-parallel-size, --vocab-file, --merge-file and "
+                 "--tokenizer-model do not apply\n";
+    return static_cast<int>(bignlp::ExitCode::kUsage);
+  }
   try {
     if (reshard) {
-      bignlp::checkpoint::reshard_checkpoint(input, output, tp, pp, log);
+      bignlp::checkpoint::reshard_checkpoint(input, output, tp > 0 ? tp : 1, pp > 0 ? pp : 1, log);
+      return 0;
+    }
+    if (to == "nemo") {
+      bignlp::exporting::NemoExportOptions opt;
+      opt.tensor_model_parallel_size = tp;
+      opt.pipeline_model_parallel_size = pp;
+      opt.overwrite = overwrite;
+      if (!vocab_file.empty()) opt.tokenizer_files["vocab_file"] = vocab_file;
+      if (!merge_file.empty()) opt.tokenizer_files["merge_file"] = merge_file;
+      if (!tokenizer_model.empty()) opt.tokenizer_files["model"] = tokenizer_model;
+      bignlp::exporting::export_nemo(input, output, opt, log);
+      return 0;
+    }
+    if (to == "hf-gpt2") {
+      bignlp::exporting::export_hf_gpt2(input, output, overwrite, log);
+      return 0;
+    }
+    if (from == "nemo") {
+      bignlp::exporting::import_nemo(input, output, log);
       return 0;
     }
     bignlp::CpuAllocator alloc;
