@@ -248,7 +248,8 @@ void Trainer::build_model(State& s) {
   if (parts_.model) {
     model_ = parts_.model(parallel_);
   } else {
-    model_ = model::ModelFamilyRegistry::builtin().build(c.model_family, nlohmann::json(c.model), ctx_, parallel_);
+    model_ = model::ModelFamilyRegistry::builtin().build(
+        c.model_family, c.family_config.is_null() ? nlohmann::json(c.model) : c.family_config, ctx_, parallel_);
   }
   BIGNLP_CHECK(model_ != nullptr, "the trainer's model factory returned no model");
   if (parallel_.dp != nullptr) {
