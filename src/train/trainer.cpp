@@ -68,7 +68,14 @@ void Trainer::set_datasets(data::GptDatasetSplits datasets) { datasets_ = std::m
 
 void Trainer::write_hparams() const {
   std::string text = config_.hparams_yaml;
-  if (text.empty()) {
+  if (text.empty() && !config_.family_config.is_null()) {
+    // Another family's config (JSON is YAML's flow form) with the batch sizes and seed.
+    nlohmann::json cfg = config_.family_config;
+    cfg["micro_batch_size"] = config_.micro_batch_size;
+    cfg["global_batch_size"] = config_.global_batch_size;
+    cfg["seed"] = config_.seed;
+    text = "cfg: " + cfg.dump() + "\n";
+  } else if (text.empty()) {
     const model::GptConfig& m = config_.model;
     text = fmt::format(
         "cfg:\n  micro_batch_size: {}\n  global_batch_size: {}\n  encoder_seq_length: {}\n  max_position_embeddings: "
