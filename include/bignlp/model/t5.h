@@ -99,6 +99,12 @@ class T5Model final : public Model {
   void set_grad_ready_hook(GradReadyHook hook) override { grad_ready_ = std::move(hook); }
   /// log p(labels[b][t] | encoder_tokens, tokens[..t]) and the greedy decoder token.
   TokenScores score(const Batch& batch) override;
+  bool is_encoder_decoder() const override { return true; }
+  /// config.decoder_start_token_id (HF T5: pad = 0; NeMo T5: the tokenizer's bos), when recorded.
+  std::optional<std::int32_t> decoder_start_token() const override {
+    if (config_.decoder_start_token_id < 0) return std::nullopt;
+    return static_cast<std::int32_t>(config_.decoder_start_token_id);
+  }
 
   /// Logits of a forward pass (not yet consumed by backward), host fp32, batch-first (B, Td, Vp).
   std::vector<float> logits_to_host(const Activations& acts) const;
