@@ -308,11 +308,18 @@ std::unique_ptr<Activations> T5Model::forward_chunk(int chunk, const Batch& batc
     const std::int64_t n = b * td;
     std::vector<std::int32_t> targets = to_sequence_first<std::int32_t>(batch.labels, "labels");
     BIGNLP_CHECK(static_cast<std::int64_t>(targets.size()) == n, "T5: Batch.labels must be (B, Td) = ({}, {})", b, td);
-    a->targets = Buffer(*ctx_.allocator, DType::kI32, Shape{n});
-    ops::copy(ctx_, TensorView(targets.data(), DType::kI32, Shape{n}), a->targets);
     a->loss_mask = batch.loss_mask.defined() ? to_sequence_first<float>(batch.loss_mask, "loss_mask")
                                              : std::vector<float>(static_cast<std::size_t>(n), 1.0f);
     for (float m : a->loss_mask) a->mask_sum += m;
+    // Megatron's T5 samples pad the labels with -1 where loss_mask is 0: those positions are
+    // scored against token 0 and weigh nothing; a -1 inside the mask is an error.
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (targets[i] >= 0) continue;
+      BIGNLP_CHECK(a->loss_mask[i] == 0.0f, "T5: Batch.labels has {} at a position the loss_mask counts", targets[i]);
+      targets[i] = 0;
+    }
+    a->targets = Buffer(*ctx_.allocator, DType::kI32, Shape{n});
+    ops::copy(ctx_, TensorView(targets.data(), DType::kI32, Shape{n}), a->targets);
   }
   embed(enc_, a->enc, batch.encoder_tokens, training);
   run_stack(enc_, a->enc, training);

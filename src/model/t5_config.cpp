@@ -145,7 +145,34 @@ DType T5Config::compute_dtype() const {
   return DType::kF32;
 }
 
-std::int64_t T5Config::num_parameters() const { return sizing::parameter_count(t5_shape(*this)); }
+std::int64_t T5Config::num_parameters() const {
+  // Each stack with its own sizes (the encoder and decoder sections may differ beyond num_layers;
+  // sizing::T5Shape takes one layer shape): equal to sizing::parameter_count(t5_shape()) when not.
+  const std::int64_t c = encoder.hidden_size, vp = padded_vocab_size();
+  const std::int64_t positions_params = relative() ? 0 : this->positions() * c;
+  std::int64_t n = (share_token_embeddings ? 1 : 2) * (vp * c + positions_params);
+  for (const bool dec : {false, true}) {
+    const T5StackConfig& st = dec ? decoder : encoder;
+    const BlockSpec spec = t5_block_spec(*this, dec);
+    sizing::LayerShape l;
+    l.hidden_size = spec.hidden_size;
+    l.ffn_hidden_size = spec.ffn_hidden_size;
+    l.num_attention_heads = spec.num_attention_heads;
+    l.head_size = spec.kv_channels;
+    l.gated_mlp = spec.gated_linear_unit;
+    l.linear_bias = spec.bias;
+    l.norm_bias = spec.normalization_bias;
+    l.cross_attention = spec.cross_attention;
+    n += st.num_layers * sizing::layer_parameter_count(l);
+    n += c * (spec.normalization_bias ? 2 : 1);  // final norm
+    if (st.relative()) n += static_cast<std::int64_t>(st.relative_attention_num_buckets) * st.num_attention_heads;
+  }
+  if (share_decoder_tokens_head_embeddings)
+    n += tokens_head_bias ? vp : 0;
+  else
+    n += vp * c;
+  return n;
+}
 
 void T5Config::validate() const {
   const auto fail = [](const std::string& key, const std::string& msg) {

@@ -99,6 +99,17 @@ TEST(T5Model, RegistryBuildsItWithNeMoNamesAndTheSizingParameterCount) {
                         "enc_dec_model.enc_dec_model.decoder.model.layers.1.mlp.dense_h_to_4h_2.weight"})
     EXPECT_TRUE(names.count(n)) << n;
   EXPECT_EQ(total, m2->num_parameters());
+
+  // Stacks of different widths: the count follows each stack.
+  T5Config mixed = mt5;
+  mixed.decoder.ffn_hidden_size = 24;
+  mixed.decoder.num_attention_heads = 2;
+  mixed.decoder.activation = "relu";
+  mixed.decoder.bias = true;
+  auto m3 = build(env, mixed);
+  total = 0;
+  for (const auto& p : m3->parameters().params()) total += p.numel();
+  EXPECT_EQ(total, m3->num_parameters());
 }
 
 TEST(T5Model, ConfigErrorsNameTheKey) {
@@ -136,6 +147,24 @@ TEST(T5Model, BatchWithoutEncoderTokensIsRefused) {
   Batch b = hb.view();
   b.encoder_tokens = TensorView();
   EXPECT_THROW(m->forward(b, DropoutRng{}, false), Error);
+}
+
+TEST(T5Model, LabelsPaddedWithMinusOneOutsideTheLossMaskAreIgnored) {
+  Env env;
+  auto m = build(env, tiny_t5_config());
+  auto hb = random_t5_batch(2, 9, 6, 100, 8);
+  const float loss = m->evaluate(hb.view());
+  int padded = 0;
+  for (std::size_t i = 0; i < hb.labels.size(); ++i)
+    if (hb.loss_mask[i] == 0.0f) {
+      hb.labels[i] = -1;  // Megatron's T5 label padding
+      ++padded;
+    }
+  ASSERT_GT(padded, 0);
+  EXPECT_EQ(m->evaluate(hb.view()), loss);
+  hb.loss_mask[0] = 1.0f;
+  hb.labels[0] = -1;
+  EXPECT_THROW(m->evaluate(hb.view()), Error);
 }
 
 struct Grads {
