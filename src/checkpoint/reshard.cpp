@@ -137,23 +137,33 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
   out_meta.pp_size = pipeline_parallel;
   if (pipeline_parallel == 1) out_meta.virtual_pp_size = 1;
   out_meta.weights_dtype = DType::kF32;
-  const model::GptConfig old_shape = meta.model.get<model::GptConfig>();
-  const model::GptConfig new_shape = out_meta.model.get<model::GptConfig>();
-  const std::int64_t old_vp = old_shape.padded_vocab_size(), new_vp = new_shape.padded_vocab_size();
+  // The vocabulary padding from the keys every family's config carries (vocab_size,
+  // make_vocab_size_divisible_by): any family's vocabulary tables are repadded.
+  const std::int64_t vocab = meta.model.at("vocab_size").get<std::int64_t>();
+  const std::int64_t multiple = meta.model.at("make_vocab_size_divisible_by").get<std::int64_t>();
+  const std::int64_t old_vp = sizing::padded_vocab_size(vocab, multiple, meta.tp_size);
+  const std::int64_t new_vp = sizing::padded_vocab_size(vocab, multiple, tensor_parallel);
   if (old_vp != new_vp) {
     log.warn("the padded vocabulary changes from {} to {} rows (make_vocab_size_divisible_by {} x TP {}): padding rows "
              "beyond the {} real tokens are {}",
-             old_vp, new_vp, old_shape.make_vocab_size_divisible_by, tensor_parallel, old_shape.vocab_size,
-             new_vp < old_vp ? "dropped" : "added as zeros");
-    for (const std::string prefix : {"", "exp_avg.", "exp_avg_sq."}) {
-      auto it = full.find(prefix + kWord);
-      if (it == full.end()) continue;
+             old_vp, new_vp, multiple, tensor_parallel, vocab, new_vp < old_vp ? "dropped" : "added as zeros");
+    // Vocabulary tables: the word embeddings (GPT's; T5's encoder/decoder tables) and T5's untied
+    // output layer and its bias, all vocab-parallel with old_vp rows.
+    const auto is_vocab_table = [&](const std::string& name, const Full& f) {
+      return f.shape.rank() >= 1 && f.shape[0] == old_vp &&
+             (name.ends_with("word_embeddings.weight") || name.rfind("enc_dec_model.tokens_head.", 0) == 0);
+    };
+    for (auto& [name, tensor] : full) {
+      const std::string base = name.rfind("exp_avg_sq.", 0) == 0 ? name.substr(11)
+                               : name.rfind("exp_avg.", 0) == 0  ? name.substr(8)
+                                                                 : name;
+      if (!is_vocab_table(base, tensor)) continue;
       Full repadded;
-      repadded.shape = it->second.shape;
+      repadded.shape = tensor.shape;
       repadded.shape.set(0, new_vp);
       repadded.data.resize(static_cast<std::size_t>(repadded.shape.numel()));
-      repad_vocab_rows(it->second.view(), repadded.view());
-      it->second = std::move(repadded);
+      repad_vocab_rows(tensor.view(), repadded.view());
+      tensor = std::move(repadded);
     }
   }
   StagedDirectory stage(output);

@@ -4,6 +4,9 @@
 //     HF_DIR holds config.json and model.safetensors (keys with or without "transformer.");
 //     CKPT_DIR becomes a bignlp checkpoint (checkpoint/checkpoint.h) that bignlp-evaluate and
 //     training (as initial weights) read.
+//   bignlp-convert --from hf-t5 --input HF_DIR --output CKPT_DIR
+//     the same for a Hugging Face T5 / T5 v1.1 / mT5 checkpoint (the "t5" family, model/hf_t5.h);
+//     a spiece.model beside it is recorded as the sentencepiece tokenizer.
 //
 //   bignlp-convert --to nemo --input CKPT --output FILE.nemo [--tensor-model-parallel-size N]
 //                  [--pipeline-model-parallel-size M] [--vocab-file F] [--merge-file F]
@@ -25,7 +28,7 @@
 //     rewrites a bignlp checkpoint for another TP x PP layout (weights and Adam moments; the
 //     data-parallel size never matters). Conversion and export stages use it to reach the
 //     layout they serve with.
-// Index: model/hf_gpt2.h (mapping), checkpoint/checkpoint.h (output format), checkpoint/reshard.h.
+// Index: model/hf_gpt2.h, model/hf_t5.h (mappings), checkpoint/checkpoint.h (output format), checkpoint/reshard.h.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <algorithm>
@@ -43,6 +46,7 @@
 #include "bignlp/export/nemo.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/model/hf_gpt2.h"
+#include "bignlp/model/hf_t5.h"
 
 namespace fs = std::filesystem;
 
@@ -87,7 +91,7 @@ int main(int argc, char** argv) {
   std::string from, to, input, output, vocab_file, merge_file, tokenizer_model;
   bool reshard = false, overwrite = false;
   int tp = 0, pp = 0;
-  auto* from_opt = app.add_option("--from", from, "import: source format")->check(CLI::IsMember({"hf-gpt2", "nemo"}));
+  auto* from_opt = app.add_option("--from", from, "import: source format")->check(CLI::IsMember({"hf-gpt2", "hf-t5", "nemo"}));
   auto* to_opt = app.add_option("--to", to, "export: target format")->check(CLI::IsMember({"nemo", "hf-gpt2"}));
   auto* reshard_opt = app.add_flag("--reshard", reshard, "rewrite a bignlp checkpoint for another TP x PP layout");
   from_opt->excludes(reshard_opt);
@@ -150,6 +154,23 @@ int main(int argc, char** argv) {
     bignlp::ops::OpContext ctx = bignlp::ops::OpContext::cpu();
     ctx.allocator = &alloc;
     const fs::path in(input);
+    if (from == "hf-t5") {
+      const bignlp::model::T5Config config = bignlp::model::read_hf_t5_config(in);
+      bignlp::model::T5Model model(config, ctx);
+      bignlp::model::load_hf_t5_weights(in, model);
+      bignlp::checkpoint::CheckpointState state;
+      state.family = "t5";
+      state.model = model.config_json();
+      if (fs::exists(in / "spiece.model"))
+        state.tokenizer = {{"library", "sentencepiece"}, {"model", fs::absolute(in / "spiece.model").string()}};
+      fs::path out(output);
+      if (out.has_parent_path()) fs::create_directories(out.parent_path());
+      bignlp::checkpoint::save_checkpoint(out, state, model.parameters(), nullptr, ctx);
+      log.info("imported {} (T5: {} + {} layers, d_model {}, {} parameters) into {}", in.string(),
+               config.encoder.num_layers, config.decoder.num_layers, config.encoder.hidden_size,
+               model.num_parameters(), out.string());
+      return 0;
+    }
     const bignlp::model::GptConfig config = bignlp::model::read_hf_gpt2_config(in);
     bignlp::model::GptModel model(config, ctx);
     bignlp::model::load_hf_gpt2_weights(in, model);

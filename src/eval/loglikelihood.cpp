@@ -44,10 +44,77 @@ std::vector<LoglikelihoodRequest> read_loglikelihood_requests(const std::filesys
   return out;
 }
 
+namespace {
+
+/// Encoder-decoder models: the context (its last max_len tokens) goes to the encoder; the decoder
+/// reads [start] + continuation[:-1] and scores the continuation.
+std::vector<LoglikelihoodResult> score_encoder_decoder(model::Model& model,
+                                                       const std::vector<LoglikelihoodRequest>& requests,
+                                                       std::int64_t batch_size) {
+  const std::optional<std::int32_t> start = model.decoder_start_token();
+  if (!start)
+    throw DataError(fmt::format("the {} checkpoint does not record the decoder's start token (decoder_start_token_id "
+                                "in its model config): encoder-decoder log-likelihoods cannot be scored",
+                                model.family()));
+  const std::int64_t max_len = model.max_sequence_length();
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    if (static_cast<std::int64_t>(requests[i].continuation.size()) > max_len)
+      throw DataError(fmt::format("request {}: continuation of {} tokens exceeds the model's {} positions", i,
+                                  requests[i].continuation.size(), max_len));
+  const auto enc_len = [&](std::size_t i) {
+    return std::min<std::int64_t>(static_cast<std::int64_t>(requests[i].context.size()), max_len);
+  };
+  std::vector<std::size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return enc_len(a) > enc_len(b); });
+  std::vector<LoglikelihoodResult> results(requests.size());
+  for (std::size_t first = 0; first < order.size(); first += static_cast<std::size_t>(batch_size)) {
+    const std::size_t last = std::min(order.size(), first + static_cast<std::size_t>(batch_size));
+    const std::int64_t b = static_cast<std::int64_t>(last - first);
+    const std::int64_t te = enc_len(order[first]);
+    std::int64_t td = 0;
+    for (std::size_t k = first; k < last; ++k)
+      td = std::max<std::int64_t>(td, static_cast<std::int64_t>(requests[order[k]].continuation.size()));
+    std::vector<std::int32_t> enc(static_cast<std::size_t>(b * te), 0), dec(static_cast<std::size_t>(b * td), 0),
+        labels(dec.size(), 0), enc_lengths(static_cast<std::size_t>(b)), dec_lengths(static_cast<std::size_t>(b));
+    for (std::int64_t bi = 0; bi < b; ++bi) {
+      const LoglikelihoodRequest& r = requests[order[first + bi]];
+      const std::int64_t le = enc_len(order[first + bi]);
+      std::copy(r.context.end() - le, r.context.end(), enc.begin() + bi * te);
+      const std::int64_t ld = static_cast<std::int64_t>(r.continuation.size());
+      for (std::int64_t k = 0; k < ld; ++k) {
+        labels[bi * td + k] = r.continuation[k];
+        dec[bi * td + k] = k == 0 ? *start : r.continuation[k - 1];
+      }
+      enc_lengths[bi] = static_cast<std::int32_t>(le);
+      dec_lengths[bi] = static_cast<std::int32_t>(ld);
+    }
+    const model::Batch batch{.tokens = TensorView(dec.data(), DType::kI32, Shape{b, td}),
+                             .labels = TensorView(labels.data(), DType::kI32, Shape{b, td}),
+                             .encoder_tokens = TensorView(enc.data(), DType::kI32, Shape{b, te}),
+                             .encoder_lengths = TensorView(enc_lengths.data(), DType::kI32, Shape{b}),
+                             .decoder_lengths = TensorView(dec_lengths.data(), DType::kI32, Shape{b})};
+    const model::TokenScores scores = model.score(batch);
+    for (std::int64_t bi = 0; bi < b; ++bi) {
+      LoglikelihoodResult r;
+      r.is_greedy = true;
+      for (std::int64_t k = 0; k < dec_lengths[bi]; ++k) {
+        r.logprob += scores.logprob[bi * td + k];
+        r.is_greedy = r.is_greedy && scores.argmax[bi * td + k] == labels[bi * td + k];
+      }
+      results[order[first + bi]] = r;
+    }
+  }
+  return results;
+}
+
+}  // namespace
+
 std::vector<LoglikelihoodResult> score_loglikelihood(model::Model& model,
                                                      const std::vector<LoglikelihoodRequest>& requests,
                                                      std::int64_t batch_size) {
   BIGNLP_CHECK(batch_size > 0, "batch size must be positive, got {}", batch_size);
+  if (model.is_encoder_decoder()) return score_encoder_decoder(model, requests, batch_size);
   const std::int64_t max_len = model.max_sequence_length();
   // Inputs and targets of each request, left-truncated to max_len.
   struct Seq {

@@ -7,6 +7,7 @@
 #include "bignlp/core/error.h"
 #include "bignlp/core/strings.h"
 #include "bignlp/model/gpt.h"
+#include "bignlp/model/t5.h"
 
 namespace bignlp::model {
 
@@ -16,6 +17,11 @@ ModelFamilyRegistry ModelFamilyRegistry::builtin() {
                     [](const nlohmann::json& config, const ops::OpContext& ctx, const parallel::ParallelContext& pc,
                        const ParameterPredicate& trainable) {
                       return std::unique_ptr<Model>(std::make_unique<GptModel>(config.get<GptConfig>(), ctx, pc, trainable));
+                    }});
+  r.add(ModelFamily{"t5", "NeMo Megatron T5 / mT5 (encoder-decoder, MegatronT5Model)",
+                    [](const nlohmann::json& config, const ops::OpContext& ctx, const parallel::ParallelContext& pc,
+                       const ParameterPredicate& trainable) {
+                      return std::unique_ptr<Model>(std::make_unique<T5Model>(config.get<T5Config>(), ctx, pc, trainable));
                     }});
   return r;
 }

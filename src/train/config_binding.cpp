@@ -10,6 +10,7 @@
 #include "bignlp/core/strings.h"
 #include "bignlp/data/t5_dataset.h"
 #include "bignlp/data/tokenizer_factory.h"
+#include "bignlp/model/t5_config.h"
 
 namespace bignlp::train {
 namespace {
@@ -38,6 +39,7 @@ constexpr const char* kIgnoredKeys[] = {
 std::string python_text(bool v) { return v ? "True" : "False"; }
 std::string python_text(int v) { return std::to_string(v); }
 std::string python_text(const std::string& v) { return "'" + v + "'"; }
+std::string python_text(float v) { return fmt::format("{}", v); }
 
 /// "file:line:col: " for values from files; "" otherwise (see origin()).
 std::string where(const ConfigView& cfg, const std::string& key) {
@@ -224,6 +226,119 @@ void bind_model(const ConfigView& cfg, TrainingConfig& c) {
   c.loss_scaler.hysteresis = cfg.get_or<int>("model.hysteresis", 2);
 }
 
+/// model.encoder.* / model.decoder.* of a T5/mT5 config (megatron_model_base_config keys).
+model::T5StackConfig bind_t5_stack(const ConfigView& cfg, const std::string& stack) {
+  const auto k = [&](const char* key) { return "model." + stack + "." + key; };
+  model::T5StackConfig s;
+  s.num_layers = cfg.get<int>(k("num_layers"));
+  s.hidden_size = cfg.get<std::int64_t>(k("hidden_size"));
+  s.ffn_hidden_size = cfg.get<std::int64_t>(k("ffn_hidden_size"));
+  s.num_attention_heads = cfg.get<int>(k("num_attention_heads"));
+  s.kv_channels = cfg.find<std::int64_t>(k("kv_channels")).value_or(0);  // null: hidden / heads
+  s.init_method_std = cfg.get_or<float>(k("init_method_std"), 0.02f);
+  s.use_scaled_init_method = cfg.get_or<bool>(k("use_scaled_init_method"), true);
+  s.hidden_dropout = cfg.get_or<float>(k("hidden_dropout"), 0.1f);
+  s.attention_dropout = cfg.get_or<float>(k("attention_dropout"), 0.1f);
+  s.position_embedding_type = cfg.get_or<std::string>(k("position_embedding_type"), "learned_absolute");
+  s.relative_attention_num_buckets = cfg.get_or<int>(k("relative_attention_num_buckets"), 32);
+  s.relative_attention_max_distance = cfg.get_or<int>(k("relative_attention_max_distance"), 128);
+  s.relative_position_bias_self_attention_only =
+      cfg.get_or<bool>(k("relative_position_bias_self_attention_only"), true);
+  s.apply_query_key_layer_scaling = cfg.get_or<bool>(k("apply_query_key_layer_scaling"), true);
+  s.layernorm_epsilon = cfg.get_or<float>(k("layernorm_epsilon"), 1e-5f);
+  s.activation = cfg.get_or<std::string>(k("activation"), "gelu");
+  s.bias_activation_fusion = cfg.get_or<bool>(k("bias_activation_fusion"), true);
+  s.openai_gelu = cfg.get_or<bool>(k("openai_gelu"), false);
+  s.bias = cfg.get_or<bool>(k("bias"), true);
+  s.normalization = cfg.get_or<std::string>(k("normalization"), "layernorm");
+  s.normalize_attention_scores = cfg.get_or<bool>(k("normalize_attention_scores"), true);
+  // Kernel-fusion switches: no counterpart (the numerics do not depend on them here).
+  for (const char* key : {"persist_layer_norm", "grad_div_ar_fusion", "masked_softmax_fusion", "bias_dropout_add_fusion",
+                          "onnx_safe", "hidden_steps"})
+    cfg.mark_used(k(key));
+  require_off<float>(cfg, k("ffn_dropout"), 0.0f, "dropout inside the MLP is not built");
+  require_off<std::string>(cfg, k("arch"), "transformer", "only the transformer encoder/decoder is built");
+  require_off<bool>(cfg, k("headscale"), false, "head scaling is not built");
+  require_off<std::string>(cfg, k("transformer_block_type"), "pre_ln", "only pre-LN blocks are built");
+  require_off<int>(cfg, k("num_self_attention_per_cross_attention"), 1, "one self-attention per cross-attention");
+  require_off<bool>(cfg, k("fp32_residual_connection"), false, "the residual stream uses the compute dtype");
+  require_off<bool>(cfg, k("megatron_legacy"), false, "the legacy (non-interleaved) QKV layout is not built");
+  if (auto g = cfg.find<std::string>(k("activations_checkpoint_granularity"))) {
+    auto& ac = s.activations_checkpoint;
+    if (*g == "full")
+      ac.granularity = model::CheckpointGranularity::kFull;
+    else if (*g == "selective")
+      ac.granularity = model::CheckpointGranularity::kSelective;
+    else
+      throw ConfigError(fmt::format("{}{}: '{}' must be full, selective or null", where(cfg, k("activations_checkpoint_granularity")),
+                                    cfg.full_path(k("activations_checkpoint_granularity")), *g));
+    const auto method = cfg.find<std::string>(k("activations_checkpoint_method"));
+    if (!method || (*method != "uniform" && *method != "block"))
+      throw ConfigError(fmt::format("{}: must be uniform or block when a granularity is set",
+                                    cfg.full_path(k("activations_checkpoint_method"))));
+    ac.method = *method == "block" ? model::CheckpointMethod::kBlock : model::CheckpointMethod::kUniform;
+    ac.num_layers = cfg.get_or<int>(k("activations_checkpoint_num_layers"), 1);
+  } else {
+    cfg.mark_used(k("activations_checkpoint_method"));
+    cfg.mark_used(k("activations_checkpoint_num_layers"));
+  }
+  return s;
+}
+
+/// model.* of a T5/mT5 config (everything but model.data.*, model.tokenizer.* and model.optim.*):
+/// the "t5" family's config. The vocabulary size and precision are filled in later.
+model::T5Config bind_t5_model(const ConfigView& cfg, TrainingConfig& c) {
+  c.model_family = "t5";
+  c.micro_batch_size = cfg.get<std::int64_t>("model.micro_batch_size");
+  c.global_batch_size = cfg.get<std::int64_t>("model.global_batch_size");
+  c.model.tensor_model_parallel_size = cfg.get_or<int>("model.tensor_model_parallel_size", 1);
+  c.pipeline_model_parallel_size = cfg.get_or<int>("model.pipeline_model_parallel_size", 1);
+  c.virtual_pipeline_model_parallel_size = cfg.find<int>("model.virtual_pipeline_model_parallel_size").value_or(1);
+  c.sequence_parallel = cfg.get_or<bool>("model.sequence_parallel", false);
+  model::T5Config t;
+  t.tensor_model_parallel_size = c.model.tensor_model_parallel_size;
+  t.make_vocab_size_divisible_by = cfg.get_or<std::int64_t>("model.make_vocab_size_divisible_by", 128);
+  t.encoder_seq_length = cfg.get<std::int64_t>("model.seq_length");
+  t.max_position_embeddings = cfg.get_or<std::int64_t>("model.max_position_embeddings", t.encoder_seq_length);
+  // The decoder length is a data key (bound with the dataset); the model reads it for its checks.
+  t.decoder_seq_length = cfg.find<std::int64_t>("model.data.seq_length_dec").value_or(0);
+  t.pipeline_model_parallel_split_rank = cfg.find<int>("model.pipeline_model_parallel_split_rank").value_or(0);
+  t.encoder = bind_t5_stack(cfg, "encoder");
+  t.decoder = bind_t5_stack(cfg, "decoder");
+  t.embedding_init_method_std = cfg.get_or<float>("model.embedding_init_method_std", t.encoder.init_method_std);
+  t.embedding_dropout = cfg.get_or<float>("model.embedding_dropout", t.encoder.hidden_dropout);
+  t.share_token_embeddings = cfg.get_or<bool>("model.share_token_embeddings", true);
+  t.share_decoder_tokens_head_embeddings = cfg.get_or<bool>("model.share_decoder_tokens_head_embeddings", true);
+  t.tokens_head_bias = cfg.get_or<bool>("model.tokens_head_bias", true);
+  require_off<float>(cfg, "model.label_smoothing", 0.0f, "label smoothing is not built");
+  require_off<bool>(cfg, "model.fp32_residual_connection", false, "the residual stream uses the compute dtype");
+  // The trainer's shared fields (MicroBatchRunner shape, throughput) read these of c.model.
+  c.model.seq_length = t.encoder_seq_length;
+  c.model.max_position_embeddings = t.positions();
+  c.seed = cfg.get_or<std::uint64_t>("model.seed", 1234);
+  c.loss_scaler.init_scale = cfg.get_or<double>("model.native_amp_init_scale", 4294967296.0);
+  c.loss_scaler.growth_interval = cfg.get_or<std::int64_t>("model.native_amp_growth_interval", 1000);
+  c.loss_scaler.hysteresis = cfg.get_or<int>("model.hysteresis", 2);
+  return t;
+}
+
+/// The finished T5 config into c.family_config (vocabulary from the tokenizer, trainer.precision),
+/// its ConfigErrors pointed at the key they name.
+void finish_t5_model(const ConfigView& cfg, model::T5Config t, TrainingConfig& c) {
+  t.vocab_size = c.model.vocab_size;
+  t.precision = c.model.precision;
+  try {
+    t.validate();
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    const auto colon = msg.find(':');
+    const std::string key = colon == std::string::npos ? std::string() : msg.substr(0, colon);
+    if (!key.empty() && cfg.provenance(key) != nullptr) throw ConfigError(where(cfg, key) + msg + origin(cfg, key));
+    throw;
+  }
+  c.family_config = nlohmann::json(t);
+}
+
 /// model.tokenizer.*: recorded for checkpoints and loaded for the vocabulary size; returns the
 /// end-of-document id (-1 when the tokenizer has none).
 std::int64_t bind_tokenizer(const ConfigView& cfg, TrainingConfig& c) {
@@ -267,6 +382,7 @@ void bind_optimizer(const ConfigView& cfg, TrainingConfig& c) {
     c.sched.constant_steps = cfg.get_or<std::int64_t>("model.optim.sched.constant_steps", 0);
     c.sched.constant_ratio = cfg.get_or<double>("model.optim.sched.constant_ratio", -1.0);
     c.sched.min_lr = cfg.get_or<double>("model.optim.sched.min_lr", 0.0);
+    require_off<int>(cfg, "model.optim.sched.last_epoch", -1, "the schedule starts from the checkpoint's step");
   } else {
     c.sched.name = "";
   }
@@ -358,8 +474,15 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   bind_unsupported(cfg);
   bind_trainer(cfg, c);
   bind_exp_manager(cfg, c);
-  bind_model(cfg, c);
+  // A T5/mT5 config has encoder and decoder sections (the launcher's way of telling the families apart).
+  const bool t5 = cfg.has("model.encoder");
+  std::optional<model::T5Config> t5_model;
+  if (t5)
+    t5_model = bind_t5_model(cfg, c);
+  else
+    bind_model(cfg, c);
   const std::int64_t eod = bind_tokenizer(cfg, c);
+  if (t5_model) finish_t5_model(cfg, *t5_model, c);
   bind_optimizer(cfg, c);
   // A T5/mT5 config (encoder and decoder sections, as the launcher tells the families apart) has the
   // span-corruption data keys.

@@ -69,7 +69,14 @@ void Trainer::set_datasets(data::GptDatasetSplits datasets) { datasets_ = std::m
 
 void Trainer::write_hparams() const {
   std::string text = config_.hparams_yaml;
-  if (text.empty()) {
+  if (text.empty() && !config_.family_config.is_null()) {
+    // Another family's config (JSON is YAML's flow form) with the batch sizes and seed.
+    nlohmann::json cfg = config_.family_config;
+    cfg["micro_batch_size"] = config_.micro_batch_size;
+    cfg["global_batch_size"] = config_.global_batch_size;
+    cfg["seed"] = config_.seed;
+    text = "cfg: " + cfg.dump() + "\n";
+  } else if (text.empty()) {
     const model::GptConfig& m = config_.model;
     text = fmt::format(
         "cfg:\n  micro_batch_size: {}\n  global_batch_size: {}\n  encoder_seq_length: {}\n  max_position_embeddings: "
@@ -258,7 +265,8 @@ void Trainer::build_model(State& s) {
   if (parts_.model) {
     model_ = parts_.model(parallel_);
   } else {
-    model_ = model::ModelFamilyRegistry::builtin().build(c.model_family, nlohmann::json(c.model), ctx_, parallel_);
+    model_ = model::ModelFamilyRegistry::builtin().build(
+        c.model_family, c.family_config.is_null() ? nlohmann::json(c.model) : c.family_config, ctx_, parallel_);
   }
   BIGNLP_CHECK(model_ != nullptr, "the trainer's model factory returned no model");
   if (parallel_.dp != nullptr) {

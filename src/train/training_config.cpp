@@ -18,7 +18,7 @@ std::int64_t TrainingConfig::num_micro_batches() const {
 }
 
 void TrainingConfig::validate(bool needs_data) const {
-  model.validate();
+  if (family_config.is_null()) model.validate();
   if (micro_batch_size <= 0)
     throw ConfigError(fmt::format("model.micro_batch_size: must be positive, got {}", micro_batch_size));
   if (global_batch_size <= 0)

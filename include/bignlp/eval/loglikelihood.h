@@ -6,6 +6,10 @@
 // max_position_embeddings the oldest context tokens are dropped (the continuation must fit).
 // Requests are scored in batches of similar length (padded on the right, which causal attention
 // never sees) and results come back in request order.
+// Encoder-decoder models (Model::is_encoder_decoder, T5): the context (its last
+// max_position_embeddings tokens) is the encoder's input and the decoder reads the model's start
+// token followed by the continuation, scoring each continuation token; a model that does not know
+// its decoder start token is refused.
 // JSONL: request lines {"context": [ids], "continuation": [ids]}; result lines
 // {"logprob": <float>, "is_greedy": <bool>}.
 #pragma once

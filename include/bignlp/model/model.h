@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -120,6 +121,12 @@ class Model {
 
   /// Per-token log-probabilities of labels and greedy tokens (one pipeline stage).
   virtual TokenScores score(const Batch& batch) = 0;
+
+  /// True for encoder-decoder families (T5): score() then reads Batch::encoder_tokens too.
+  virtual bool is_encoder_decoder() const { return false; }
+  /// The token an encoder-decoder model's decoder starts from (its input before the first target),
+  /// when the model's config records it; nullopt otherwise (and for decoder-only families).
+  virtual std::optional<std::int32_t> decoder_start_token() const { return std::nullopt; }
 
   // Whole-model conveniences for one pipeline stage holding one chunk.
 

@@ -64,7 +64,12 @@ struct ExpManagerConfig {
 struct TrainingConfig {
   /// The model family (model::ModelFamilyRegistry) the default model factory builds.
   std::string model_family = "gpt";
+  /// GPT's config; for another family only its shared fields (precision, tensor_model_parallel_size,
+  /// seq_length, vocab_size) are set and family_config holds the family's own config.
   model::GptConfig model;
+  /// The family's config JSON (model::Model::config_json form) for families other than gpt; null:
+  /// the model is built from `model`.
+  nlohmann::json family_config;
   std::int64_t micro_batch_size = 1;       ///< model.micro_batch_size
   std::int64_t global_batch_size = 1;      ///< model.global_batch_size
   std::int64_t max_steps = 0;              ///< trainer.max_steps

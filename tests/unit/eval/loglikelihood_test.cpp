@@ -69,6 +69,42 @@ TEST_P(HfGpt2ScoringTest, ImportedWeightsScoreLikePyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, HfGpt2ScoringTest, ::testing::Values("", "--no-prefix --fp16"));
 
+// Encoder-decoder: a random HF mT5-shaped (gated-gelu, untied head) and T5-shaped (relu, tied
+// head) checkpoint imported with bignlp-convert --from hf-t5 and scored with bignlp-evaluate
+// (context to the encoder, continuation from the decoder start token) gives what
+// tests/python/hf_t5_reference.py's forward of the HF architecture gives.
+class HfT5ScoringTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(HfT5ScoringTest, ImportedT5ScoresLikeTheHfArchitecture) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  TempDir dir("hf-t5-eval");
+  const fs::path hf = dir.path() / "hf", ckpt = dir.path() / "ckpt", out = dir.path() / "out.jsonl";
+  const std::string script = std::string(BIGNLP_SOURCE_DIR) + "/tests/python/hf_t5_reference.py";
+  ASSERT_EQ(run(fmt::format("/usr/bin/python3 {} write {} {}", script, hf.string(), GetParam())), 0);
+  ASSERT_EQ(run(fmt::format("/usr/bin/python3 {} requests {}", script, hf.string())), 0);
+  ASSERT_EQ(run(fmt::format("{}/bignlp-convert --from hf-t5 --input {} --output {}", BIGNLP_BIN_DIR, hf.string(),
+                            ckpt.string())),
+            0);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(ckpt).family, "t5");
+  ASSERT_EQ(run(fmt::format("{}/bignlp-evaluate --checkpoint {} --loglikelihood {} --output {} --batch-size 3",
+                            BIGNLP_BIN_DIR, ckpt.string(), (hf / "requests.jsonl").string(), out.string())),
+            0);
+  const auto expected = read_jsonl(hf / "expected.jsonl");
+  const auto actual = read_jsonl(out);
+  ASSERT_EQ(actual.size(), expected.size());
+  int greedy = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const double e = expected[i]["logprob"].get<double>();
+    EXPECT_NEAR(actual[i]["logprob"].get<double>(), e, 1e-5 * std::max(1.0, std::abs(e))) << "request " << i;
+    EXPECT_EQ(actual[i]["is_greedy"].get<bool>(), expected[i]["is_greedy"].get<bool>()) << "request " << i;
+    greedy += expected[i]["is_greedy"].get<bool>();
+  }
+  EXPECT_GE(greedy, 1);
+  EXPECT_LT(greedy, static_cast<int>(expected.size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, HfT5ScoringTest, ::testing::Values("mt5", "t5"));
+
 // The launcher's conversion and evaluation stages run these programs on a stage config; until
 // those workers exist, that is a clear error naming the stage, not a flag-parsing failure.
 TEST(LoglikelihoodTest, StageConfigsAreRefusedNamingTheStage) {

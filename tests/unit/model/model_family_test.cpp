@@ -48,7 +48,7 @@ TEST(ModelFamilyRegistry, BuiltinBuildsGptAndNamesKnownFamiliesOnError) {
 
 TEST(ModelFamilyRegistry, ToyFamilyPlugsInWithItsOwnBlock) {
   const ModelFamilyRegistry r = test_support::registry_with_toy_family();
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"gpt", "toy-llama"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"gpt", "t5", "toy-llama"}));
   CpuAllocator alloc;
   ops::OpContext ctx = ops::OpContext::cpu();
   ctx.allocator = &alloc;

@@ -1,0 +1,323 @@
+// T5 training on several thread ranks against the same training on one rank (the GPT pattern of
+// gpt_parallel_test.cpp): TP 2, DP 2 with and without the distributed optimizer, TP 2 x DP 2, and
+// activation checkpointing; the losses of every step and every final weight agree within fp32
+// tolerance. Dropout is on (embedding, hidden, attention). Batches are synthetic span-corruption-
+// shaped encoder/decoder pairs with padding (the T5 dataset is its own library). Checkpoints of a
+// T5 run resume, and reshard TP 2 -> TP 1 -> TP 2 exactly. Pipeline and sequence parallelism are
+// refused with a message naming the key.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include "bignlp/checkpoint/catalog.h"
+#include "bignlp/checkpoint/checkpoint.h"
+#include "bignlp/checkpoint/reshard.h"
+#include "bignlp/comm/local_communicator.h"
+#include "bignlp/comm/parallel_groups.h"
+#include "bignlp/core/error.h"
+#include "bignlp/core/file_io.h"
+#include "bignlp/model/t5.h"
+#include "bignlp/ops/ops.h"
+#include "bignlp/tensor/safetensors.h"
+#include "bignlp/train/batch_source.h"
+#include "bignlp/train/trainer.h"
+
+namespace bignlp::train {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr std::int64_t kTe = 12, kTd = 8, kVocab = 60;
+
+/// Sample i: encoder tokens with 6..12 valid positions, decoder input/labels with 3..8, padding 0.
+class SyntheticT5Batches final : public BatchSource {
+ public:
+  explicit SyntheticT5Batches(std::int64_t micro_batch) : b_(micro_batch) {}
+  model::Batch batch(std::int64_t first) override {
+    enc_.assign(static_cast<std::size_t>(b_ * kTe), 0);
+    dec_.assign(static_cast<std::size_t>(b_ * kTd), 0);
+    lab_.assign(static_cast<std::size_t>(b_ * kTd), 0);
+    mask_.assign(static_cast<std::size_t>(b_ * kTd), 0.0f);
+    enc_len_.resize(static_cast<std::size_t>(b_));
+    dec_len_.resize(static_cast<std::size_t>(b_));
+    for (std::int64_t r = 0; r < b_; ++r) {
+      std::mt19937 rng(static_cast<std::uint32_t>(first + r) * 7919u + 1);
+      const int le = 6 + static_cast<int>(rng() % 7), ld = 3 + static_cast<int>(rng() % 6);
+      enc_len_[r] = le;
+      dec_len_[r] = ld;
+      for (int t = 0; t < le; ++t) enc_[r * kTe + t] = 1 + static_cast<int>(rng() % (kVocab - 1));
+      for (int t = 0; t < ld; ++t) {
+        lab_[r * kTd + t] = enc_[r * kTe + (t % le)];  // learnable: copy the encoder's tokens
+        dec_[r * kTd + t] = t == 0 ? 1 : lab_[r * kTd + t - 1];
+        mask_[r * kTd + t] = 1.0f;
+      }
+    }
+    return model::Batch{.tokens = TensorView(dec_.data(), DType::kI32, Shape{b_, kTd}),
+                        .labels = TensorView(lab_.data(), DType::kI32, Shape{b_, kTd}),
+                        .loss_mask = TensorView(mask_.data(), DType::kF32, Shape{b_, kTd}),
+                        .encoder_tokens = TensorView(enc_.data(), DType::kI32, Shape{b_, kTe}),
+                        .encoder_lengths = TensorView(enc_len_.data(), DType::kI32, Shape{b_}),
+                        .decoder_lengths = TensorView(dec_len_.data(), DType::kI32, Shape{b_})};
+  }
+  std::int64_t size() const override { return 1 << 20; }
+
+ private:
+  std::int64_t b_;
+  std::vector<std::int32_t> enc_, dec_, lab_, enc_len_, dec_len_;
+  std::vector<float> mask_;
+};
+
+struct Layout {
+  int tp = 1, pp = 1, dp = 1;
+  bool sp = false;
+  bool distributed_optimizer = false;
+  bool recompute = false;
+  bool relative = false;
+  int world() const { return tp * pp * dp; }
+};
+
+TrainingConfig config_for(const Layout& l, const fs::path& results, int steps) {
+  model::T5Config t;
+  t.vocab_size = kVocab;
+  t.make_vocab_size_divisible_by = 16;  // 64 rows at TP 1 and 2
+  t.encoder_seq_length = kTe;
+  t.decoder_seq_length = kTd;
+  t.max_position_embeddings = kTe;
+  for (model::T5StackConfig* s : {&t.encoder, &t.decoder}) {
+    s->num_layers = 2;
+    s->hidden_size = 32;
+    s->ffn_hidden_size = 48;
+    s->num_attention_heads = 4;
+    s->init_method_std = 0.05f;
+    s->hidden_dropout = 0.1f;
+    s->attention_dropout = 0.1f;
+    s->activation = "geglu";
+    if (l.relative) {
+      s->position_embedding_type = "relative";
+      s->relative_attention_num_buckets = 8;
+      s->relative_attention_max_distance = 16;
+    }
+    if (l.recompute) {
+      s->activations_checkpoint.granularity = model::CheckpointGranularity::kFull;
+      s->activations_checkpoint.method = model::CheckpointMethod::kUniform;
+      s->activations_checkpoint.num_layers = 1;
+    }
+  }
+  t.embedding_init_method_std = 0.05f;
+  t.embedding_dropout = 0.1f;
+  t.tensor_model_parallel_size = l.tp;
+  TrainingConfig c;
+  c.model_family = "t5";
+  c.family_config = nlohmann::json(t);
+  c.model.vocab_size = kVocab;
+  c.model.seq_length = kTe;
+  c.model.tensor_model_parallel_size = l.tp;
+  c.pipeline_model_parallel_size = l.pp;
+  c.sequence_parallel = l.sp;
+  c.devices = l.world();
+  c.micro_batch_size = 2;
+  c.global_batch_size = 8;
+  c.max_steps = steps;
+  c.val_check_interval = 0;
+  c.log_every_n_steps = 1;
+  c.gradient_clip_val = 1.0;
+  c.optim.name = l.distributed_optimizer ? "distributed_fused_adam" : "fused_adam";
+  c.optim.lr = 3e-3;
+  c.optim.beta2 = 0.95;
+  c.optim.weight_decay = 0.01;
+  c.sched.warmup_steps = 1;
+  c.sched.min_lr = 3e-4;
+  c.grad_bucket_mb = 0.004;
+  c.exp_manager.explicit_log_dir = results;
+  c.exp_manager.create_checkpoint_callback = false;
+  c.exp_manager.resume_if_exists = false;
+  c.cpu_threads = 1;
+  return c;
+}
+
+using Tensors = std::map<std::string, std::vector<float>>;
+
+struct Outcome {
+  std::vector<double> losses;
+  Tensors weights;
+};
+
+/// This rank's shard of every parameter into the full tensors of `out`.
+void collect(const model::ParameterStore& store, Tensors& out, std::mutex& mu) {
+  std::lock_guard lock(mu);
+  for (const auto& p : store.params()) {
+    std::vector<float> local(static_cast<std::size_t>(p.numel()));
+    ops::copy(ops::OpContext::cpu(), p.value, TensorView(local.data(), DType::kF32, p.shape));
+    Shape full = p.shape;
+    if (p.tensor_parallel()) full.set(p.partition_dim, p.shape[p.partition_dim] * p.tp_size);
+    auto& dst = out[p.name];
+    if (dst.empty()) dst.assign(static_cast<std::size_t>(full.numel()), std::nanf(""));
+    const std::int64_t rows = p.shape[0], cols = p.shape.rank() == 2 ? p.shape[1] : 1;
+    const std::int64_t full_cols = full.rank() == 2 ? full[1] : 1;
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t j = 0; j < cols; ++j) {
+        std::int64_t fi = i, fj = j;
+        if (p.tensor_parallel() && p.partition_dim == 0) fi += p.tp_rank * rows;
+        if (p.tensor_parallel() && p.partition_dim == 1) fj += p.tp_rank * cols;
+        float& slot = dst[static_cast<std::size_t>(fi * full_cols + fj)];
+        if (std::isnan(slot)) slot = local[static_cast<std::size_t>(i * cols + j)];
+      }
+  }
+}
+
+Outcome run(const Layout& l, const fs::path& results, int steps, bool resume = false, bool checkpoint = false) {
+  Outcome out;
+  std::mutex mu;
+  comm::LocalWorld world(l.world(), 60s);
+  world.run([&](comm::Communicator& w) {
+    CpuAllocator alloc;
+    ops::OpContext ctx = ops::OpContext::cpu(1);
+    ctx.allocator = &alloc;
+    const comm::ProcessGrid grid(l.world(), w.rank(), l.tp, l.pp);
+    auto groups = comm::ParallelGroups::create(w, grid);
+    TrainingConfig c = config_for(l, results, steps);
+    c.exp_manager.resume_if_exists = resume;
+    c.exp_manager.create_checkpoint_callback = checkpoint;
+    Logger log = Logger::capturing(LogLevel::kWarn);
+    std::FILE* sink = std::tmpfile();
+    TrainerParts parts;
+    parts.train_batches = std::make_shared<SyntheticT5Batches>(c.micro_batch_size);
+    Trainer t(c, log, ctx, sink, parts);
+    t.set_parallel(parallel::ParallelContext::from(groups, parallel::ParallelOptions{}));
+    const TrainResult r = t.fit();
+    std::fclose(sink);
+    if (w.rank() == 0) out.losses = r.train_losses;
+    if (grid.dp_rank() == 0) collect(t.model()->parameters(), out.weights, mu);
+  });
+  return out;
+}
+
+void expect_equivalent(const Outcome& ref, const Outcome& got, double loss_tol = 2e-5, double weight_tol = 2e-4) {
+  ASSERT_EQ(ref.losses.size(), got.losses.size());
+  for (std::size_t i = 0; i < ref.losses.size(); ++i)
+    EXPECT_NEAR(got.losses[i], ref.losses[i], loss_tol * std::fabs(ref.losses[i])) << "step " << i + 1;
+  double worst = 0.0;
+  std::string worst_name;
+  for (const auto& [name, w] : got.weights) {
+    auto it = ref.weights.find(name);
+    ASSERT_NE(it, ref.weights.end()) << name;
+    ASSERT_EQ(it->second.size(), w.size()) << name;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      ASSERT_FALSE(std::isnan(w[i])) << name << " element " << i << " was never written";
+      const double d = std::fabs(static_cast<double>(w[i]) - it->second[i]);
+      if (d > worst) {
+        worst = d;
+        worst_name = name;
+      }
+    }
+  }
+  EXPECT_EQ(ref.weights.size(), got.weights.size());
+  EXPECT_LT(worst, weight_tol) << "largest weight difference in " << worst_name;
+}
+
+class T5ParallelTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir("t5_parallel");
+    reference_ = new Outcome(run(Layout{}, dir_->path() / "reference", kSteps));
+    relative_ = new Outcome(run(Layout{.relative = true}, dir_->path() / "reference_rel", kSteps));
+  }
+  static void TearDownTestSuite() {
+    delete relative_;
+    delete reference_;
+    delete dir_;
+  }
+  static constexpr int kSteps = 4;
+  static TempDir* dir_;
+  static Outcome* reference_;
+  static Outcome* relative_;
+};
+TempDir* T5ParallelTest::dir_ = nullptr;
+Outcome* T5ParallelTest::reference_ = nullptr;
+Outcome* T5ParallelTest::relative_ = nullptr;
+
+TEST_F(T5ParallelTest, ReferenceTrains) {
+  ASSERT_EQ(reference_->losses.size(), static_cast<std::size_t>(kSteps));
+  EXPECT_GT(reference_->losses.front(), 3.0);  // ~ln(64) at the start
+  for (double l : reference_->losses) EXPECT_TRUE(std::isfinite(l));
+  EXPECT_NE(reference_->losses.front(), relative_->losses.front());
+}
+
+TEST_F(T5ParallelTest, TensorParallel2) {
+  expect_equivalent(*reference_, run({.tp = 2}, dir_->path() / "tp2", kSteps));
+}
+
+TEST_F(T5ParallelTest, TensorParallel2RelativePositions) {
+  expect_equivalent(*relative_, run({.tp = 2, .relative = true}, dir_->path() / "tp2rel", kSteps));
+}
+
+TEST_F(T5ParallelTest, DataParallel2) { expect_equivalent(*reference_, run({.dp = 2}, dir_->path() / "dp2", kSteps)); }
+
+TEST_F(T5ParallelTest, DataParallel2DistributedOptimizer) {
+  expect_equivalent(*reference_, run({.dp = 2, .distributed_optimizer = true}, dir_->path() / "dp2do", kSteps));
+}
+
+TEST_F(T5ParallelTest, Tp2Dp2WithActivationCheckpointing) {
+  expect_equivalent(*relative_,
+                    run({.tp = 2, .dp = 2, .recompute = true, .relative = true}, dir_->path() / "tp2dp2ac", kSteps));
+}
+
+TEST_F(T5ParallelTest, PipelineAndSequenceParallelAreRefusedByKey) {
+  for (const auto& [layout, key] : std::vector<std::pair<Layout, std::string>>{
+           {Layout{.pp = 2}, "model.pipeline_model_parallel_size"}, {Layout{.tp = 2, .sp = true}, "model.sequence_parallel"}}) {
+    try {
+      run(layout, dir_->path() / "refused", 1);
+      FAIL() << key;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
+}
+
+/// Every tensor of a one-shard checkpoint's model.safetensors.
+Tensors shard_tensors(const fs::path& ckpt) {
+  SafetensorsReader r(ckpt / checkpoint::checkpoint_shard_name(0, 0) / "model.safetensors");
+  Tensors out;
+  for (const auto& e : r.entries()) {
+    const TensorView v = r.view(e.name);
+    out[e.name].assign(v.data<float>(), v.data<float>() + v.numel());
+  }
+  return out;
+}
+
+TEST_F(T5ParallelTest, CheckpointsResumeAndReshardTp2ToTp1AndBack) {
+  // Two steps on TP 2 with checkpoints, resharded to TP 1: its weights are the TP 2 run's.
+  const fs::path results = dir_->path() / "ckpt";
+  const Outcome first = run({.tp = 2}, results, 2, false, true);
+  const auto ckpt = checkpoint::find_latest_checkpoint(results / "checkpoints");
+  ASSERT_TRUE(ckpt);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*ckpt).family, "t5");
+  const Logger quiet = Logger::capturing(LogLevel::kWarn);
+  checkpoint::reshard_checkpoint(*ckpt, dir_->path() / "one", 1, 1, quiet);
+  const Tensors one = shard_tensors(dir_->path() / "one");
+  ASSERT_EQ(one.size(), first.weights.size());
+  for (const auto& [name, w] : first.weights) {
+    ASSERT_TRUE(one.count(name)) << name;
+    EXPECT_EQ(one.at(name), w) << name;
+  }
+  // TP 1 -> TP 2 -> TP 1 is exact.
+  checkpoint::reshard_checkpoint(dir_->path() / "one", dir_->path() / "two", 2, 1, quiet);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(dir_->path() / "two").tp_size, 2);
+  checkpoint::reshard_checkpoint(dir_->path() / "two", dir_->path() / "one_again", 1, 1, quiet);
+  EXPECT_EQ(shard_tensors(dir_->path() / "one_again"), one);
+  // Resuming the TP 2 run for the last two steps gives the uninterrupted run.
+  const Outcome second = run({.tp = 2}, results, kSteps, true, true);
+  ASSERT_EQ(second.losses.size(), 2u);
+  for (int i = 0; i < 2; ++i) EXPECT_NEAR(second.losses[i], reference_->losses[2 + i], 2e-5 * reference_->losses[2 + i]);
+  Outcome combined = second;
+  combined.losses = reference_->losses;
+  expect_equivalent(*reference_, combined);
+}
+
+}  // namespace
+}  // namespace bignlp::train
