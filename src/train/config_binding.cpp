@@ -11,6 +11,7 @@
 #include "bignlp/data/t5_dataset.h"
 #include "bignlp/data/tokenizer_factory.h"
 #include "bignlp/model/t5_config.h"
+#include "bignlp/train/t5_data_loader.h"
 
 namespace bignlp::train {
 namespace {
@@ -482,13 +483,16 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   else
     bind_model(cfg, c);
   const std::int64_t eod = bind_tokenizer(cfg, c);
-  if (t5_model) finish_t5_model(cfg, *t5_model, c);
   bind_optimizer(cfg, c);
-  // A T5/mT5 config (encoder and decoder sections, as the launcher tells the families apart) has the
-  // span-corruption data keys.
-  if (cfg.has("model.encoder")) {
-    c.model_family = "t5";  // the trainer then reads the T5 batch sources (t5_data_loader.h)
+  if (t5_model) {
+    // The span-corruption data keys; the trainer then reads the T5 batch sources (t5_data_loader.h).
     bind_t5_data_config(cfg, c);
+    // The model's vocabulary is the tokenizer's plus the sentinels and special tokens the T5 layout
+    // appends; the decoder starts from its BOS.
+    const std::shared_ptr<const data::T5Vocabulary> vocab = t5_vocabulary_of(c);
+    c.model.vocab_size = vocab->size;
+    t5_model->decoder_start_token_id = vocab->bos;
+    finish_t5_model(cfg, *t5_model, c);
   } else {
     bind_data(cfg, c, eod);
   }
