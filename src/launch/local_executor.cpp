@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "bignlp/core/error.h"
@@ -28,6 +29,14 @@ namespace bignlp::launch {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// 128 random bits as hex, from the kernel's generator (std::random_device reads it on Linux).
+std::string new_store_secret() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) out += fmt::format("{:08x}", static_cast<std::uint32_t>(rd()));
+  return out;
+}
 
 void write_all(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -331,6 +340,7 @@ LocalRunResult LocalExecutor::run(const JobSpec& job, const std::string& job_id)
 
   std::vector<std::pair<std::string, std::string>> job_env = job.env;
   if (job.wandb_api_key_file) job_env.emplace_back("WANDB_API_KEY", first_line_of(*job.wandb_api_key_file));
+  job_env.emplace_back("BIGNLP_STORE_SECRET", new_store_secret());  // the rendezvous store admits only this job
   job_env.emplace_back("SLURM_CPUS_ON_NODE", fmt::format("{}", std::max(1u, std::thread::hardware_concurrency())));
 
   SignalScope signals;

@@ -110,6 +110,23 @@ TEST(LocalExecutor, EnvironmentValuesArriveIntact) {
   EXPECT_FALSE(std::filesystem::exists(fx.tmp.path() / "pwned"));
 }
 
+TEST(LocalExecutor, EachJobGetsAFreshStoreSecretSharedByItsTasks) {
+  Fixture fx;
+  JobSpec j = fx.job("training", "bignlp-train", 2);
+  j.groups[0].commands = {{"bash", "-c", "printf '%s' \"$BIGNLP_STORE_SECRET\" > " + fx.tmp.path().string() +
+                                             "/s.$SLURM_JOB_ID.$SLURM_PROCID"}};
+  LocalExecutor exec(Logger::capturing(), fx.options());
+  ::setenv("BIGNLP_STORE_SECRET", "inherited", 1);  // never passed on: each job makes its own
+  EXPECT_EQ(exec.run(j, "1").exit_code, 0);
+  EXPECT_EQ(exec.run(j, "2").exit_code, 0);
+  ::unsetenv("BIGNLP_STORE_SECRET");
+  const std::string a0 = read_file(fx.tmp.path() / "s.1.0");
+  EXPECT_EQ(a0.size(), 32u);
+  EXPECT_NE(a0, "inherited");
+  EXPECT_EQ(read_file(fx.tmp.path() / "s.1.1"), a0);
+  EXPECT_NE(read_file(fx.tmp.path() / "s.2.0"), a0);
+}
+
 TEST(LocalExecutor, SeveralCommandsPassArgumentsAsData) {
   Fixture fx;
   JobSpec j = fx.job("training", "bignlp-train", 1);

@@ -7,6 +7,8 @@ wait_all() { local rc=0 p; for p in "$@"; do wait "$p" || rc=$?; done; return "$
 
 # setup
 export SLURM_CPUS_ON_NODE="$(nproc)"
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export TRANSFORMERS_OFFLINE=1
 export NGC_ARRAY_TYPE=MPIJob
 

@@ -16,6 +16,8 @@
 #SBATCH --time=2:00:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export NCCL_DEBUG=INFO
