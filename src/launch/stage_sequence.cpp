@@ -15,6 +15,7 @@
 #include "bignlp/launch/settings.h"
 #include "bignlp/launch/shell.h"
 #include "bignlp/launch/stage_registry.h"
+#include "stage_common.h"
 
 namespace bignlp::launch {
 
@@ -176,6 +177,13 @@ StageJobs plan_stage(const StageSequenceRequest& request, const LaunchSettings& 
   const StageContext ctx{settings, {settings.stages.begin(), earlier}, exists};
   StageJobs plan = stage->plan(stage_config, family, ctx);
   if (settings.cluster_type == ClusterType::kLocal) check_local_size(plan);
+  if (settings.cluster_type == ClusterType::kBcm && plan.results_dir.string().find('\\') != std::string::npos) {
+    throw ConfigError(fmt::format("{}{}: the results folder holds a backslash, which Slurm's #SBATCH parser reads as "
+                                  "an escape (the job's --output/--error would name another folder and its logs be "
+                                  "lost); choose a path and run.name without '\\'. Nothing was written or submitted.",
+                                  stage_config.as_override("run.results_dir"),
+                                  detail::origin_note(stage_config, "run.results_dir")));
+  }
   escape_literal_interpolations(plan.config);
   return plan;
 }
@@ -269,6 +277,25 @@ StageSequenceResult run_stage_sequence(const StageSequenceRequest& request, cons
     plans.push_back(std::move(plan));
   }
   for (const auto& w : result.warnings) logger.warn("{}", w);
+
+  // Every script is rendered once before anything is written: a value the renderer refuses stops
+  // the launch with nothing on disk (rendering is pure; the real render below uses real ids).
+  {
+    std::string prev = "";
+    for (const StageJobs& plan : plans) {
+      for (std::size_t k = 0; k < plan.jobs.size(); ++k) {
+        JobSpec job = plan.jobs[k];
+        chain_to_previous(job, plan, k, prev, settings);
+        try {
+          render_script(settings.cluster_type, job, options.templates, "1");
+        } catch (const RenderError& e) {
+          throw RenderError(fmt::format("{}: {}\nNothing was written or submitted.", job_label(plan.stage, job.step),
+                                        e.what()));
+        }
+        prev = "1";
+      }
+    }
+  }
 
   // 2. Write, render and submit, stage by stage.
   std::unique_ptr<Submitter> own = options.submitter ? nullptr : make_submitter(settings, options, logger);

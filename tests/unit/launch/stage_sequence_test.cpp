@@ -98,6 +98,87 @@ TEST(StageSequence, InvalidConfigWritesNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "files were written for an invalid stage sequence";
 }
 
+// Values the scripts cannot hold are refused before anything is written, naming the key and the
+// override that set it, with exit status 1 (config) or 4 (render) and an empty results folder.
+struct Refusal {
+  std::string message;
+  int exit_code = 0;
+};
+Refusal refusal(const std::vector<std::string>& overrides, const std::filesystem::path& results) {
+  std::vector<std::string> all = {"stages=[training]", "training=gpt3/5b", "dry_run=true",
+                                  "base_results_dir=" + results.string()};
+  all.insert(all.end(), overrides.begin(), overrides.end());
+  std::ostringstream out;
+  try {
+    run(compose_conf(all), out);
+  } catch (const Error& e) {
+    return {e.what(), e.exit_code()};
+  }
+  ADD_FAILURE() << "accepted: " << overrides.back();
+  return {};
+}
+
+TEST(StageSequence, SbatchInjectionIsRefusedBeforeWritingAndNamesTheKeyAndOverride) {
+  TempDir tmp;
+  for (const char* key : {"cluster.partition", "cluster.account", "cluster.job_name_prefix", "+cluster.reservation"}) {
+    const std::string o = std::string(key) + "='p\n#SBATCH --uid=0'";
+    const Refusal r = refusal({o}, tmp.path());
+    const std::string bare = key[0] == '+' ? key + 1 : key;
+    EXPECT_EQ(r.exit_code, 1) << r.message;
+    EXPECT_EQ(r.message.rfind(bare + ": ", 0), 0u) << r.message;
+    EXPECT_NE(r.message.find("line break"), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("override #"), std::string::npos) << r.message;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << key << ": files were written";
+  }
+}
+
+TEST(StageSequence, ARefusedRenderWritesNothing) {
+  // run.dependency reaches only the renderer, which refuses the line break: still nothing written.
+  TempDir tmp;
+  const Refusal r = refusal({"training.run.dependency='afterok:1\n#SBATCH --uid=0'"}, tmp.path());
+  EXPECT_EQ(r.exit_code, 4) << r.message;
+  EXPECT_NE(r.message.find("line break"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("Nothing was written or submitted."), std::string::npos) << r.message;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "files were written for a refused render";
+}
+
+TEST(StageSequence, BackslashesInSlurmPathsAreRefused) {
+  TempDir tmp;
+  for (const std::vector<std::string>& o : std::vector<std::vector<std::string>>{
+           {"base_results_dir=" + (tmp.path() / "a\\b").string()},
+           {"training.run.results_dir=" + (tmp.path() / "x\\y").string()},
+           {"cluster.partition=a\\b"}}) {
+    const Refusal r = refusal(o, tmp.path());
+    EXPECT_EQ(r.exit_code, 1) << r.message;
+    EXPECT_NE(r.message.find("backslash"), std::string::npos) << r.message;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << o.front();
+  }
+  // The local executor reads no #SBATCH line: a backslash is fine there.
+  std::ostringstream out;
+  const auto c = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true", "cluster_type=local",
+                               "training.trainer.num_nodes=1", "training.trainer.devices=1",
+                               "training.model.tensor_model_parallel_size=1", "training.model.pipeline_model_parallel_size=1",
+                               "base_results_dir=" + (tmp.path() / "a\\b").string()});
+  EXPECT_NO_THROW(run(c, out));
+}
+
+TEST(StageSequence, RunNameIsLettersDigitsDashUnderscoreDotOnly) {
+  TempDir tmp;
+  for (const char* name : {"..", ".", "a b", "a\\b", "a;b", "a$b", "n\xc3\xa9"}) {
+    const Refusal r = refusal({std::string("training.run.name='") + name + "'"}, tmp.path());
+    EXPECT_EQ(r.exit_code, 1) << name << ": " << r.message;
+    EXPECT_NE(r.message.find("training.run.name="), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("letters, digits, '-', '_' and '.'"), std::string::npos) << r.message;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << name;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path().parent_path() / tmp.path().filename())) << name;
+  }
+  std::ostringstream out;
+  const auto ok = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true", "training.run.name=v1.2-a_b",
+                                "base_results_dir=" + tmp.path().string()});
+  EXPECT_NO_THROW(run(ok, out));
+  EXPECT_TRUE(std::filesystem::exists(tmp.path() / "v1.2-a_b" / "v1.2-a_b_hydra.yaml"));
+}
+
 TEST(StageSequence, BatchSizeMessageSuggestsValues) {
   TempDir tmp;
   const auto c = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true",
