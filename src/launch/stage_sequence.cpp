@@ -1,6 +1,13 @@
 #include "bignlp/launch/stage_sequence.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <memory>
 #include <ostream>
@@ -202,6 +209,81 @@ void chain_to_previous(JobSpec& job, const StageJobs& plan, std::size_t k, const
   job.dependency = (same_array ? "aftercorr:" : "afterok:") + prev_id;
 }
 
+// An exclusive lock on a results folder that a local run writes (<results_dir>/.bignlp.lock,
+// flock). The descriptor is deliberately inherited by the jobs' processes: a worker that outlives
+// its launcher keeps the folder locked, so a relaunch cannot train beside it.
+class FolderLocks {
+ public:
+  FolderLocks() = default;
+  FolderLocks(const FolderLocks&) = delete;
+  FolderLocks& operator=(const FolderLocks&) = delete;
+  ~FolderLocks() {
+    for (int fd : fds_) ::close(fd);
+  }
+  void lock(const fs::path& dir, const std::string& stage) {
+    if (!locked_.insert(fs::absolute(dir).lexically_normal().string()).second) return;  // two stages, one folder
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw IoError(fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
+    const fs::path path = dir / ".bignlp.lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);  // no O_CLOEXEC: see above
+    if (fd < 0) throw IoError(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      std::string holder;
+      char buf[256] = {};
+      if (::pread(fd, buf, sizeof buf - 1, 0) > 0) holder = std::string(trim(buf));
+      ::close(fd);
+      throw ConfigError(fmt::format(
+          "{}: the results folder {} is in use by another local run ({}); two runs in one folder would write the "
+          "same checkpoints and logs. Wait for it to end or stop it (its workers keep the folder locked), or "
+          "choose another run.name. Nothing was written.",
+          stage, dir.string(), holder.empty() ? "lock held" : holder));
+    }
+    const std::string who = fmt::format("bignlp pid {}", ::getpid());
+    if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, who.data(), who.size(), 0) < 0) {
+      // the holder's name is only for the message
+    }
+    fds_.push_back(fd);
+  }
+
+ private:
+  std::vector<int> fds_;
+  std::set<std::string> locked_;
+};
+
+// A new folder <results_dir>/submissions/<n> (n = 1, 2, ...), created atomically so that two
+// launches at once get different ones.
+fs::path new_submission_dir(const fs::path& results_dir) {
+  const fs::path root = results_dir / "submissions";
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) throw IoError(fmt::format("cannot create '{}': {}", root.string(), ec.message()));
+  std::uint64_t n = 1;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos && name.size() < 18) {
+      n = std::max<std::uint64_t>(n, std::stoull(name) + 1);
+    }
+  }
+  for (;; ++n) {
+    const fs::path dir = root / std::to_string(n);
+    if (fs::create_directory(dir, ec)) return dir;
+    if (ec) throw IoError(fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
+  }
+}
+
+// Points the job's commands (`--config-path <results_dir>`) and script header at the copy.
+void read_config_from(JobSpec& job, const fs::path& results_dir, const fs::path& copy_dir) {
+  for (auto& group : job.groups) {
+    for (auto& cmd : group.commands) {
+      for (std::size_t i = 0; i + 1 < cmd.size(); ++i) {
+        if (cmd[i] == "--config-path" && cmd[i + 1] == results_dir.string()) cmd[i + 1] = copy_dir.string();
+      }
+    }
+  }
+  job.config_file = copy_dir / job.config_file.filename();
+}
+
 // Writes one stage's config, command line and scripts, and submits its jobs in order, each after
 // `prev_id` (the job before it); records them in `result` and returns the last job's id.
 std::string submit_stage(const StageJobs& plan, std::string prev_id, const StageSequenceRequest& request,
@@ -210,12 +292,19 @@ std::string submit_stage(const StageJobs& plan, std::string prev_id, const Stage
   std::error_code ec;
   fs::create_directories(plan.results_dir / "results", ec);
   if (ec) throw IoError(fmt::format("cannot create '{}': {}", (plan.results_dir / "results").string(), ec.message()));
-  write_file_atomic(plan.config_file, config::to_yaml(plan.config));
+  const std::string yaml = config::to_yaml(plan.config);
+  write_file_atomic(plan.config_file, yaml);
+  // The jobs read a copy of their own: a later launch into this folder (or one refused after this
+  // point) rewrites <run.name>_hydra.yaml, never the config a pending job will read.
+  const fs::path copy_dir = new_submission_dir(plan.results_dir);
+  write_file_atomic(copy_dir / plan.config_file.filename(), yaml);
+  write_file_atomic(copy_dir / "launcher_cmd.log", format_command_line(request.command_line));
   write_file_atomic(plan.results_dir / "launcher_cmd.log", format_command_line(request.command_line));
   out << fmt::format("{}: config written to {}\n", plan.stage, plan.config_file.string()) << std::flush;
 
   for (std::size_t k = 0; k < plan.jobs.size(); ++k) {
     JobSpec job = plan.jobs[k];
+    read_config_from(job, plan.results_dir, copy_dir);
     chain_to_previous(job, plan, k, prev_id, settings);
     const std::string label = job_label(plan.stage, job.step);
     if (submitter.synchronous() && !settings.dry_run) out << fmt::format("{}: running here\n", label) << std::flush;
@@ -281,20 +370,27 @@ StageSequenceResult run_stage_sequence(const StageSequenceRequest& request, cons
   // Every script is rendered once before anything is written: a value the renderer refuses stops
   // the launch with nothing on disk (rendering is pure; the real render below uses real ids).
   {
-    std::string prev = "";
+    const std::string trial_id = "1";
+    std::string prev;
     for (const StageJobs& plan : plans) {
       for (std::size_t k = 0; k < plan.jobs.size(); ++k) {
         JobSpec job = plan.jobs[k];
         chain_to_previous(job, plan, k, prev, settings);
         try {
-          render_script(settings.cluster_type, job, options.templates, "1");
+          render_script(settings.cluster_type, job, options.templates, trial_id);
         } catch (const RenderError& e) {
           throw RenderError(fmt::format("{}: {}\nNothing was written or submitted.", job_label(plan.stage, job.step),
                                         e.what()));
         }
-        prev = "1";
+        prev = trial_id;
       }
     }
+  }
+
+  // A local run owns its results folders while it runs.
+  FolderLocks locks;
+  if (settings.cluster_type == ClusterType::kLocal && !settings.dry_run) {
+    for (const StageJobs& plan : plans) locks.lock(plan.results_dir, plan.stage);
   }
 
   // 2. Write, render and submit, stage by stage.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,7 +52,8 @@ TEST(StageSequence, DryRunWritesConfigScriptAndCommandLine) {
   EXPECT_NE(script.find("#SBATCH --nodes=20\n"), std::string::npos);
   EXPECT_NE(script.find("#SBATCH --dependency=singleton\n"), std::string::npos);
   EXPECT_NE(script.find("export CUDA_DEVICE_MAX_CONNECTIONS=1\n"), std::string::npos);
-  EXPECT_NE(script.find("bignlp-train --config-path " + dir.string() + " --config-name gpt3_5b_hydra.yaml"),
+  EXPECT_NE(script.find("bignlp-train --config-path " + (dir / "submissions" / "1").string() +
+                        " --config-name gpt3_5b_hydra.yaml"),
             std::string::npos);
   EXPECT_EQ(read_file(dir / "launcher_cmd.log"), "bignlp \\\n  'stages=[training]'\n");
   EXPECT_TRUE(std::filesystem::is_directory(dir / "results"));
@@ -241,7 +243,8 @@ TEST(StageSequence, StagesChainWithDependencies) {
   EXPECT_NE(script(1).find("#SBATCH --dependency=aftercorr:500\n"), std::string::npos);
   EXPECT_EQ(r.jobs[1].job_id, "505");  // an array takes one id per element
   EXPECT_NE(script(2).find("#SBATCH --dependency=aftercorr:505\n"), std::string::npos);
-  EXPECT_NE(script(2).find("bignlp-preprocess --config-path " + (tmp.path() / "download_gpt3_pile").string() +
+  EXPECT_NE(script(2).find("bignlp-preprocess --config-path " +
+                           (tmp.path() / "download_gpt3_pile" / "submissions" / "1").string() +
                            " --config-name download_gpt3_pile_hydra.yaml --step preprocess"),
             std::string::npos);
   EXPECT_NE(script(3).find("#SBATCH --dependency=afterok:510\n"), std::string::npos);
@@ -397,6 +400,79 @@ TEST(StageSequenceLocal, AFailedStepStopsTheStages) {
     EXPECT_NE(rec.f.at("step"), "preprocess");
     EXPECT_NE(rec.f.at("prog"), "bignlp-train");
   }
+}
+
+}  // namespace
+}  // namespace bignlp::launch
+
+namespace bignlp::launch {
+namespace {
+
+// --- launching again into a folder ---------------------------------------------------------------
+
+TEST(StageSequenceRelaunch, EachSubmissionReadsItsOwnConfigCopy) {
+  TempDir tmp;
+  auto launch = [&](const std::string& gbs) {
+    std::ostringstream out;
+    const auto c = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true",
+                                 "training.model.global_batch_size=" + gbs, "base_results_dir=" + tmp.path().string()});
+    return run(c, out).jobs.at(0).script;
+  };
+  const auto dir = tmp.path() / "gpt3_5b";
+  launch("1440");
+  const std::string first_script = read_file(dir / "bignlp-gpt3_5b_submission.sh");
+  launch("2880");  // a second launch rewrites <run.name>_hydra.yaml ...
+  const std::string second_script = read_file(dir / "bignlp-gpt3_5b_submission.sh");
+  // ... but the first job still reads the config it was submitted with.
+  EXPECT_NE(first_script.find("--config-path " + (dir / "submissions" / "1").string() + " "), std::string::npos);
+  EXPECT_NE(second_script.find("--config-path " + (dir / "submissions" / "2").string() + " "), std::string::npos);
+  EXPECT_NE(read_file(dir / "submissions" / "1" / "gpt3_5b_hydra.yaml").find("global_batch_size: 1440"),
+            std::string::npos);
+  EXPECT_NE(read_file(dir / "submissions" / "2" / "gpt3_5b_hydra.yaml").find("global_batch_size: 2880"),
+            std::string::npos);
+  EXPECT_NE(read_file(dir / "gpt3_5b_hydra.yaml").find("global_batch_size: 2880"), std::string::npos);
+  // A refused third launch changes neither copy.
+  std::ostringstream out;
+  EXPECT_THROW(run(compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true",
+                                 "training.model.tensor_model_parallel_size=3", "base_results_dir=" + tmp.path().string()}),
+                   out),
+               ConfigError);
+  EXPECT_NE(read_file(dir / "submissions" / "1" / "gpt3_5b_hydra.yaml").find("global_batch_size: 1440"),
+            std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir / "submissions" / "3"));
+}
+
+TEST(StageSequenceRelaunch, LauncherLogKeepsEveryLaunch) {
+  LocalStageSequence lp;
+  std::ostringstream out;
+  lp.run({"stages=[training]"}, out);
+  lp.run({"stages=[training]"}, out);
+  const std::string log = read_file(lp.tmp.path() / "results" / "gpt3_tiny" / "launcher.log");
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 2) << log;
+  EXPECT_NE(log.find("Ran local job 900: exit status 0\n"), std::string::npos) << log;
+}
+
+TEST(StageSequenceRelaunch, AFolderInUseByALocalRunIsRefused) {
+  LocalStageSequence lp;
+  const auto dir = lp.tmp.path() / "results" / "gpt3_tiny";
+  std::filesystem::create_directories(dir);
+  // Another run holds the folder (its lock file names it).
+  const int fd = ::open((dir / ".bignlp.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ASSERT_EQ(::write(fd, "bignlp pid 4242", 15), 15);
+  std::ostringstream out;
+  try {
+    lp.run({"stages=[training]"}, out);
+    FAIL() << "a second local run into a folder in use was started";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(dir.string() + " is in use by another local run (bignlp pid 4242)"), std::string::npos) << m;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "gpt3_tiny_hydra.yaml")) << "the config was written anyway";
+  EXPECT_FALSE(std::filesystem::exists(lp.record)) << "a worker ran";
+  ::close(fd);
+  EXPECT_NO_THROW(lp.run({"stages=[training]"}, out));  // free again
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp data_preparation job 'bignlp-custom_dataset', step 'train_tokenizer', rendered from /results/custom_dataset/custom_dataset_hydra.yaml.
+# bignlp data_preparation job 'bignlp-custom_dataset', step 'train_tokenizer', rendered from /results/custom_dataset/submissions/1/custom_dataset_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -22,4 +22,4 @@ export TRANSFORMERS_OFFLINE=1
 export NGC_ARRAY_TYPE=MPIJob
 
 # command 1
-srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/custom_dataset --config-name custom_dataset_hydra.yaml --step train_tokenizer
+srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/custom_dataset/submissions/1 --config-name custom_dataset_hydra.yaml --step train_tokenizer

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp data_preparation job 'bignlp-download_gpt3_pile', step 'preprocess', rendered from /results/download_gpt3_pile/download_gpt3_pile_hydra.yaml.
+# bignlp data_preparation job 'bignlp-download_gpt3_pile', step 'preprocess', rendered from /results/download_gpt3_pile/submissions/1/download_gpt3_pile_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -24,4 +24,4 @@ export TRANSFORMERS_OFFLINE=1
 export NGC_ARRAY_TYPE=MPIJob
 
 # command 1
-srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_gpt3_pile --config-name download_gpt3_pile_hydra.yaml --step preprocess
+srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_gpt3_pile/submissions/1 --config-name download_gpt3_pile_hydra.yaml --step preprocess

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp data_preparation job 'bignlp-download_mc4', step 'download', rendered from /results/download_mc4/download_mc4_hydra.yaml.
+# bignlp data_preparation job 'bignlp-download_mc4', step 'download', rendered from /results/download_mc4/submissions/1/download_mc4_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -24,4 +24,4 @@ export TRANSFORMERS_OFFLINE=1
 export NGC_ARRAY_TYPE=MPIJob
 
 # command 1
-srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_mc4 --config-name download_mc4_hydra.yaml --step download
+srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_mc4/submissions/1 --config-name download_mc4_hydra.yaml --step download
