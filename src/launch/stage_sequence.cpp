@@ -19,6 +19,7 @@
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/launch/process.h"
 #include "bignlp/launch/settings.h"
 #include "bignlp/launch/shell.h"
 #include "bignlp/launch/stage_registry.h"
@@ -251,6 +252,33 @@ class FolderLocks {
   std::set<std::string> locked_;
 };
 
+// Slurm: a job of the same name submitted from the same folder (sbatch runs in the job folder, so
+// squeue's %Z is it) that is still queued or running would share the folder, its checkpoints and
+// logs with the new one: refused unless --force. When squeue cannot run, a warning says so.
+void check_queued_jobs(const std::vector<StageJobs>& plans, const StageSequenceOptions& options,
+                       StageSequenceResult& result, const Logger& logger) {
+  for (const StageJobs& plan : plans) {
+    for (const JobSpec& job : plan.jobs) {
+      const CapturedRun q = run_captured({options.squeue, "-h", "-n", job.name, "-o", "%i|%T|%Z"});
+      if (q.exit_code != 0) {
+        result.warnings.push_back(fmt::format("{}: could not ask squeue whether a job '{}' is still queued in {} ({})",
+                                              plan.stage, job.name, job.dir.string(), trim(q.err)));
+        logger.warn("{}", result.warnings.back());
+        return;
+      }
+      for (const auto& line : split(q.out, '\n')) {
+        const auto f = split(trim(line), '|');
+        if (f.size() < 3 || fs::path(f[2]).lexically_normal() != job.dir.lexically_normal()) continue;
+        throw ConfigError(fmt::format(
+            "{}: job {} ('{}', {}) was submitted from {} and has not finished; a second job there would write the "
+            "same checkpoints and logs. Wait for it, cancel it (scancel {}), choose another run.name, or pass "
+            "--force to submit anyway. Nothing was written or submitted.",
+            plan.stage, f[0], job.name, f[1], job.dir.string(), f[0]));
+      }
+    }
+  }
+}
+
 // A new folder <results_dir>/submissions/<n> (n = 1, 2, ...), created atomically so that two
 // launches at once get different ones.
 fs::path new_submission_dir(const fs::path& results_dir) {
@@ -385,6 +413,10 @@ StageSequenceResult run_stage_sequence(const StageSequenceRequest& request, cons
         prev = trial_id;
       }
     }
+  }
+
+  if (settings.cluster_type == ClusterType::kBcm && !settings.dry_run && !options.force) {
+    check_queued_jobs(plans, options, result, logger);
   }
 
   // A local run owns its results folders while it runs.

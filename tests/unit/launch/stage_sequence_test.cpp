@@ -477,3 +477,44 @@ TEST(StageSequenceRelaunch, AFolderInUseByALocalRunIsRefused) {
 
 }  // namespace
 }  // namespace bignlp::launch
+
+namespace bignlp::launch {
+namespace {
+
+TEST(StageSequenceRelaunch, AQueuedSlurmJobInTheFolderIsRefusedUnlessForced) {
+  TempDir tmp;
+  const auto results = tmp.path() / "r";
+  const auto dir = results / "gpt3_5b";
+  // squeue lists job 4242 of this name, submitted from this folder, still pending (and another
+  // job of the name elsewhere, which does not matter).
+  const auto squeue = tmp.path() / "squeue";
+  write_file_atomic(squeue,
+                    "#!/bin/bash\necho \"$*\" > " + (tmp.path() / "squeue.args").string() +
+                        "\necho '4100|RUNNING|/elsewhere/gpt3_5b'\necho '4242|PENDING|" + dir.string() + "'\n",
+                    0755);
+  const auto sbatch = tmp.path() / "sbatch";
+  write_file_atomic(sbatch, "#!/bin/bash\necho 77\n", 0755);
+  const auto c = compose_conf({"stages=[training]", "base_results_dir=" + results.string()});
+  StageSequenceOptions o;
+  o.exists = always;
+  o.sbatch = sbatch.string();
+  o.squeue = squeue.string();
+  std::ostringstream out;
+  try {
+    run_stage_sequence(c.request(), o, Logger::capturing(), out);
+    FAIL() << "submitted beside a pending job";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("training: job 4242 ('bignlp-gpt3_5b', PENDING) was submitted from " + dir.string()),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("--force"), std::string::npos) << m;
+  }
+  EXPECT_EQ(read_file(tmp.path() / "squeue.args"), "-h -n bignlp-gpt3_5b -o %i|%T|%Z\n");
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "files were written";
+  o.force = true;
+  EXPECT_EQ(run_stage_sequence(c.request(), o, Logger::capturing(), out).jobs.at(0).job_id, "77");
+}
+
+}  // namespace
+}  // namespace bignlp::launch
