@@ -220,6 +220,7 @@ void Trainer::prepare_batches(State& s) {
     dc.seq_length = static_cast<std::int32_t>(c.model.seq_length);
     dc.seed = static_cast<std::uint32_t>(c.seed);
     dc.index_mapping_dir = c.data.index_mapping_dir;
+    dc.vocab_size = c.model.vocab_size;  // token ids checked against the tokenizer before training
     // Rank 0 builds the index caches first; the others then read them instead of racing to write.
     if (parallel_.world != nullptr && !is_rank0()) parallel_.world->barrier();
     datasets_ = data::build_gpt_dataset_splits(dc, &log_);
