@@ -50,6 +50,7 @@ struct Args {
   bool help = false;
   bool version = false;
   bool multirun = false;
+  bool force = false;  // submit beside a job of the same name still queued in the folder
   std::string explain;
   std::vector<std::string> overrides;
 };
@@ -88,6 +89,7 @@ int run_stages(const cfg::ComposeResult& composed, const Args& args) {
   bignlp::launch::StageSequenceOptions options;
   // Local job ids name the logs: start from the process id so runs do not share log files.
   options.first_local_id = static_cast<std::uint64_t>(::getpid()) * 100;
+  options.force = args.force;
   bignlp::launch::run_composed(composed, args.command_line, args.tree_root, program_dir(), options,
                                bignlp::Logger("bignlp"), std::cout);
   return 0;
@@ -141,6 +143,7 @@ std::string flags_help() {
   --info, -i [WHAT]        diagnostics: all, config, defaults, defaults-tree, searchpath, sources
   --explain KEY            where KEY's value comes from (file:line or override), and what it resolves to
   --multirun, -m           sweep: one run per combination of a=1,2 / choice() / range() / glob()
+  --force                  Slurm: submit even when a job of the same name from the same results folder is queued
   --help, -h               this help: flags, config groups and the composed config
   --version                print the version
 
@@ -390,6 +393,7 @@ int main(int argc, char** argv) {
   app.add_flag("-h,--help", a.help);
   app.add_flag("--version", a.version);
   app.add_flag("-m,--multirun", a.multirun);
+  app.add_flag("--force", a.force);
   bool run_flag = false;
   app.add_flag("-r,--run", run_flag);
   app.add_option("--explain", a.explain);

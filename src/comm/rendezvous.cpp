@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <random>
 
 #include "bignlp/comm/file_store.h"
 #include "bignlp/comm/gloo_communicator.h"
@@ -93,6 +94,7 @@ DistributedEnv parse_distributed_env(const std::map<std::string, std::string>& e
   if (const auto* addr = find(env, "MASTER_ADDR")) out.master_addr = *addr;
   if (const auto* port = find(env, "MASTER_PORT")) out.master_port = parse_int(*port, "MASTER_PORT", 1);
   if (out.master_addr.empty()) out.master_addr = "127.0.0.1";
+  if (const auto* secret = find(env, kStoreSecretEnv)) out.store_secret = *secret;
   return out;
 }
 
@@ -135,6 +137,19 @@ World connect_world(const DistributedEnv& env, const RendezvousOptions& options)
     so.port = env.master_port;
     so.is_server = env.rank == 0;
     so.connect_timeout = options.timeout;
+    so.secret = env.store_secret;
+    if (so.secret.empty() && env.world_size == 1) {
+      // Only this process connects: a token of its own keeps everyone else out.
+      std::random_device rd;
+      for (int i = 0; i < 4; ++i) so.secret += fmt::format("{:08x}", static_cast<std::uint32_t>(rd()));
+    }
+    if (so.secret.empty()) {
+      throw ConfigError(fmt::format(
+          "rank {} of {}: {} is not set: the TCP rendezvous store accepts only connections that present the "
+          "job's secret. bignlp sets it for the jobs it renders or runs; when starting ranks yourself, export "
+          "the same random token to every rank (e.g. {}=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n'))",
+          env.rank, env.world_size, kStoreSecretEnv, kStoreSecretEnv));
+    }
     BIGNLP_CHECK(env.master_port > 0, "rank {}: no master port for the TCP store (resolve_master_port)", env.rank);
     try {
       w.store = std::make_unique<TcpStore>(so);

@@ -156,6 +156,7 @@ Engine::Val Engine::eval_node(ConfigNode& n, const Path& p) {
       } else {
         out += part.literal;
       }
+      check_string_size(out);
     }
     Val v;
     v.owned = ConfigNode::string(std::move(out));
@@ -163,6 +164,15 @@ Engine::Val Engine::eval_node(ConfigNode& n, const Path& p) {
     return v;
   } catch (const Failure& f) {
     throw InterpolationError(f.kind, fmt::format("{}{} in '{}'", located(n, p), f.message, n.as_string()));
+  }
+}
+
+void Engine::check_string_size(const std::string& s) {
+  if (s.size() > kMaxStringBytes) {
+    fail(InterpolationErrorKind::kResolution,
+         fmt::format("an interpolated string grows past {} MiB (interpolations doubling at each level?); see "
+                     "docs/config.md \"Limits\"",
+                     kMaxStringBytes >> 20));
   }
 }
 
@@ -268,6 +278,7 @@ ConfigNode Engine::eval_element(const grammar::Element& e, const Path& p) {
         } else {
           out += part.literal;
         }
+        check_string_size(out);
       }
       return ConfigNode::string(std::move(out));
     }
@@ -336,6 +347,7 @@ ConfigNode Engine::primitive(const std::vector<grammar::Token>& tokens, const Pa
     } else {
       out += t.text;
     }
+    check_string_size(out);
   }
   return ConfigNode::string(std::move(out));
 }

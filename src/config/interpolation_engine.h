@@ -76,6 +76,11 @@ class Engine final : public ResolverContext {
     const ConfigNode* node_;
   };
 
+  // Resource limit (docs/config.md "Limits"): interpolations that refer to each other twice per
+  // level double their text at each level.
+  static constexpr std::size_t kMaxStringBytes = std::size_t{16} << 20;  // one interpolated string
+  static void check_string_size(const std::string& s);
+
   bool is_interp(const ConfigNode& n) const;
   const grammar::Text& parse(const ConfigNode& n, const Path& p);
   [[noreturn]] static void fail(InterpolationErrorKind kind, const std::string& message);

@@ -135,6 +135,17 @@ ConfigNode ConfigNode::dict() {
   return n;
 }
 
+ConfigNode ConfigNode::dict_of(std::vector<std::pair<std::string, ConfigNode>> entries) {
+  ConfigNode n = dict();
+  n.keys_.reserve(entries.size());
+  n.children_.reserve(entries.size());
+  for (auto& [k, v] : entries) {
+    n.keys_.push_back(std::move(k));
+    n.children_.push_back(std::move(v));
+  }
+  return n;
+}
+
 ConfigNode ConfigNode::list() {
   ConfigNode n;
   n.kind_ = NodeKind::kList;

@@ -151,7 +151,7 @@ class Builder final {
       m = stack_.back().key_mark;
     ConfigNode n;
     stamp(n, m, child_path());
-    deliver(std::move(n), anchor);
+    deliver(std::move(n), anchor, 1);
   }
 
   void OnAlias(const Mark& mark, AnchorId anchor) {
@@ -160,11 +160,21 @@ class Builder final {
       throw load_error(file_, mark, fmt::format("{}: an alias refers to its own anchor (a recursive alias)", where()));
     }
     if (expecting_key()) {
-      if (!it->second.is_scalar()) throw load_error(file_, mark, fmt::format("{}: only scalar keys are supported", where()));
-      key(it->second.is_string() ? it->second.as_string() : py_key(it->second), mark, false);
+      const ConfigNode& k = it->second.node;
+      if (!k.is_scalar()) throw load_error(file_, mark, fmt::format("{}: only scalar keys are supported", where()));
+      key(k.is_string() ? k.as_string() : py_key(k), mark, false);
       return;
     }
-    deliver(ConfigNode(it->second), 0);
+    // Each alias is a full copy of its anchor's tree: the copies are counted so that a few KB of
+    // nested aliases (an "alias bomb") stop with an error instead of exhausting memory.
+    alias_nodes_ += it->second.nodes;
+    if (alias_nodes_ > kMaxAliasNodes) {
+      throw load_error(file_, mark,
+                       fmt::format("{}: the aliases of this file expand to more than {} nodes (nested aliases, a "
+                                   "\"billion laughs\" document?); the limit is documented in docs/config.md",
+                                   child_path().empty() ? std::string("<root>") : child_path(), kMaxAliasNodes));
+    }
+    deliver(ConfigNode(it->second.node), 0, it->second.nodes);
   }
 
   void OnScalar(const Mark& mark, const std::string& tag, AnchorId anchor, const std::string& value) {
@@ -176,14 +186,14 @@ class Builder final {
         const ConfigNode typed = parse_yaml_scalar(k);
         if (!typed.is_string() && !typed.is_missing()) k = py_key(typed);
       }
-      if (anchor) anchors_[anchor] = ConfigNode::string(k);
+      if (anchor) anchors_[anchor] = Anchored{ConfigNode::string(k), 1};
       key(std::move(k), mark, merge);
       return;
     }
     const std::string path = child_path();
     ConfigNode n = scalar(value, tag, mark, path);
     stamp(n, mark, path);
-    deliver(std::move(n), anchor);
+    deliver(std::move(n), anchor, 1);
   }
 
   void OnSequenceStart(const Mark& mark, AnchorId anchor) {
@@ -208,6 +218,8 @@ class Builder final {
     std::string path;
     ConfigNode list;               // sequences
     std::vector<Entry> entries;    // maps: own entries in order
+    std::unordered_map<std::string, std::size_t> entry_index;  // maps: key -> position in entries
+    std::size_t nodes = 1;         // nodes in this subtree so far (itself included)
     std::vector<ConfigNode> merges;  // maps: values of "<<" keys
     bool have_key = false;         // a key is waiting for its value
     bool key_is_merge = false;
@@ -216,10 +228,16 @@ class Builder final {
   };
 
   static constexpr std::size_t kMaxDepth = 200;
+  static constexpr std::size_t kMaxAliasNodes = 1'000'000;
+  struct Anchored {
+    ConfigNode node;
+    std::size_t nodes = 1;  // size of the tree
+  };
   std::string file_;
   const YamlLoadOptions& opt_;
   std::vector<Frame> stack_;
-  std::unordered_map<AnchorId, ConfigNode> anchors_;
+  std::unordered_map<AnchorId, Anchored> anchors_;
+  std::size_t alias_nodes_ = 0;  // nodes copied by aliases so far
   ConfigNode result_;
   bool have_result_ = false;
 
@@ -247,11 +265,11 @@ class Builder final {
   void key(std::string k, const Mark& mark, bool merge) {
     Frame& f = stack_.back();
     if (!merge) {
-      for (const auto& e : f.entries) {
-        if (e.key == k) {
-          throw load_error(file_, mark,
-                           fmt::format("{}: duplicate key '{}' (first defined at line {})", where(), k, e.mark.line + 1));
-        }
+      const auto it = f.entry_index.find(k);
+      if (it != f.entry_index.end()) {
+        throw load_error(file_, mark,
+                         fmt::format("{}: duplicate key '{}' (first defined at line {})", where(), k,
+                                     f.entries[it->second].mark.line + 1));
       }
     }
     f.have_key = true;
@@ -281,18 +299,36 @@ class Builder final {
     if (!f.is_map) {
       n = std::move(f.list);
     } else {
-      n = ConfigNode::dict();
+      // Later merged maps first, earlier ones over them, own keys over all; a key keeps the place
+      // of its first appearance. Hashed, so a mapping of many keys is built in linear time.
+      std::vector<std::pair<std::string, ConfigNode>> items;
+      std::unordered_map<std::string, std::size_t> at;
+      auto put = [&](const std::string& k, ConfigNode v) {
+        const auto [it, added] = at.emplace(k, items.size());
+        if (added) {
+          items.emplace_back(k, std::move(v));
+        } else {
+          items[it->second].second = std::move(v);
+        }
+      };
       for (auto m = f.merges.rbegin(); m != f.merges.rend(); ++m) {
-        for (std::size_t i = 0; i < m->size(); ++i) n.set(m->key_at(i), m->child_at(i));
+        for (std::size_t i = 0; i < m->size(); ++i) put(m->key_at(i), m->child_at(i));
       }
-      for (auto& e : f.entries) n.set(e.key, std::move(e.value));
+      if (f.merges.empty()) {
+        items.reserve(f.entries.size());
+        for (auto& e : f.entries) items.emplace_back(std::move(e.key), std::move(e.value));
+      } else {
+        for (auto& e : f.entries) put(e.key, std::move(e.value));
+      }
+      n = ConfigNode::dict_of(std::move(items));
     }
     stamp(n, f.mark, f.path);
-    deliver(std::move(n), f.anchor);
+    deliver(std::move(n), f.anchor, f.nodes);
   }
 
-  void deliver(ConfigNode n, AnchorId anchor) {
-    if (anchor) anchors_[anchor] = n;
+  void deliver(ConfigNode n, AnchorId anchor, std::size_t nodes) {
+    if (anchor) anchors_[anchor] = Anchored{n, nodes};
+    if (!stack_.empty()) stack_.back().nodes += nodes;
     if (stack_.empty()) {
       result_ = std::move(n);
       have_result_ = true;
@@ -319,6 +355,7 @@ class Builder final {
         throw load_error(file_, mark, fmt::format("{}: a '<<' merge key needs a mapping or a list of mappings", where()));
       }
     } else {
+      f.entry_index.emplace(f.key, f.entries.size());
       f.entries.push_back(Entry{std::move(f.key), f.key_mark, std::move(n)});
     }
     f.have_key = false;

@@ -151,7 +151,10 @@ GptDataset::GptDataset(std::shared_ptr<const IndexedDataset> data, std::int64_t 
     if (stale.empty()) {
       loaded_from_cache_ = true;
     } else {
-      if (log != nullptr) log->warn("'{}_*.npy' do not match '{}' ({}); rebuilding them", cache.string(), data_->prefix().string(), stale);
+      if (log != nullptr) {
+        log->warn("the cached index maps '{}_*.npy' do not match '{}' ({}); rebuilding them", cache.string(),
+                  data_->prefix().string(), stale);
+      }
       doc_npy_.reset();
       sample_npy_.reset();
       shuffle_npy_.reset();
@@ -230,6 +233,44 @@ std::string GptDataset::check_cache(std::int64_t doc_begin, std::int64_t doc_end
   const std::int64_t extra = options.add_extra_token ? 1 : 0;
   const std::int64_t expected = tokens == 0 ? 0 : (epochs * tokens - extra) / options.seq_length;
   if (n != expected) return fmt::format("{} samples cached, the data now gives {}", n, expected);
+  // Every index a read follows is checked here once, so that a damaged cache (flipped bits,
+  // another program's file) is rebuilt instead of read out of bounds.
+  const std::string sample_file = sample_npy_->path().filename().string();
+  const std::string shuffle_file = shuffle_npy_->path().filename().string();
+  const auto ndoc = static_cast<std::int64_t>(doc_idx_.size());
+  const auto size_at = [&](std::int64_t pos) {
+    return static_cast<std::int64_t>(data_->sizes()[static_cast<std::size_t>(doc_idx_[static_cast<std::size_t>(pos)])]);
+  };
+  for (std::int64_t k = 0; k <= n; ++k) {
+    const std::int64_t d = sample_idx_[static_cast<std::size_t>(2 * k)];
+    const std::int64_t o = sample_idx_[static_cast<std::size_t>(2 * k + 1)];
+    if (d < 0 || d >= ndoc || o < 0 || o > size_at(d)) {
+      return fmt::format("{}: entry {} (document position {}, offset {}) is outside doc_idx ({} positions) or its "
+                         "document",
+                         sample_file, k, d, o, ndoc);
+    }
+  }
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t d0 = sample_idx_[static_cast<std::size_t>(2 * k)];
+    const std::int64_t o0 = sample_idx_[static_cast<std::size_t>(2 * k + 1)];
+    const std::int64_t d1 = sample_idx_[static_cast<std::size_t>(2 * k + 2)];
+    const std::int64_t o1 = sample_idx_[static_cast<std::size_t>(2 * k + 3)];
+    // Tokens from (d0, o0) to (d1, o1) must be exactly one sequence, and the extra token must exist.
+    std::int64_t span = -1;
+    if (d1 == d0 && o1 >= o0) {
+      span = o1 - o0;
+    } else if (d1 > d0) {
+      span = size_at(d0) - o0 + o1;
+      for (std::int64_t p = d0 + 1; p < d1 && span <= options.seq_length; ++p) span += size_at(p);
+    }
+    if (span != options.seq_length || o1 + extra > size_at(d1)) {
+      return fmt::format("{}: sample {} does not span {} tokens", sample_file, k, options.seq_length);
+    }
+  }
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t j = shuffle(k);
+    if (j < 0 || j >= n) return fmt::format("{}: entry {} is {}, outside [0, {})", shuffle_file, k, j, n);
+  }
   return {};
 }
 

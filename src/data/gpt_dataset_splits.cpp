@@ -30,6 +30,7 @@ std::array<std::shared_ptr<const SampleDataset>, 3> build_for_prefix(const std::
                                                                       const std::array<std::int64_t, 3>& requests,
                                                                       const Logger* log) {
   auto data = std::make_shared<const IndexedDataset>(prefix);
+  if (config.vocab_size > 0) check_token_ids(*data, config.vocab_size);
   const auto bounds = train_valid_test_split(config.splits_string, static_cast<std::int64_t>(data->num_sequences()));
   std::array<std::shared_ptr<const SampleDataset>, 3> out;
   for (int k = 0; k < 3; ++k) {
@@ -48,6 +49,30 @@ std::array<std::shared_ptr<const SampleDataset>, 3> build_for_prefix(const std::
 }
 
 }  // namespace
+
+void check_token_ids(const IndexedDataset& data, std::int64_t vocab_size) {
+  const bool is_signed = data.dtype() == TokenDType::kInt8 || data.dtype() == TokenDType::kInt16 ||
+                         data.dtype() == TokenDType::kInt32 || data.dtype() == TokenDType::kInt64;
+  const int bits = static_cast<int>(data.itemsize()) * 8 - (is_signed ? 1 : 0);
+  if (!is_signed && bits < 63 && (std::int64_t{1} << bits) <= vocab_size) return;  // cannot exceed it
+  const auto sizes = data.sizes();
+  const auto docs = data.doc_idx();
+  std::vector<std::int64_t> tokens;
+  std::size_t doc = 0;
+  for (std::size_t i = 0; i < data.num_sequences(); ++i) {
+    while (doc + 1 < docs.size() && static_cast<std::size_t>(docs[doc + 1]) <= i) ++doc;
+    tokens.resize(static_cast<std::size_t>(sizes[i]));
+    data.read(i, 0, std::span<std::int64_t>(tokens));
+    for (std::size_t k = 0; k < tokens.size(); ++k) {
+      if (tokens[k] < 0 || tokens[k] >= vocab_size) {
+        throw DataError(fmt::format(
+            "'{}.bin': document {} (sequence {}), token {}: id {} is outside the tokenizer's vocabulary [0, {}); "
+            "was the dataset preprocessed with another tokenizer than model.tokenizer?",
+            data.prefix().string(), doc, i, k, tokens[k], vocab_size));
+      }
+    }
+  }
+}
 
 std::vector<WeightedPrefix> parse_data_prefix(const std::vector<std::string>& items) {
   if (items.empty()) throw ConfigError("data_prefix is empty: give a dataset prefix or a list [weight, prefix, ...]");

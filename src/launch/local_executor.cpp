@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,9 +11,11 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "bignlp/core/error.h"
@@ -28,6 +30,14 @@ namespace bignlp::launch {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// 128 random bits as hex, from the kernel's generator (std::random_device reads it on Linux).
+std::string new_store_secret() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) out += fmt::format("{:08x}", static_cast<std::uint32_t>(rd()));
+  return out;
+}
 
 void write_all(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -110,6 +120,69 @@ std::string first_line_of(const std::filesystem::path& path) {
   return std::string(trim(line));
 }
 
+// The program's path as posix_spawnp/execvp find it (PATH of this process); "" when not found.
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  for (const auto& dir : split(path && *path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
+    const std::string full = (dir.empty() ? std::string(".") : std::string(dir)) + "/" + name;
+    if (::access(full.c_str(), X_OK) == 0) return full;
+  }
+  return "";
+}
+
+// Starts one task: its own process group, stdin from /dev/null, stdout/stderr into the pipes, the
+// default signal dispositions and an empty mask, and PR_SET_PDEATHSIG so the task gets SIGTERM
+// (workers save and stop on it) when this launcher dies, even by SIGKILL: no orphan trains on.
+// Returns 0 or the errno of the failed start (reported through a close-on-exec pipe).
+int spawn_task(const std::vector<char*>& argv, const std::vector<char*>& envp, const std::filesystem::path& cwd,
+               int out_fd, int err_fd, pid_t* pid) {
+  const std::string program = find_program(argv[0]);
+  if (program.empty()) return ENOENT;
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) return errno;
+  const pid_t parent = ::getpid();
+  const pid_t child = ::fork();
+  if (child < 0) {
+    const int err = errno;
+    ::close(report[0]);
+    ::close(report[1]);
+    return err;
+  }
+  if (child == 0) {
+    // Only async-signal-safe calls from here to exec.
+    auto fail = [&](int err) {
+      while (::write(report[1], &err, sizeof err) < 0 && errno == EINTR) {
+      }
+      ::_exit(127);
+    };
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) fail(errno);
+    if (::getppid() != parent) ::_exit(128 + SIGTERM);  // the launcher died before prctl
+    if (::setpgid(0, 0) != 0) fail(errno);
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) fail(errno);
+    if (::chdir(cwd.c_str()) != 0) fail(errno);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) ::signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    ::execve(program.c_str(), argv.data(), envp.data());
+    fail(errno);
+  }
+  ::close(report[1]);
+  int err = 0;
+  ssize_t n;
+  while ((n = ::read(report[0], &err, sizeof err)) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  if (n == static_cast<ssize_t>(sizeof err)) {
+    ::waitpid(child, nullptr, 0);
+    return err;
+  }
+  *pid = child;
+  return 0;
+}
+
 class GroupRun {
  public:
   GroupRun(const LocalExecutorOptions& options, int out_log, int err_log, int signal_fd, const SignalScope& signals)
@@ -124,32 +197,13 @@ class GroupRun {
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
       throw IoError(fmt::format("pipe failed: {}", std::strerror(errno)));
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-    posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) sigaddset(&defaults, s);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     std::vector<char*> argv;
     for (const auto& a : argv_words) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
     for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
-    const int rc = posix_spawnp(&t.pid, argv[0], &fa, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    const int rc = spawn_task(argv, envp, cwd, out_pipe[1], err_pipe[1], &t.pid);
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);
     if (rc != 0) {
@@ -331,6 +385,7 @@ LocalRunResult LocalExecutor::run(const JobSpec& job, const std::string& job_id)
 
   std::vector<std::pair<std::string, std::string>> job_env = job.env;
   if (job.wandb_api_key_file) job_env.emplace_back("WANDB_API_KEY", first_line_of(*job.wandb_api_key_file));
+  job_env.emplace_back("BIGNLP_STORE_SECRET", new_store_secret());  // the rendezvous store admits only this job
   job_env.emplace_back("SLURM_CPUS_ON_NODE", fmt::format("{}", std::max(1u, std::thread::hardware_concurrency())));
 
   SignalScope signals;

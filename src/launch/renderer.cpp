@@ -226,6 +226,7 @@ std::string render_bcp_script(const JobSpec& job, const TemplateSet& templates) 
     std::string line = shell_join(words);
     for (const auto& [key, value] : job.env) line += " --env " + shell_quote(key + "=" + value);
     if (job.wandb_api_key_file) line += " --env \"WANDB_API_KEY=${WANDB_API_KEY}\"";
+    line += " --env \"BIGNLP_STORE_SECRET=${BIGNLP_STORE_SECRET}\"";
     std::string cmd = bcp_rank_prelude(nodes, npernode);
     if (g.commands.size() == 1) {
       cmd += "; exec " + shell_join(g.commands.front());

@@ -89,6 +89,32 @@ std::vector<std::string> list_of(const config::ConfigNode& n, std::string_view k
   return out;
 }
 
+// Where a value was set, for messages: " (override #2 'cluster.partition=...')" or " (file:line:col)".
+std::string where_set(const config::ConfigNode& n) {
+  const auto& p = n.provenance();
+  if (p.origin == config::Provenance::Origin::kFile || p.origin == config::Provenance::Origin::kOverride) {
+    return " (set at " + p.location() + ")";
+  }
+  return "";
+}
+
+// A value that goes on an #SBATCH line: one line, and no backslash (Slurm's #SBATCH parser reads
+// it as an escape even inside quotes). Refused here, before anything is written.
+std::optional<std::string> sbatch_text(const config::ConfigNode& n, std::string_view key, bool slurm) {
+  auto text = text_of(n, key);
+  if (!text || !slurm) return text;
+  if (!is_single_line(*text)) {
+    throw ConfigError(fmt::format("{}: {} cannot go on an #SBATCH line: it contains a line break{}; remove it",
+                                  key, quote_for_message(*text), where_set(n)));
+  }
+  if (text->find('\\') != std::string::npos) {
+    throw ConfigError(fmt::format("{}: {} cannot go on an #SBATCH line: Slurm reads '\\' as an escape there{}; "
+                                  "remove the backslash",
+                                  key, quote_for_message(*text), where_set(n)));
+  }
+  return text;
+}
+
 }  // namespace
 
 LaunchSettings read_launch_settings(const config::ConfigNode& root, const config::ResolverRegistry& resolvers) {
@@ -106,7 +132,16 @@ LaunchSettings read_launch_settings(const config::ConfigNode& root, const config
   s.bignlp_path = required_path(top(root, resolvers, "bignlp_path"), "bignlp_path");
   if (auto b = text_of(top(root, resolvers, "bin_dir"), "bin_dir")) s.bin_dir = *b;
   s.data_dir = required_path(top(root, resolvers, "data_dir"), "data_dir");
-  s.base_results_dir = required_path(top(root, resolvers, "base_results_dir"), "base_results_dir");
+  {
+    const config::ConfigNode base = top(root, resolvers, "base_results_dir");
+    s.base_results_dir = required_path(base, "base_results_dir");
+    if (s.cluster_type == ClusterType::kBcm && s.base_results_dir.string().find('\\') != std::string::npos) {
+      throw ConfigError(fmt::format("base_results_dir: {} holds a backslash, which Slurm's #SBATCH parser reads as an "
+                                    "escape (the job's --output/--error would name another folder and its logs be "
+                                    "lost){}; choose a path without '\\'",
+                                    quote_for_message(s.base_results_dir.string()), where_set(base)));
+    }
+  }
   s.container = text_of(top(root, resolvers, "container"), "container");
   if (s.container && s.container->empty()) s.container.reset();
   s.container_mounts = list_of(top(root, resolvers, "container_mounts"), "container_mounts");
@@ -155,14 +190,17 @@ LaunchSettings read_launch_settings(const config::ConfigNode& root, const config
   const config::ConfigNode cluster = top(root, resolvers, "cluster");
   if (cluster.is_dict()) {
     auto child = [&](std::string_view k) { const config::ConfigNode* n = cluster.find(k); return n ? *n : config::ConfigNode(); };
-    s.cluster.partition = text_of(child("partition"), "cluster.partition");
-    s.cluster.account = text_of(child("account"), "cluster.account");
+    const bool slurm = s.cluster_type == ClusterType::kBcm;
+    s.cluster.partition = sbatch_text(child("partition"), "cluster.partition", slurm);
+    s.cluster.account = sbatch_text(child("account"), "cluster.account", slurm);
     s.cluster.exclusive = bool_of(child("exclusive"), "cluster.exclusive", true);
     s.cluster.gpus_per_task = int_of(child("gpus_per_task"), "cluster.gpus_per_task");
     s.cluster.gpus_per_node = int_of(child("gpus_per_node"), "cluster.gpus_per_node");
     s.cluster.mem = slurm_mem(child("mem"));
+    if (slurm) sbatch_text(config::ConfigNode::string(s.cluster.mem).with_provenance(child("mem").provenance()),
+                           "cluster.mem", true);
     s.cluster.overcommit = bool_of(child("overcommit"), "cluster.overcommit", false);
-    s.cluster.job_name_prefix = text_of(child("job_name_prefix"), "cluster.job_name_prefix").value_or("");
+    s.cluster.job_name_prefix = sbatch_text(child("job_name_prefix"), "cluster.job_name_prefix", slurm).value_or("");
     s.cluster.srun_args = list_of(child("srun_args"), "cluster.srun_args");
     static const std::set<std::string> known = {"partition", "account", "exclusive", "gpus_per_task", "gpus_per_node",
                                                 "mem", "overcommit", "job_name_prefix", "srun_args"};
@@ -173,6 +211,7 @@ LaunchSettings read_launch_settings(const config::ConfigNode& root, const config
       if (v.is_null() || (v.is_bool() && !v.as_bool())) continue;
       auto text = config::scalar_text(v);
       if (!text) throw ConfigError(fmt::format("cluster.{}: an sbatch option needs a single value", key));
+      sbatch_text(v, "cluster." + key, slurm);
       bool valid = !key.empty();
       for (char c : key) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
       if (!valid) throw ConfigError(fmt::format("cluster.{}: not an sbatch option name", key));

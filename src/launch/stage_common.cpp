@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 
 #include "bignlp/core/error.h"
@@ -69,11 +70,15 @@ bool is_slurm_time(std::string_view text) {
 
 void read_run_section(const config::ConfigView& c, Problems& problems, StageJobs& plan) {
   plan.run_name = c.get<std::string>("run.name");
-  if (plan.run_name.empty() || plan.run_name.find('/') != std::string::npos || !is_single_line(plan.run_name) ||
-      plan.run_name.find('%') != std::string::npos) {
-    problems.add(fmt::format("{} is not usable as a job and file name: use letters, digits, '-', '_' and '.', "
-                             "without '/', '%' or line breaks",
-                             c.as_override("run.name")));
+  // Exactly what the message promises; "." and ".." would name the results folder or its parent.
+  bool usable = !plan.run_name.empty() && plan.run_name != "." && plan.run_name != "..";
+  for (char ch : plan.run_name) {
+    usable = usable && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.');
+  }
+  if (!usable) {
+    problems.add(fmt::format("{}{} is not usable as a job and file name: use letters, digits, '-', '_' and '.' "
+                             "only (not '.' or '..' alone)",
+                             c.as_override("run.name"), origin_note(c, "run.name")));
   }
   plan.results_dir = c.get<std::string>("run.results_dir");
   if (!is_single_line(plan.results_dir.string()) || plan.results_dir.string().find('%') != std::string::npos) {

@@ -1,6 +1,13 @@
 #include "bignlp/launch/stage_sequence.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <memory>
 #include <ostream>
@@ -12,9 +19,11 @@
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/launch/process.h"
 #include "bignlp/launch/settings.h"
 #include "bignlp/launch/shell.h"
 #include "bignlp/launch/stage_registry.h"
+#include "stage_common.h"
 
 namespace bignlp::launch {
 
@@ -176,6 +185,13 @@ StageJobs plan_stage(const StageSequenceRequest& request, const LaunchSettings& 
   const StageContext ctx{settings, {settings.stages.begin(), earlier}, exists};
   StageJobs plan = stage->plan(stage_config, family, ctx);
   if (settings.cluster_type == ClusterType::kLocal) check_local_size(plan);
+  if (settings.cluster_type == ClusterType::kBcm && plan.results_dir.string().find('\\') != std::string::npos) {
+    throw ConfigError(fmt::format("{}{}: the results folder holds a backslash, which Slurm's #SBATCH parser reads as "
+                                  "an escape (the job's --output/--error would name another folder and its logs be "
+                                  "lost); choose a path and run.name without '\\'. Nothing was written or submitted.",
+                                  stage_config.as_override("run.results_dir"),
+                                  detail::origin_note(stage_config, "run.results_dir")));
+  }
   escape_literal_interpolations(plan.config);
   return plan;
 }
@@ -194,6 +210,108 @@ void chain_to_previous(JobSpec& job, const StageJobs& plan, std::size_t k, const
   job.dependency = (same_array ? "aftercorr:" : "afterok:") + prev_id;
 }
 
+// An exclusive lock on a results folder that a local run writes (<results_dir>/.bignlp.lock,
+// flock). The descriptor is deliberately inherited by the jobs' processes: a worker that outlives
+// its launcher keeps the folder locked, so a relaunch cannot train beside it.
+class FolderLocks {
+ public:
+  FolderLocks() = default;
+  FolderLocks(const FolderLocks&) = delete;
+  FolderLocks& operator=(const FolderLocks&) = delete;
+  ~FolderLocks() {
+    for (int fd : fds_) ::close(fd);
+  }
+  void lock(const fs::path& dir, const std::string& stage) {
+    if (!locked_.insert(fs::absolute(dir).lexically_normal().string()).second) return;  // two stages, one folder
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw IoError(fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
+    const fs::path path = dir / ".bignlp.lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);  // no O_CLOEXEC: see above
+    if (fd < 0) throw IoError(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      std::string holder;
+      char buf[256] = {};
+      if (::pread(fd, buf, sizeof buf - 1, 0) > 0) holder = std::string(trim(buf));
+      ::close(fd);
+      throw ConfigError(fmt::format(
+          "{}: the results folder {} is in use by another local run ({}); two runs in one folder would write the "
+          "same checkpoints and logs. Wait for it to end or stop it (its workers keep the folder locked), or "
+          "choose another run.name. Nothing was written.",
+          stage, dir.string(), holder.empty() ? "lock held" : holder));
+    }
+    const std::string who = fmt::format("bignlp pid {}", ::getpid());
+    if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, who.data(), who.size(), 0) < 0) {
+      // the holder's name is only for the message
+    }
+    fds_.push_back(fd);
+  }
+
+ private:
+  std::vector<int> fds_;
+  std::set<std::string> locked_;
+};
+
+// Slurm: a job of the same name submitted from the same folder (sbatch runs in the job folder, so
+// squeue's %Z is it) that is still queued or running would share the folder, its checkpoints and
+// logs with the new one: refused unless --force. When squeue cannot run, a warning says so.
+void check_queued_jobs(const std::vector<StageJobs>& plans, const StageSequenceOptions& options,
+                       StageSequenceResult& result, const Logger& logger) {
+  for (const StageJobs& plan : plans) {
+    for (const JobSpec& job : plan.jobs) {
+      const CapturedRun q = run_captured({options.squeue, "-h", "-n", job.name, "-o", "%i|%T|%Z"});
+      if (q.exit_code != 0) {
+        result.warnings.push_back(fmt::format("{}: could not ask squeue whether a job '{}' is still queued in {} ({})",
+                                              plan.stage, job.name, job.dir.string(), trim(q.err)));
+        logger.warn("{}", result.warnings.back());
+        return;
+      }
+      for (const auto& line : split(q.out, '\n')) {
+        const auto f = split(trim(line), '|');
+        if (f.size() < 3 || fs::path(f[2]).lexically_normal() != job.dir.lexically_normal()) continue;
+        throw ConfigError(fmt::format(
+            "{}: job {} ('{}', {}) was submitted from {} and has not finished; a second job there would write the "
+            "same checkpoints and logs. Wait for it, cancel it (scancel {}), choose another run.name, or pass "
+            "--force to submit anyway. Nothing was written or submitted.",
+            plan.stage, f[0], job.name, f[1], job.dir.string(), f[0]));
+      }
+    }
+  }
+}
+
+// A new folder <results_dir>/submissions/<n> (n = 1, 2, ...), created atomically so that two
+// launches at once get different ones.
+fs::path new_submission_dir(const fs::path& results_dir) {
+  const fs::path root = results_dir / "submissions";
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) throw IoError(fmt::format("cannot create '{}': {}", root.string(), ec.message()));
+  std::uint64_t n = 1;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos && name.size() < 18) {
+      n = std::max<std::uint64_t>(n, std::stoull(name) + 1);
+    }
+  }
+  for (;; ++n) {
+    const fs::path dir = root / std::to_string(n);
+    if (fs::create_directory(dir, ec)) return dir;
+    if (ec) throw IoError(fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
+  }
+}
+
+// Points the job's commands (`--config-path <results_dir>`) and script header at the copy.
+void read_config_from(JobSpec& job, const fs::path& results_dir, const fs::path& copy_dir) {
+  for (auto& group : job.groups) {
+    for (auto& cmd : group.commands) {
+      for (std::size_t i = 0; i + 1 < cmd.size(); ++i) {
+        if (cmd[i] == "--config-path" && cmd[i + 1] == results_dir.string()) cmd[i + 1] = copy_dir.string();
+      }
+    }
+  }
+  job.config_file = copy_dir / job.config_file.filename();
+}
+
 // Writes one stage's config, command line and scripts, and submits its jobs in order, each after
 // `prev_id` (the job before it); records them in `result` and returns the last job's id.
 std::string submit_stage(const StageJobs& plan, std::string prev_id, const StageSequenceRequest& request,
@@ -202,12 +320,19 @@ std::string submit_stage(const StageJobs& plan, std::string prev_id, const Stage
   std::error_code ec;
   fs::create_directories(plan.results_dir / "results", ec);
   if (ec) throw IoError(fmt::format("cannot create '{}': {}", (plan.results_dir / "results").string(), ec.message()));
-  write_file_atomic(plan.config_file, config::to_yaml(plan.config));
+  const std::string yaml = config::to_yaml(plan.config);
+  write_file_atomic(plan.config_file, yaml);
+  // The jobs read a copy of their own: a later launch into this folder (or one refused after this
+  // point) rewrites <run.name>_hydra.yaml, never the config a pending job will read.
+  const fs::path copy_dir = new_submission_dir(plan.results_dir);
+  write_file_atomic(copy_dir / plan.config_file.filename(), yaml);
+  write_file_atomic(copy_dir / "launcher_cmd.log", format_command_line(request.command_line));
   write_file_atomic(plan.results_dir / "launcher_cmd.log", format_command_line(request.command_line));
   out << fmt::format("{}: config written to {}\n", plan.stage, plan.config_file.string()) << std::flush;
 
   for (std::size_t k = 0; k < plan.jobs.size(); ++k) {
     JobSpec job = plan.jobs[k];
+    read_config_from(job, plan.results_dir, copy_dir);
     chain_to_previous(job, plan, k, prev_id, settings);
     const std::string label = job_label(plan.stage, job.step);
     if (submitter.synchronous() && !settings.dry_run) out << fmt::format("{}: running here\n", label) << std::flush;
@@ -269,6 +394,36 @@ StageSequenceResult run_stage_sequence(const StageSequenceRequest& request, cons
     plans.push_back(std::move(plan));
   }
   for (const auto& w : result.warnings) logger.warn("{}", w);
+
+  // Every script is rendered once before anything is written: a value the renderer refuses stops
+  // the launch with nothing on disk (rendering is pure; the real render below uses real ids).
+  {
+    const std::string trial_id = "1";
+    std::string prev;
+    for (const StageJobs& plan : plans) {
+      for (std::size_t k = 0; k < plan.jobs.size(); ++k) {
+        JobSpec job = plan.jobs[k];
+        chain_to_previous(job, plan, k, prev, settings);
+        try {
+          render_script(settings.cluster_type, job, options.templates, trial_id);
+        } catch (const RenderError& e) {
+          throw RenderError(fmt::format("{}: {}\nNothing was written or submitted.", job_label(plan.stage, job.step),
+                                        e.what()));
+        }
+        prev = trial_id;
+      }
+    }
+  }
+
+  if (settings.cluster_type == ClusterType::kBcm && !settings.dry_run && !options.force) {
+    check_queued_jobs(plans, options, result, logger);
+  }
+
+  // A local run owns its results folders while it runs.
+  FolderLocks locks;
+  if (settings.cluster_type == ClusterType::kLocal && !settings.dry_run) {
+    for (const StageJobs& plan : plans) locks.lock(plan.results_dir, plan.stage);
+  }
 
   // 2. Write, render and submit, stage by stage.
   std::unique_ptr<Submitter> own = options.submitter ? nullptr : make_submitter(settings, options, logger);

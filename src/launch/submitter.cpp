@@ -1,6 +1,12 @@
 #include "bignlp/launch/submitter.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
@@ -10,6 +16,25 @@ namespace bignlp::launch {
 namespace {
 
 std::uint64_t ids_needed(const JobSpec& job) { return job.array ? job.array->indices.size() : 1; }
+
+// launcher.log keeps the history of every launch into the folder: one line appended per job.
+void append_launcher_log(const std::filesystem::path& dir, const std::string& line) {
+  const std::filesystem::path path = dir / "launcher.log";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError(fmt::format("cannot write '{}': {}", path.string(), std::strerror(errno)));
+  std::string_view rest = line;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string err = std::strerror(errno);
+      ::close(fd);
+      throw IoError(fmt::format("cannot write '{}': {}", path.string(), err));
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+}
 
 }  // namespace
 
@@ -46,7 +71,7 @@ std::string SlurmSubmitter::submit(const JobSpec& job) {
                                   run.exit_code, trim(run.err.empty() ? run.out : run.err)));
   }
   const std::string id = parse_sbatch_job_id(run.out);
-  write_file_atomic(job.dir / "launcher.log", fmt::format("Submitted batch job {}\n", id));
+  append_launcher_log(job.dir, fmt::format("Submitted batch job {}\n", id));
   return id;
 }
 
@@ -55,7 +80,7 @@ BcpSubmitter::BcpSubmitter(Logger logger, std::string bash) : logger_(std::move(
 std::string BcpSubmitter::submit(const JobSpec& job) {
   logger_.info("running {} here (Base Command Platform)", job.script_path().string());
   const int rc = run_inherited({bash_, job.script_path().string()}, job.dir);
-  write_file_atomic(job.dir / "launcher.log", fmt::format("Ran {} here: exit status {}\n", job.script_path().filename().string(), rc));
+  append_launcher_log(job.dir, fmt::format("Ran {} here: exit status {}\n", job.script_path().filename().string(), rc));
   if (rc != 0) {
     throw JobFailedError(fmt::format("job '{}' failed with exit status {}; its log is in {}", job.name, rc,
                                      job.dir.string()),
@@ -73,8 +98,7 @@ std::string LocalSubmitter::submit(const JobSpec& job) {
   const std::string id = planned_id(job);
   next_ += ids_needed(job);
   const LocalRunResult result = executor_.run(job, id);
-  write_file_atomic(job.dir / "launcher.log",
-                    fmt::format("Ran local job {}: exit status {}\n", id, result.exit_code));
+  append_launcher_log(job.dir, fmt::format("Ran local job {}: exit status {}\n", id, result.exit_code));
   if (result.exit_code != 0) {
     throw JobFailedError(fmt::format("{}; logs: {}", result.message,
                                      job.log_path(true, id, job.array ? job.array->indices.front() : -1).parent_path().string()),

@@ -46,6 +46,7 @@ struct Trainer::State {
   std::int64_t scheduler_step = 0;
   std::int64_t consumed_samples = 0;
   std::int64_t last_saved_step = -1;
+  std::int64_t nonfinite_steps = 0;  // consecutive steps skipped for non-finite gradients
   std::unique_ptr<TensorBoardWriter> tb;  // rank 0
   std::unique_ptr<CsvMetricsWriter> csv;  // rank 0
 };
@@ -237,6 +238,7 @@ void Trainer::prepare_batches(State& s) {
     dc.seq_length = static_cast<std::int32_t>(c.model.seq_length);
     dc.seed = static_cast<std::uint32_t>(c.seed);
     dc.index_mapping_dir = c.data.index_mapping_dir;
+    dc.vocab_size = c.model.vocab_size;  // token ids checked against the tokenizer before training
     // Rank 0 builds the index caches first; the others then read them instead of racing to write.
     if (parallel_.world != nullptr && !is_rank0()) parallel_.world->barrier();
     datasets_ = data::build_gpt_dataset_splits(dc, &log_);
@@ -348,6 +350,7 @@ Trainer::StepResult Trainer::run_step(State& s, TrainResult& result) {
   if (!r.optimizer.skipped) ++s.scheduler_step;
   if (r.optimizer.skipped && is_rank0())
     log_.warn("step {}: non-finite gradients at loss scale {}; step skipped", s.global_step + 1, r.loss_scale);
+  s.nonfinite_steps = r.optimizer.skipped ? s.nonfinite_steps + 1 : 0;
   ++s.global_step;
   s.consumed_samples += c.global_batch_size;
   r.loss = reduce_loss(loss_sum, c.num_micro_batches());
@@ -414,6 +417,15 @@ TrainResult Trainer::fit() {
   while (s.global_step < c.max_steps) {
     const StepResult step = run_step(s, result);
     result.train_losses.push_back(step.loss);
+    // Every rank skips the same steps (the skip follows the global gradient norm), so all stop here.
+    if (c.max_consecutive_nonfinite_steps > 0 && s.nonfinite_steps >= c.max_consecutive_nonfinite_steps) {
+      throw RuntimeError(fmt::format(
+          "{} steps in a row (to step {}) had non-finite gradients (last loss {}): training has diverged. Stopping "
+          "without saving, so the checkpoints in {} stay as they were{}; lower the learning rate or resume from an "
+          "earlier checkpoint",
+          s.nonfinite_steps, s.global_step, step.loss, c.exp_manager.explicit_log_dir.string(),
+          s.last_saved_step >= 0 ? fmt::format(" (the last was saved at step {})", s.last_saved_step) : ""));
+    }
     std::optional<double> val_loss;
     const bool validate_now = c.val_check_interval > 0 && s.global_step % c.val_check_interval == 0;
     if (validate_now) {

@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
         comm::TcpStore s(probe);
         port = s.port();
       }
+      const std::string secret = fmt::format("bench-{}-{}", getpid(), port);  // shared by the children
       std::vector<pid_t> pids;
       for (int r = 0; r < o.spawn; ++r) {
         const pid_t pid = fork();
@@ -239,6 +240,7 @@ int main(int argc, char** argv) {
           env.world_size = o.spawn;
           env.local_rank = r;
           env.master_port = port;
+          env.store_secret = secret;
           env.source = "spawn";
           int rc = 1;
           try {

@@ -8,8 +8,9 @@
 // MASTER_PORT override the derived master. Nothing here reads the process environment: the program
 // passes it in as a map (the one place env vars are read), and parse_distributed_env is pure.
 //
-// connect_world() then creates the store (a TcpStore served by rank 0 on master_addr:port, or a
-// FileStore in a shared directory) and the world communicator of the chosen backend. Errors name
+// connect_world() then creates the store (a TcpStore served by rank 0 on master_addr:port, bound
+// to that address and open only to connections presenting BIGNLP_STORE_SECRET, or a FileStore in
+// a shared directory) and the world communicator of the chosen backend. Errors name
 // the rank and what it was waiting for.
 #pragma once
 
@@ -34,6 +35,8 @@ struct DistributedEnv {
   std::string master_addr = "127.0.0.1";
   int master_port = 0;                   ///< 0: not known yet (see resolve_master_port)
   std::string node_name;                 ///< this node (SLURMD_NODENAME), "" when unknown
+  /// The job's TCP-store secret (BIGNLP_STORE_SECRET, set by the launcher; never logged).
+  std::string store_secret;
   std::string source = "default";        ///< "slurm", "torchrun" or "default" (single process)
 };
 

@@ -50,6 +50,8 @@ class ConfigNode {
   /// The MISSING marker "???": printing shows ???, reading it is an error.
   static ConfigNode missing();
   static ConfigNode dict();
+  /// A dict of these entries in this order, built in linear time; the keys must be distinct.
+  static ConfigNode dict_of(std::vector<std::pair<std::string, ConfigNode>> entries);
   static ConfigNode list();
 
   NodeKind kind() const { return kind_; }

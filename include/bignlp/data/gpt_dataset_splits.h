@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bignlp/core/logging.h"
+#include "bignlp/data/indexed_dataset.h"
 #include "bignlp/data/sample_dataset.h"
 
 namespace bignlp::data {
@@ -47,6 +48,9 @@ struct GptDatasetSplitsConfig {
   std::filesystem::path index_mapping_dir;  ///< empty: caches next to the data
   bool use_cache = true;
   BlendSizeRule blend_size = BlendSizeRule::kSumOfRequests;
+  /// The tokenizer's vocabulary size: every token id of every dataset is checked against it at
+  /// start (check_token_ids); 0 skips the check.
+  std::int64_t vocab_size = 0;
 };
 
 /// The datasets of the three splits; a split with no documents has none (nullptr).
@@ -55,6 +59,12 @@ struct GptDatasetSplits {
   std::shared_ptr<const SampleDataset> valid;
   std::shared_ptr<const SampleDataset> test;
 };
+
+/// Throws DataError naming the .bin file, the document, the sequence and the position of the first
+/// token id outside [0, vocab_size) (ids between the tokenizer's vocabulary and the padded one
+/// would otherwise train silently). Reads every token once; nothing when the dtype cannot hold an
+/// id >= vocab_size.
+void check_token_ids(const IndexedDataset& data, std::int64_t vocab_size);
 
 /// Builds (or loads from the caches) the three datasets. `log` may be null.
 GptDatasetSplits build_gpt_dataset_splits(const GptDatasetSplitsConfig& config, const Logger* log = nullptr);

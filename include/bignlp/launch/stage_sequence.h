@@ -50,6 +50,10 @@ struct StageSequenceOptions {
   std::uint64_t first_local_id = 1;  ///< first local job id (cluster_type=local)
   LocalExecutorOptions local;
   std::string sbatch = "sbatch";     ///< the sbatch program
+  std::string squeue = "squeue";     ///< the squeue program (jobs still queued in a results folder)
+  /// Submit even when a job of the same name submitted from the same results folder is still
+  /// pending or running (bignlp --force).
+  bool force = false;
 };
 
 /// One job that was written and submitted (or run).

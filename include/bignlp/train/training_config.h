@@ -80,6 +80,9 @@ struct TrainingConfig {
   std::int64_t limit_test_batches = 0;
   std::int64_t log_every_n_steps = 10;
   double gradient_clip_val = 0.0;          ///< 0: no clipping
+  /// This many steps in a row with non-finite gradients (a NaN/inf loss; fp16 backs its loss
+  /// scale off in well under 64) stop the run with an error, without saving over the checkpoints.
+  std::int64_t max_consecutive_nonfinite_steps = 64;
   int num_nodes = 1;
   int devices = 1;
   int pipeline_model_parallel_size = 1;

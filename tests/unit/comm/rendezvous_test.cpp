@@ -2,7 +2,15 @@
 // thread with its own gloo context: real TCP pairs on loopback).
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstring>
+#include <random>
 #include <functional>
 #include <thread>
 
@@ -54,11 +62,237 @@ TEST(FileStore, SetGetAddCheckTimeout) {
 TEST(TcpStore, SetGetAddCheckTimeout) {
   TcpStoreOptions so;
   so.is_server = true;
+  so.secret = "s3cret";
   TcpStore server(so);
   TcpStoreOptions co;
   co.port = server.port();
+  co.secret = "s3cret";
   TcpStore client(co);
   exercise_store(server, client);
+}
+
+// --- hostile peers: what another user on the node could send to the store's port ---------------
+
+// A raw TCP connection to 127.0.0.1:port (or another loopback address); -1 when refused.
+int raw_connect(int port, const char* addr = "127.0.0.1") {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, addr, &a.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+template <typename T>
+void append(std::string& s, T v) {
+  s.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+std::string handshake(const std::string& secret) {
+  std::string m;
+  append(m, std::uint32_t{0x54534e42});
+  append(m, static_cast<std::uint32_t>(secret.size()));
+  return m + secret;
+}
+std::string set_request(const std::string& key, const std::string& value) {
+  std::string m(1, '\x01');
+  append(m, static_cast<std::uint32_t>(key.size()));
+  m += key;
+  append(m, static_cast<std::uint64_t>(value.size()));
+  return m + value;
+}
+void send_bytes(int fd, const std::string& bytes) {
+  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+}
+// True when the server closes `fd` within `within` (reads past any reply bytes).
+bool closed_by_server(int fd, std::chrono::milliseconds within = 5s) {
+  const auto end = std::chrono::steady_clock::now() + within;
+  char buf[256];
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    const ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+    if (r <= 0) return true;
+  }
+  return false;
+}
+
+struct GuardedStore {
+  TcpStore server;
+  TcpStore client;
+  static TcpStoreOptions server_options() {
+    TcpStoreOptions so;
+    so.is_server = true;
+    so.secret = "job-token-1234";
+    so.handshake_timeout = 300ms;
+    so.max_value_bytes = 1 << 20;
+    return so;
+  }
+  static TcpStoreOptions client_options(int port) {
+    TcpStoreOptions co;
+    co.port = port;
+    co.secret = "job-token-1234";
+    co.max_value_bytes = 1 << 20;
+    return co;
+  }
+  GuardedStore() : server(server_options()), client(client_options(server.port())) {}
+  // The store still serves its own job after an attack.
+  void expect_alive() {
+    client.set("alive", std::string("yes"));
+    EXPECT_EQ(server.get_string("alive", 2s), "yes");
+    TcpStore late(client_options(server.port()));
+    EXPECT_EQ(late.get_string("alive", 2s), "yes");
+  }
+};
+
+TEST(TcpStoreHostile, ListensOnTheMasterAddressOnly) {
+  GuardedStore s;
+  EXPECT_EQ(s.server.listen_address(), "127.0.0.1");
+  // Every 127.x address reaches this host; a server on 0.0.0.0 would accept this connection.
+  const int other = raw_connect(s.server.port(), "127.0.0.2");
+  EXPECT_EQ(other, -1) << "the store accepted a connection on an address other than MASTER_ADDR";
+  if (other >= 0) ::close(other);
+}
+
+TEST(TcpStoreHostile, ConnectionWithoutTheSecretCannotWriteOrRead) {
+  GuardedStore s;
+  s.client.set("gloo/rank0", std::string("10.0.0.1:4000"));
+  // The old protocol's request straight away: no handshake.
+  const int fd = raw_connect(s.server.port());
+  ASSERT_GE(fd, 0);
+  send_bytes(fd, set_request("gloo/rank0", "evil:1"));
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+  EXPECT_EQ(s.client.get_string("gloo/rank0", 1s), "10.0.0.1:4000");
+  s.expect_alive();
+}
+
+TEST(TcpStoreHostile, WrongSecretIsRefusedAndNothingIsWritten) {
+  GuardedStore s;
+  const int fd = raw_connect(s.server.port());
+  ASSERT_GE(fd, 0);
+  send_bytes(fd, handshake("job-token-1235") + set_request("gloo/rank1", "evil:1"));
+  char status = 0;
+  ASSERT_EQ(::recv(fd, &status, 1, 0), 1);
+  EXPECT_EQ(status, 2);  // refused
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+  EXPECT_FALSE(s.client.check({"gloo/rank1"}));
+  // A TcpStore with the wrong secret gets a clear error naming the variable.
+  TcpStoreOptions bad = GuardedStore::client_options(s.server.port());
+  bad.secret = "guess";
+  try {
+    TcpStore intruder(bad);
+    FAIL() << "a wrong secret was accepted";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("BIGNLP_STORE_SECRET"), std::string::npos) << e.what();
+  }
+  s.expect_alive();
+}
+
+TEST(TcpStoreHostile, HugeLengthAnnouncementsCloseTheConnectionNotTheProcess) {
+  GuardedStore s;
+  // Unauthenticated: the 17-byte message of a 2^50-byte value.
+  {
+    const int fd = raw_connect(s.server.port());
+    std::string m(1, '\x01');
+    append(m, std::uint32_t{0});
+    append(m, std::uint64_t{1} << 50);
+    m += std::string(4, '\0');
+    send_bytes(fd, m);
+    EXPECT_TRUE(closed_by_server(fd));
+    ::close(fd);
+  }
+  // A huge secret length.
+  {
+    const int fd = raw_connect(s.server.port());
+    std::string m;
+    append(m, std::uint32_t{0x54534e42});
+    append(m, std::uint32_t{0xffffffff});
+    send_bytes(fd, m);
+    EXPECT_TRUE(closed_by_server(fd));
+    ::close(fd);
+  }
+  // Authenticated but over the caps: a 2^50-byte value, then a 2^31-byte key.
+  for (int which = 0; which < 2; ++which) {
+    const int fd = raw_connect(s.server.port());
+    std::string m = handshake("job-token-1234");
+    m += '\x01';
+    if (which == 0) {
+      append(m, std::uint32_t{1});
+      m += "k";
+      append(m, std::uint64_t{1} << 50);
+    } else {
+      append(m, std::uint32_t{1} << 31);
+    }
+    send_bytes(fd, m);
+    EXPECT_TRUE(closed_by_server(fd));
+    ::close(fd);
+  }
+  s.expect_alive();
+  // Our own client refuses to send what the server would refuse, with the limit in the message.
+  try {
+    s.client.set("big", std::vector<char>((1 << 20) + 1));
+    FAIL();
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("limit"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TcpStoreHostile, GarbageAndSilenceAreSurvived) {
+  GuardedStore s;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20; ++i) {
+    const int fd = raw_connect(s.server.port());
+    ASSERT_GE(fd, 0);
+    std::string junk(1 + rng() % 200, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng());
+    if (i % 2 == 1) junk = handshake("job-token-1234") + junk;  // garbage after a valid handshake
+    send_bytes(fd, junk);
+    ::shutdown(fd, SHUT_WR);
+    EXPECT_TRUE(closed_by_server(fd)) << "connection " << i;
+    ::close(fd);
+  }
+  // A connection that sends nothing is closed after the handshake timeout.
+  const int idle = raw_connect(s.server.port());
+  EXPECT_TRUE(closed_by_server(idle, 3s));
+  ::close(idle);
+  s.expect_alive();
+}
+
+TEST(TcpStoreHostile, ClientTimesOutOnAPeerThatNeverAnswers) {
+  // A listener that accepts and says nothing (e.g. another program on the port).
+  const int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  TcpStoreOptions co;
+  co.port = ntohs(a.sin_port);
+  co.secret = "x";
+  co.handshake_timeout = 1000ms;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(TcpStore client(co), RuntimeError);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  ::close(lfd);
+}
+
+TEST(Rendezvous, TcpWorldNeedsTheJobSecret) {
+  DistributedEnv env = parse_distributed_env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"MASTER_PORT", "1"}});
+  EXPECT_EQ(env.store_secret, "");
+  try {
+    connect_world(env, RendezvousOptions{});
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("BIGNLP_STORE_SECRET"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(parse_distributed_env({{"BIGNLP_STORE_SECRET", "abc"}}).store_secret, "abc");
 }
 
 TEST(TcpStore, ClientWaitsForALateServerAndNamesTheAddressOnFailure) {
@@ -131,6 +365,7 @@ TEST(Gloo, FourRanksOverTcpStoreWithGroups) {
     TcpStore probe(so);
     port = probe.port();
   }
+  const std::string secret = "four-ranks";
   std::vector<std::thread> threads;
   std::vector<std::string> errors(n);
   for (int r = 0; r < n; ++r) {
@@ -140,6 +375,7 @@ TEST(Gloo, FourRanksOverTcpStoreWithGroups) {
                                                     {"SLURM_NTASKS", std::to_string(n)},
                                                     {"SLURM_JOB_NODELIST", "localhost"}});
         env.master_port = port;
+        env.store_secret = secret;
         RendezvousOptions opts;
         opts.timeout = 30s;
         World world = connect_world(env, opts);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <numeric>
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include "bignlp/data/blended_dataset.h"
 #include "bignlp/data/dataset_split.h"
 #include "bignlp/data/gpt_dataset_splits.h"
+#include "bignlp/data/npy.h"
 #include "bignlp/data/numpy_random.h"
 #include "test_support.h"
 
@@ -253,6 +255,90 @@ TEST(GptDataset, StaleOrBrokenCachesAreRebuilt) {
   GptDataset repaired(second, 0, 60, o, &log);
   EXPECT_FALSE(repaired.loaded_from_cache());
   EXPECT_EQ(repaired.sample(3), fresh.sample(3));
+}
+
+// A cache file damaged in place (same shape and dtype, wrong values) is range-checked when loaded
+// and rebuilt with a warning naming the file; reading it as it is would go out of bounds.
+TEST(GptDataset, DamagedCacheValuesAreRebuiltWithAWarningNamingTheFile) {
+  TempDir dir;
+  GptDatasetOptions o;
+  o.num_samples = 50;
+  o.seq_length = 16;
+  auto data = make_dataset(dir.path() / "d", random_sizes(60, 3, 5, 40));
+  GptDataset reference(data, 0, 60, o);  // writes the cache
+  const std::string prefix = gpt_index_cache_prefix(dir.path() / "d", o).string();
+  const std::string pristine_shuffle = read_file(prefix + "_shuffle_idx.npy");
+  const std::string pristine_sample = read_file(prefix + "_sample_idx.npy");
+  struct Damage {
+    const char* file;
+    std::function<void()> apply;
+  };
+  const std::vector<Damage> damages = {
+      {"_shuffle_idx.npy",
+       [&] {
+         NpyArray a(prefix + "_shuffle_idx.npy");
+         std::vector<std::uint32_t> v(a.values<std::uint32_t>().begin(), a.values<std::uint32_t>().end());
+         v[7] = 4000000000u;
+         write_npy<std::uint32_t>(prefix + "_shuffle_idx.npy", v);
+       }},
+      {"_sample_idx.npy",
+       [&] {
+         NpyArray a(prefix + "_sample_idx.npy");
+         std::vector<std::int32_t> v(a.values<std::int32_t>().begin(), a.values<std::int32_t>().end());
+         v[2 * 5] = 1 << 30;  // a document position far beyond doc_idx
+         write_npy<std::int32_t>(prefix + "_sample_idx.npy", v, a.shape());
+       }},
+      {"_sample_idx.npy",
+       [&] {
+         NpyArray a(prefix + "_sample_idx.npy");
+         std::vector<std::int32_t> v(a.values<std::int32_t>().begin(), a.values<std::int32_t>().end());
+         v[2 * 5 + 1] += 3;  // an offset that no longer gives a 16-token sample
+         write_npy<std::int32_t>(prefix + "_sample_idx.npy", v, a.shape());
+       }},
+  };
+  for (const auto& damage : damages) {
+    write_file_atomic(prefix + "_shuffle_idx.npy", pristine_shuffle);
+    write_file_atomic(prefix + "_sample_idx.npy", pristine_sample);
+    damage.apply();
+    const Logger log = Logger::capturing();
+    GptDataset repaired(data, 0, 60, o, &log);
+    EXPECT_FALSE(repaired.loaded_from_cache()) << damage.file;
+    EXPECT_NE(log.captured().find(std::string("d_") ), std::string::npos);
+    EXPECT_NE(log.captured().find(damage.file + std::string(": ")), std::string::npos) << log.captured();
+    EXPECT_NE(log.captured().find("rebuilding them"), std::string::npos) << log.captured();
+    ASSERT_EQ(repaired.size(), reference.size());
+    for (std::int64_t i = 0; i < reference.size(); ++i) ASSERT_EQ(repaired.sample(i), reference.sample(i)) << i;
+    EXPECT_TRUE(GptDataset(data, 0, 60, o).loaded_from_cache()) << "the rebuilt cache is not used";
+  }
+}
+
+TEST(GptDatasetSplits, TokenIdsOutsideTheVocabularyStopTheStartNamingFileAndDocument) {
+  TempDir dir;
+  // Document d holds ids 1000*d + k: the last of 5 documents reaches 4000..4009.
+  const auto data = make_dataset(dir.path() / "corpus", {10, 10, 10, 10, 10});
+  EXPECT_NO_THROW(check_token_ids(*data, 4010));
+  try {
+    check_token_ids(*data, 4005);  // e.g. ids between the tokenizer's vocabulary and the padded one
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()), "'" + (dir.path() / "corpus").string() +
+                                         ".bin': document 4 (sequence 4), token 5: id 4005 is outside the tokenizer's "
+                                         "vocabulary [0, 4005); was the dataset preprocessed with another tokenizer "
+                                         "than model.tokenizer?");
+  }
+  // The splits check at start, before any index map is built.
+  GptDatasetSplitsConfig c;
+  c.data_prefix = {WeightedPrefix{1.0, dir.path() / "corpus"}};
+  c.splits_string = "1,0,0";
+  c.num_samples = {4, 0, 0};
+  c.seq_length = 8;
+  c.vocab_size = 3000;
+  EXPECT_THROW(build_gpt_dataset_splits(c), DataError);
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_NE(e.path().extension(), ".npy") << "an index map was built before the check: " << e.path();
+  }
+  c.vocab_size = 5000;
+  EXPECT_NO_THROW(build_gpt_dataset_splits(c));
 }
 
 TEST(GptDataset, CacheNamesFollowMegatron) {

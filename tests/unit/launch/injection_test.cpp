@@ -66,8 +66,12 @@ struct Env {
   void check_received(const std::string& how) const {
     const auto argv = testing::read_argv(tmp.path() / "argv");
     const auto dir = results / "gpt3_tiny";
-    EXPECT_EQ(argv, (std::vector<std::string>{"--config-path", dir.string(), "--config-name", "gpt3_tiny_hydra.yaml"}))
-        << how;
+    // The job reads its own copy of the config (submissions/<n>), n = 1 for the first launch.
+    ASSERT_EQ(argv.size(), 4u) << how;
+    EXPECT_EQ(argv[0], "--config-path") << how;
+    EXPECT_EQ(fs::path(argv[1]).parent_path(), dir / "submissions") << how;
+    EXPECT_EQ(argv[3], "gpt3_tiny_hydra.yaml") << how;
+    EXPECT_TRUE(fs::exists(fs::path(argv[1]) / argv[3])) << how;
     const auto env = testing::read_argv(tmp.path() / "env");
     EXPECT_NE(std::find(env.begin(), env.end(), "BIGNLP_TEST_EVIL=" + evil), env.end()) << how;
     EXPECT_NE(std::find(env.begin(), env.end(), std::string("WANDB_API_KEY=the-secret-key")), env.end()) << how;

@@ -4,12 +4,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "bignlp/core/file_io.h"
@@ -108,6 +110,23 @@ TEST(LocalExecutor, EnvironmentValuesArriveIntact) {
   EXPECT_EQ(exec.run(j, "1").exit_code, 0);
   EXPECT_EQ(read_file(fx.tmp.path() / "v"), tricky);
   EXPECT_FALSE(std::filesystem::exists(fx.tmp.path() / "pwned"));
+}
+
+TEST(LocalExecutor, EachJobGetsAFreshStoreSecretSharedByItsTasks) {
+  Fixture fx;
+  JobSpec j = fx.job("training", "bignlp-train", 2);
+  j.groups[0].commands = {{"bash", "-c", "printf '%s' \"$BIGNLP_STORE_SECRET\" > " + fx.tmp.path().string() +
+                                             "/s.$SLURM_JOB_ID.$SLURM_PROCID"}};
+  LocalExecutor exec(Logger::capturing(), fx.options());
+  ::setenv("BIGNLP_STORE_SECRET", "inherited", 1);  // never passed on: each job makes its own
+  EXPECT_EQ(exec.run(j, "1").exit_code, 0);
+  EXPECT_EQ(exec.run(j, "2").exit_code, 0);
+  ::unsetenv("BIGNLP_STORE_SECRET");
+  const std::string a0 = read_file(fx.tmp.path() / "s.1.0");
+  EXPECT_EQ(a0.size(), 32u);
+  EXPECT_NE(a0, "inherited");
+  EXPECT_EQ(read_file(fx.tmp.path() / "s.1.1"), a0);
+  EXPECT_NE(read_file(fx.tmp.path() / "s.2.0"), a0);
 }
 
 TEST(LocalExecutor, SeveralCommandsPassArgumentsAsData) {
@@ -221,6 +240,54 @@ TEST(LocalExecutor, ADetachedProcessHoldingTheOutputDoesNotHangTheJob) {
   EXPECT_EQ(exec.run(j, "1").exit_code, 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
   EXPECT_NE(read_file(j.dir / "log-bignlp-training_1.out").find("started"), std::string::npos);
+}
+
+// A launcher killed with SIGKILL (no chance to forward anything) takes its tasks with it.
+TEST(LocalExecutor, TasksDieWithTheirLauncher) {
+  Fixture fx;
+  JobSpec j = fx.job("training", "bignlp-train", 2);
+  const auto pids = fx.tmp.path() / "pids";
+  j.groups[0].commands = {{"bash", "-c", "echo $$ >> " + pids.string() + "; exec sleep 60"}};
+  const pid_t launcher = ::fork();
+  ASSERT_GE(launcher, 0);
+  if (launcher == 0) {
+    LocalExecutor exec(Logger::capturing(), fx.options());
+    exec.run(j, "1");
+    ::_exit(0);
+  }
+  std::vector<pid_t> tasks;
+  for (int i = 0; i < 200 && tasks.size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    tasks.clear();
+    if (!std::filesystem::exists(pids)) continue;
+    std::istringstream in(read_file(pids));
+    for (pid_t p; in >> p;) tasks.push_back(p);
+  }
+  ASSERT_EQ(tasks.size(), 2u) << "the tasks did not start";
+  ::kill(launcher, SIGKILL);
+  ::waitpid(launcher, nullptr, 0);
+  auto alive = [](pid_t p) {
+    if (::kill(p, 0) != 0) return false;
+    // A zombie waiting for its new parent to reap it is dead too.
+    const std::string stat = read_file("/proc/" + std::to_string(p) + "/stat");
+    const auto close = stat.rfind(')');
+    return close == std::string::npos || stat.substr(close + 2, 1) != "Z";
+  };
+  bool any = true;
+  for (int i = 0; i < 200 && any; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    any = false;
+    for (pid_t p : tasks) {
+      try {
+        any = any || alive(p);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  for (pid_t p : tasks) {
+    if (::kill(p, 0) == 0) ::kill(p, SIGKILL);
+  }
+  EXPECT_FALSE(any) << "tasks outlived their launcher";
 }
 
 TEST(LocalExecutor, AMissingProgramFailsWith127) {

@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <regex>
+
 #include "bignlp/core/error.h"
+#include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
 
 namespace bignlp::launch {
@@ -107,6 +111,8 @@ TEST(SlurmScript, WholeScript) {
             "#SBATCH --time=7-00:00:00\n"
             "\n"
             "set -e\n"
+            "# the rendezvous store's secret: a fresh random token for this job, in every task's environment\n"
+            "export BIGNLP_STORE_SECRET=\"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\"\n"
             "\n"
             "# setup\n"
             "export TRANSFORMERS_OFFLINE=1\n"
@@ -142,7 +148,7 @@ TEST(BcpScript, BcprunPerGroupWithRankPreludeAndLog) {
   const std::string s = render_bcp_script(j, TemplateSet::builtin());
   EXPECT_NE(s.find("set -eo pipefail\n"), std::string::npos);
   EXPECT_NE(s.find("bcprun --nnodes 2 --npernode 8 --env TRANSFORMERS_OFFLINE=1 --env CUDA_DEVICE_MAX_CONNECTIONS=1 "
-                   "--cmd 'export SLURM_PROCID=\"${RANK:-${OMPI_COMM_WORLD_RANK:-0}}\""),
+                   "--env \"BIGNLP_STORE_SECRET=${BIGNLP_STORE_SECRET}\" --cmd 'export SLURM_PROCID=\"${RANK:-${OMPI_COMM_WORLD_RANK:-0}}\""),
             std::string::npos)
       << s;
   EXPECT_NE(s.find("SLURM_NTASKS_PER_NODE=8 "), std::string::npos);
@@ -208,6 +214,45 @@ TEST(ClusterType, ParsesAndNamesChoices) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("choose bcm (Slurm), bcp (Base Command Platform) or local"), std::string::npos);
   }
+}
+
+}  // namespace
+}  // namespace bignlp::launch
+
+namespace bignlp::launch {
+namespace {
+
+// The rendezvous store's secret: every script makes a fresh random token at run time (never a
+// fixed one in the file, which others may read) and exports it before the tasks start.
+TEST(StoreSecret, EveryScriptExportsAFreshTokenBeforeItsTasks) {
+  const std::string line = "export BIGNLP_STORE_SECRET=\"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\"\n";
+  JobSpec j = training_job();
+  for (const std::string& s : {render_slurm_script(j, TemplateSet::builtin()), render_bcp_script(j, TemplateSet::builtin()),
+                               render_local_script(j, TemplateSet::builtin(), "5")}) {
+    const auto at = s.find(line);
+    ASSERT_NE(at, std::string::npos) << s;
+    EXPECT_LT(at, s.find("# command 1")) << s;
+  }
+}
+
+TEST(StoreSecret, TasksOfOneLocalScriptShareATokenAndRunsDiffer) {
+  TempDir tmp;
+  JobSpec j = training_job();
+  j.dir = tmp.path();
+  j.nodes = 1;
+  j.ntasks_per_node = 2;
+  j.env.clear();
+  j.groups = {CommandGroup{{{"bash", "-c", "printf '%s' \"$BIGNLP_STORE_SECRET\" > \"" + tmp.path().string() +
+                                               "/secret.$SLURM_PROCID.$SLURM_JOB_ID\""}}}};
+  for (const char* id : {"1", "2"}) {
+    write_file_atomic(tmp.path() / "job.sh", render_local_script(j, TemplateSet::builtin(), id));
+    ASSERT_EQ(std::system(("bash " + (tmp.path() / "job.sh").string()).c_str()), 0);
+  }
+  const std::string a0 = read_file(tmp.path() / "secret.0.1"), a1 = read_file(tmp.path() / "secret.1.1");
+  const std::string b0 = read_file(tmp.path() / "secret.0.2");
+  EXPECT_TRUE(std::regex_match(a0, std::regex("[0-9a-f]{32}"))) << a0;
+  EXPECT_EQ(a0, a1);
+  EXPECT_NE(a0, b0);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,7 +52,8 @@ TEST(StageSequence, DryRunWritesConfigScriptAndCommandLine) {
   EXPECT_NE(script.find("#SBATCH --nodes=20\n"), std::string::npos);
   EXPECT_NE(script.find("#SBATCH --dependency=singleton\n"), std::string::npos);
   EXPECT_NE(script.find("export CUDA_DEVICE_MAX_CONNECTIONS=1\n"), std::string::npos);
-  EXPECT_NE(script.find("bignlp-train --config-path " + dir.string() + " --config-name gpt3_5b_hydra.yaml"),
+  EXPECT_NE(script.find("bignlp-train --config-path " + (dir / "submissions" / "1").string() +
+                        " --config-name gpt3_5b_hydra.yaml"),
             std::string::npos);
   EXPECT_EQ(read_file(dir / "launcher_cmd.log"), "bignlp \\\n  'stages=[training]'\n");
   EXPECT_TRUE(std::filesystem::is_directory(dir / "results"));
@@ -96,6 +98,87 @@ TEST(StageSequence, InvalidConfigWritesNothing) {
     EXPECT_NE(m.find("Nothing was written or submitted."), std::string::npos);
   }
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "files were written for an invalid stage sequence";
+}
+
+// Values the scripts cannot hold are refused before anything is written, naming the key and the
+// override that set it, with exit status 1 (config) or 4 (render) and an empty results folder.
+struct Refusal {
+  std::string message;
+  int exit_code = 0;
+};
+Refusal refusal(const std::vector<std::string>& overrides, const std::filesystem::path& results) {
+  std::vector<std::string> all = {"stages=[training]", "training=gpt3/5b", "dry_run=true",
+                                  "base_results_dir=" + results.string()};
+  all.insert(all.end(), overrides.begin(), overrides.end());
+  std::ostringstream out;
+  try {
+    run(compose_conf(all), out);
+  } catch (const Error& e) {
+    return {e.what(), e.exit_code()};
+  }
+  ADD_FAILURE() << "accepted: " << overrides.back();
+  return {};
+}
+
+TEST(StageSequence, SbatchInjectionIsRefusedBeforeWritingAndNamesTheKeyAndOverride) {
+  TempDir tmp;
+  for (const char* key : {"cluster.partition", "cluster.account", "cluster.job_name_prefix", "+cluster.reservation"}) {
+    const std::string o = std::string(key) + "='p\n#SBATCH --uid=0'";
+    const Refusal r = refusal({o}, tmp.path());
+    const std::string bare = key[0] == '+' ? key + 1 : key;
+    EXPECT_EQ(r.exit_code, 1) << r.message;
+    EXPECT_EQ(r.message.rfind(bare + ": ", 0), 0u) << r.message;
+    EXPECT_NE(r.message.find("line break"), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("override #"), std::string::npos) << r.message;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << key << ": files were written";
+  }
+}
+
+TEST(StageSequence, ARefusedRenderWritesNothing) {
+  // run.dependency reaches only the renderer, which refuses the line break: still nothing written.
+  TempDir tmp;
+  const Refusal r = refusal({"training.run.dependency='afterok:1\n#SBATCH --uid=0'"}, tmp.path());
+  EXPECT_EQ(r.exit_code, 4) << r.message;
+  EXPECT_NE(r.message.find("line break"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("Nothing was written or submitted."), std::string::npos) << r.message;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "files were written for a refused render";
+}
+
+TEST(StageSequence, BackslashesInSlurmPathsAreRefused) {
+  TempDir tmp;
+  for (const std::vector<std::string>& o : std::vector<std::vector<std::string>>{
+           {"base_results_dir=" + (tmp.path() / "a\\b").string()},
+           {"training.run.results_dir=" + (tmp.path() / "x\\y").string()},
+           {"cluster.partition=a\\b"}}) {
+    const Refusal r = refusal(o, tmp.path());
+    EXPECT_EQ(r.exit_code, 1) << r.message;
+    EXPECT_NE(r.message.find("backslash"), std::string::npos) << r.message;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << o.front();
+  }
+  // The local executor reads no #SBATCH line: a backslash is fine there.
+  std::ostringstream out;
+  const auto c = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true", "cluster_type=local",
+                               "training.trainer.num_nodes=1", "training.trainer.devices=1",
+                               "training.model.tensor_model_parallel_size=1", "training.model.pipeline_model_parallel_size=1",
+                               "base_results_dir=" + (tmp.path() / "a\\b").string()});
+  EXPECT_NO_THROW(run(c, out));
+}
+
+TEST(StageSequence, RunNameIsLettersDigitsDashUnderscoreDotOnly) {
+  TempDir tmp;
+  for (const char* name : {"..", ".", "a b", "a\\b", "a;b", "a$b", "n\xc3\xa9"}) {
+    const Refusal r = refusal({std::string("training.run.name='") + name + "'"}, tmp.path());
+    EXPECT_EQ(r.exit_code, 1) << name << ": " << r.message;
+    EXPECT_NE(r.message.find("training.run.name="), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("letters, digits, '-', '_' and '.'"), std::string::npos) << r.message;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << name;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path().parent_path() / tmp.path().filename())) << name;
+  }
+  std::ostringstream out;
+  const auto ok = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true", "training.run.name=v1.2-a_b",
+                                "base_results_dir=" + tmp.path().string()});
+  EXPECT_NO_THROW(run(ok, out));
+  EXPECT_TRUE(std::filesystem::exists(tmp.path() / "v1.2-a_b" / "v1.2-a_b_hydra.yaml"));
 }
 
 TEST(StageSequence, BatchSizeMessageSuggestsValues) {
@@ -160,7 +243,8 @@ TEST(StageSequence, StagesChainWithDependencies) {
   EXPECT_NE(script(1).find("#SBATCH --dependency=aftercorr:500\n"), std::string::npos);
   EXPECT_EQ(r.jobs[1].job_id, "505");  // an array takes one id per element
   EXPECT_NE(script(2).find("#SBATCH --dependency=aftercorr:505\n"), std::string::npos);
-  EXPECT_NE(script(2).find("bignlp-preprocess --config-path " + (tmp.path() / "download_gpt3_pile").string() +
+  EXPECT_NE(script(2).find("bignlp-preprocess --config-path " +
+                           (tmp.path() / "download_gpt3_pile" / "submissions" / "1").string() +
                            " --config-name download_gpt3_pile_hydra.yaml --step preprocess"),
             std::string::npos);
   EXPECT_NE(script(3).find("#SBATCH --dependency=afterok:510\n"), std::string::npos);
@@ -316,6 +400,120 @@ TEST(StageSequenceLocal, AFailedStepStopsTheStages) {
     EXPECT_NE(rec.f.at("step"), "preprocess");
     EXPECT_NE(rec.f.at("prog"), "bignlp-train");
   }
+}
+
+}  // namespace
+}  // namespace bignlp::launch
+
+namespace bignlp::launch {
+namespace {
+
+// --- launching again into a folder ---------------------------------------------------------------
+
+TEST(StageSequenceRelaunch, EachSubmissionReadsItsOwnConfigCopy) {
+  TempDir tmp;
+  auto launch = [&](const std::string& gbs) {
+    std::ostringstream out;
+    const auto c = compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true",
+                                 "training.model.global_batch_size=" + gbs, "base_results_dir=" + tmp.path().string()});
+    return run(c, out).jobs.at(0).script;
+  };
+  const auto dir = tmp.path() / "gpt3_5b";
+  launch("1440");
+  const std::string first_script = read_file(dir / "bignlp-gpt3_5b_submission.sh");
+  launch("2880");  // a second launch rewrites <run.name>_hydra.yaml ...
+  const std::string second_script = read_file(dir / "bignlp-gpt3_5b_submission.sh");
+  // ... but the first job still reads the config it was submitted with.
+  EXPECT_NE(first_script.find("--config-path " + (dir / "submissions" / "1").string() + " "), std::string::npos);
+  EXPECT_NE(second_script.find("--config-path " + (dir / "submissions" / "2").string() + " "), std::string::npos);
+  EXPECT_NE(read_file(dir / "submissions" / "1" / "gpt3_5b_hydra.yaml").find("global_batch_size: 1440"),
+            std::string::npos);
+  EXPECT_NE(read_file(dir / "submissions" / "2" / "gpt3_5b_hydra.yaml").find("global_batch_size: 2880"),
+            std::string::npos);
+  EXPECT_NE(read_file(dir / "gpt3_5b_hydra.yaml").find("global_batch_size: 2880"), std::string::npos);
+  // A refused third launch changes neither copy.
+  std::ostringstream out;
+  EXPECT_THROW(run(compose_conf({"stages=[training]", "training=gpt3/5b", "dry_run=true",
+                                 "training.model.tensor_model_parallel_size=3", "base_results_dir=" + tmp.path().string()}),
+                   out),
+               ConfigError);
+  EXPECT_NE(read_file(dir / "submissions" / "1" / "gpt3_5b_hydra.yaml").find("global_batch_size: 1440"),
+            std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir / "submissions" / "3"));
+}
+
+TEST(StageSequenceRelaunch, LauncherLogKeepsEveryLaunch) {
+  LocalStageSequence lp;
+  std::ostringstream out;
+  lp.run({"stages=[training]"}, out);
+  lp.run({"stages=[training]"}, out);
+  const std::string log = read_file(lp.tmp.path() / "results" / "gpt3_tiny" / "launcher.log");
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 2) << log;
+  EXPECT_NE(log.find("Ran local job 900: exit status 0\n"), std::string::npos) << log;
+}
+
+TEST(StageSequenceRelaunch, AFolderInUseByALocalRunIsRefused) {
+  LocalStageSequence lp;
+  const auto dir = lp.tmp.path() / "results" / "gpt3_tiny";
+  std::filesystem::create_directories(dir);
+  // Another run holds the folder (its lock file names it).
+  const int fd = ::open((dir / ".bignlp.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ASSERT_EQ(::write(fd, "bignlp pid 4242", 15), 15);
+  std::ostringstream out;
+  try {
+    lp.run({"stages=[training]"}, out);
+    FAIL() << "a second local run into a folder in use was started";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(dir.string() + " is in use by another local run (bignlp pid 4242)"), std::string::npos) << m;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "gpt3_tiny_hydra.yaml")) << "the config was written anyway";
+  EXPECT_FALSE(std::filesystem::exists(lp.record)) << "a worker ran";
+  ::close(fd);
+  EXPECT_NO_THROW(lp.run({"stages=[training]"}, out));  // free again
+}
+
+}  // namespace
+}  // namespace bignlp::launch
+
+namespace bignlp::launch {
+namespace {
+
+TEST(StageSequenceRelaunch, AQueuedSlurmJobInTheFolderIsRefusedUnlessForced) {
+  TempDir tmp;
+  const auto results = tmp.path() / "r";
+  const auto dir = results / "gpt3_5b";
+  // squeue lists job 4242 of this name, submitted from this folder, still pending (and another
+  // job of the name elsewhere, which does not matter).
+  const auto squeue = tmp.path() / "squeue";
+  write_file_atomic(squeue,
+                    "#!/bin/bash\necho \"$*\" > " + (tmp.path() / "squeue.args").string() +
+                        "\necho '4100|RUNNING|/elsewhere/gpt3_5b'\necho '4242|PENDING|" + dir.string() + "'\n",
+                    0755);
+  const auto sbatch = tmp.path() / "sbatch";
+  write_file_atomic(sbatch, "#!/bin/bash\necho 77\n", 0755);
+  const auto c = compose_conf({"stages=[training]", "base_results_dir=" + results.string()});
+  StageSequenceOptions o;
+  o.exists = always;
+  o.sbatch = sbatch.string();
+  o.squeue = squeue.string();
+  std::ostringstream out;
+  try {
+    run_stage_sequence(c.request(), o, Logger::capturing(), out);
+    FAIL() << "submitted beside a pending job";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("training: job 4242 ('bignlp-gpt3_5b', PENDING) was submitted from " + dir.string()),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("--force"), std::string::npos) << m;
+  }
+  EXPECT_EQ(read_file(tmp.path() / "squeue.args"), "-h -n bignlp-gpt3_5b -o %i|%T|%Z\n");
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "files were written";
+  o.force = true;
+  EXPECT_EQ(run_stage_sequence(c.request(), o, Logger::capturing(), out).jobs.at(0).job_id, "77");
 }
 
 }  // namespace

@@ -253,3 +253,38 @@ TEST(TrainerTest, MixedPrecisionTrainsAndFp16ScalesDynamically) {
 
 }  // namespace
 }  // namespace bignlp::train
+
+namespace bignlp::train {
+namespace {
+
+// A diverged run (NaN loss: every step skipped) stops with an error after N such steps in a row
+// and leaves the checkpoints it saved before as they were: no NaN state saved as -last.
+TEST(TrainerTest, ConsecutiveNonFiniteStepsStopTheRunWithoutSaving) {
+  TempDir dir("diverge");
+  const fs::path prefix = write_corpus(dir.path());
+  Harness h;
+  TrainingConfig c = small_config(dir.path() / "r", prefix);
+  c.max_steps = 40;
+  c.val_check_interval = 0;
+  c.max_consecutive_nonfinite_steps = 5;
+  c.optim.lr = 1e30;  // the first update makes every later loss non-finite
+  Trainer t(c, h.log, h.ctx, h.out);
+  try {
+    t.fit();
+    FAIL() << "a diverged run finished";
+  } catch (const RuntimeError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("5 steps in a row"), std::string::npos) << m;
+    EXPECT_NE(m.find("Stopping without saving"), std::string::npos) << m;
+  }
+  bool saved = false;
+  if (fs::exists(c.exp_manager.explicit_log_dir)) {
+    for (const auto& e : fs::recursive_directory_iterator(c.exp_manager.explicit_log_dir)) {
+      saved = saved || e.path().string().find("-last") != std::string::npos;
+    }
+  }
+  EXPECT_FALSE(saved) << "a checkpoint was saved by the diverged run";
+}
+
+}  // namespace
+}  // namespace bignlp::train

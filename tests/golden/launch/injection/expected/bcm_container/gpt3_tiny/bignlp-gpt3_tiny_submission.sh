@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp training job 'bignlp-gpt3_tiny', rendered from /results/gpt3_tiny/gpt3_tiny_hydra.yaml.
+# bignlp training job 'bignlp-gpt3_tiny', rendered from /results/gpt3_tiny/submissions/1/gpt3_tiny_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -14,6 +14,8 @@
 #SBATCH --time=0:30:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export TRANSFORMERS_OFFLINE=1
@@ -22,4 +24,4 @@ WANDB_API_KEY="$(head -n 1 -- '/keys/it'"'"'s $HOME')"  # read at run time, neve
 export WANDB_API_KEY
 
 # command 1
-srun --container-image=nvcr.io/nvidia/bignlp:24.01 '--container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results,/data/with space:/data/with space,/a:/b:ro' --no-container-mount-home /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/gpt3_tiny --config-name gpt3_tiny_hydra.yaml
+srun --container-image=nvcr.io/nvidia/bignlp:24.01 '--container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results,/data/with space:/data/with space,/a:/b:ro' --no-container-mount-home /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/gpt3_tiny/submissions/1 --config-name gpt3_tiny_hydra.yaml

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp conversion job 'convert_gpt3_5b' on this machine (job id 1000001), rendered from /results/gpt3_5b/convert_nemo/convert_gpt3_5b_hydra.yaml.
+# bignlp conversion job 'convert_gpt3_5b' on this machine (job id 1000001), rendered from /results/gpt3_5b/convert_nemo/submissions/1/convert_gpt3_5b_hydra.yaml.
 # bignlp runs these processes itself (cluster_type=local); this script does the same by hand:
 # one process per task, with the environment Slurm would give it, output appended to the logs.
 set -e
@@ -7,15 +7,17 @@ wait_all() { local rc=0 p; for p in "$@"; do wait "$p" || rc=$?; done; return "$
 
 # setup
 export SLURM_CPUS_ON_NODE="$(nproc)"
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export TRANSFORMERS_OFFLINE=1
 
 # command 1: 2 tasks
 ( export SLURM_JOB_ID=1000001 SLURM_JOBID=1000001 SLURM_JOB_NAME=convert_gpt3_5b SLURM_NNODES=1 SLURM_JOB_NUM_NODES=1 SLURM_NTASKS=2 SLURM_NPROCS=2 SLURM_NTASKS_PER_NODE=2 SLURM_PROCID=0 SLURM_LOCALID=0 SLURM_NODEID=0 SLURM_STEP_ID=0 SLURM_JOB_NODELIST=localhost SLURM_NODELIST=localhost SLURMD_NODENAME=localhost SLURM_SUBMIT_DIR=/results/gpt3_5b/convert_nemo RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 GROUP_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=30001
-exec /opt/bignlp/build/bin/bignlp-convert --config-path /results/gpt3_5b/convert_nemo --config-name convert_gpt3_5b_hydra.yaml
+exec /opt/bignlp/build/bin/bignlp-convert --config-path /results/gpt3_5b/convert_nemo/submissions/1 --config-name convert_gpt3_5b_hydra.yaml
 ) >>/results/gpt3_5b/convert_nemo/log-convert_gpt3_5b_1000001.out 2>>/results/gpt3_5b/convert_nemo/log-convert_gpt3_5b_1000001.err &
 pid_0=$!
 ( export SLURM_JOB_ID=1000001 SLURM_JOBID=1000001 SLURM_JOB_NAME=convert_gpt3_5b SLURM_NNODES=1 SLURM_JOB_NUM_NODES=1 SLURM_NTASKS=2 SLURM_NPROCS=2 SLURM_NTASKS_PER_NODE=2 SLURM_PROCID=1 SLURM_LOCALID=1 SLURM_NODEID=0 SLURM_STEP_ID=0 SLURM_JOB_NODELIST=localhost SLURM_NODELIST=localhost SLURMD_NODENAME=localhost SLURM_SUBMIT_DIR=/results/gpt3_5b/convert_nemo RANK=1 LOCAL_RANK=1 WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 GROUP_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=30001
-exec /opt/bignlp/build/bin/bignlp-convert --config-path /results/gpt3_5b/convert_nemo --config-name convert_gpt3_5b_hydra.yaml
+exec /opt/bignlp/build/bin/bignlp-convert --config-path /results/gpt3_5b/convert_nemo/submissions/1 --config-name convert_gpt3_5b_hydra.yaml
 ) >>/results/gpt3_5b/convert_nemo/log-convert_gpt3_5b_1000001.out 2>>/results/gpt3_5b/convert_nemo/log-convert_gpt3_5b_1000001.err &
 pid_1=$!
 wait_all "$pid_0" "$pid_1"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp data_preparation job 'bignlp-custom_dataset', step 'train_tokenizer', rendered from /results/custom_dataset/custom_dataset_hydra.yaml.
+# bignlp data_preparation job 'bignlp-custom_dataset', step 'train_tokenizer', rendered from /results/custom_dataset/submissions/1/custom_dataset_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -14,10 +14,12 @@
 #SBATCH --time=24:00:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export TRANSFORMERS_OFFLINE=1
 export NGC_ARRAY_TYPE=MPIJob
 
 # command 1
-srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/custom_dataset --config-name custom_dataset_hydra.yaml --step train_tokenizer
+srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/custom_dataset/submissions/1 --config-name custom_dataset_hydra.yaml --step train_tokenizer

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp data_preparation job 'bignlp-download_mc4', step 'preprocess', rendered from /results/download_mc4/download_mc4_hydra.yaml.
+# bignlp data_preparation job 'bignlp-download_mc4', step 'preprocess', rendered from /results/download_mc4/submissions/1/download_mc4_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -17,10 +17,12 @@
 #SBATCH --time=24:00:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export TRANSFORMERS_OFFLINE=1
 export NGC_ARRAY_TYPE=MPIJob
 
 # command 1
-srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_mc4 --config-name download_mc4_hydra.yaml --step preprocess
+srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_mc4/submissions/1 --config-name download_mc4_hydra.yaml --step preprocess

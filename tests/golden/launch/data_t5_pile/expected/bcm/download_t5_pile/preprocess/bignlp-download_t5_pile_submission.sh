@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp data_preparation job 'bignlp-download_t5_pile', step 'preprocess', rendered from /results/download_t5_pile/download_t5_pile_hydra.yaml.
+# bignlp data_preparation job 'bignlp-download_t5_pile', step 'preprocess', rendered from /results/download_t5_pile/submissions/1/download_t5_pile_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -15,10 +15,12 @@
 #SBATCH --time=4:00:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export TRANSFORMERS_OFFLINE=1
 export NGC_ARRAY_TYPE=MPIJob
 
 # command 1
-srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_t5_pile --config-name download_t5_pile_hydra.yaml --step preprocess
+srun /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/download_t5_pile/submissions/1 --config-name download_t5_pile_hydra.yaml --step preprocess

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp fine_tuning job 'bignlp-squad_t5_220m', rendered from /results/t5_220m/squad/squad_t5_220m_hydra.yaml.
+# bignlp fine_tuning job 'bignlp-squad_t5_220m', rendered from /results/t5_220m/squad/submissions/1/squad_t5_220m_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -15,9 +15,11 @@
 #SBATCH --time=04:00:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export TRANSFORMERS_OFFLINE=1
 
 # command 1
-srun --kill-on-bad-exit=1 --container-image=nvcr.io/nvidia/bignlp:24.01 --container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results --no-container-mount-home /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/t5_220m/squad --config-name squad_t5_220m_hydra.yaml --stage fine_tuning
+srun --kill-on-bad-exit=1 --container-image=nvcr.io/nvidia/bignlp:24.01 --container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results --no-container-mount-home /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/t5_220m/squad/submissions/1 --config-name squad_t5_220m_hydra.yaml --stage fine_tuning

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp prompt_learning job 'bignlp-squad_gpt3_5b', rendered from /results/gpt3_5b/prompt_learning_squad/squad_gpt3_5b_hydra.yaml.
+# bignlp prompt_learning job 'bignlp-squad_gpt3_5b', rendered from /results/gpt3_5b/prompt_learning_squad/submissions/1/squad_gpt3_5b_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -15,9 +15,11 @@
 #SBATCH --time=04:00:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export TRANSFORMERS_OFFLINE=1
 
 # command 1
-srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/gpt3_5b/prompt_learning_squad --config-name squad_gpt3_5b_hydra.yaml --stage prompt_learning
+srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/gpt3_5b/prompt_learning_squad/submissions/1 --config-name squad_gpt3_5b_hydra.yaml --stage prompt_learning

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp conversion job 'bignlp-convert_gpt3_5b', rendered from /results/gpt3_5b/convert_nemo/convert_gpt3_5b_hydra.yaml.
+# bignlp conversion job 'bignlp-convert_gpt3_5b', rendered from /results/gpt3_5b/convert_nemo/submissions/1/convert_gpt3_5b_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -16,6 +16,8 @@
 #SBATCH --time=2:00:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export NCCL_DEBUG=INFO
@@ -24,4 +26,4 @@ WANDB_API_KEY="$(head -n 1 -- '/home/user/.wandb key')"  # read at run time, nev
 export WANDB_API_KEY
 
 # command 1
-srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-convert --config-path /results/gpt3_5b/convert_nemo --config-name convert_gpt3_5b_hydra.yaml
+srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-convert --config-path /results/gpt3_5b/convert_nemo/submissions/1 --config-name convert_gpt3_5b_hydra.yaml

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bignlp evaluation job 'bignlp-eval_all_gpt3_5b', rendered from /results/gpt3_5b/eval_all/eval_all_gpt3_5b_hydra.yaml.
+# bignlp evaluation job 'bignlp-eval_all_gpt3_5b', rendered from /results/gpt3_5b/eval_all/submissions/1/eval_all_gpt3_5b_hydra.yaml.
 # Change the config and run bignlp again rather than editing this file.
 
 # Parameters
@@ -16,6 +16,8 @@
 #SBATCH --time=4:00:00
 
 set -e
+# the rendezvous store's secret: a fresh random token for this job, in every task's environment
+export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # setup
 export NCCL_DEBUG=INFO
@@ -24,4 +26,4 @@ WANDB_API_KEY="$(head -n 1 -- '/home/user/.wandb key')"  # read at run time, nev
 export WANDB_API_KEY
 
 # command 1
-srun --kill-on-bad-exit=1 --container-image=nvcr.io/nvidia/bignlp:24.01 --container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results --no-container-mount-home /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-evaluate --config-path /results/gpt3_5b/eval_all --config-name eval_all_gpt3_5b_hydra.yaml
+srun --kill-on-bad-exit=1 --container-image=nvcr.io/nvidia/bignlp:24.01 --container-mounts=/opt/bignlp:/opt/bignlp,/opt/bignlp/data:/opt/bignlp/data,/results:/results --no-container-mount-home /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-evaluate --config-path /results/gpt3_5b/eval_all/submissions/1 --config-name eval_all_gpt3_5b_hydra.yaml
