@@ -201,7 +201,8 @@ std::vector<std::pair<int, int>> valid_tp_pp(const SearchModel& m, const Grid& g
 }
 
 std::vector<Candidate> generate_candidates(const SearchModel& m, const Grid& g, const Cluster& cluster,
-                                           const std::optional<std::vector<int>>& act_override, bool raw) {
+                                           const std::optional<std::vector<int>>& act_override, bool raw,
+                                           bool partial_checkpointing) {
   const int gpus = cluster.num_nodes * cluster.gpus_per_node;
   const bool gpt_like = !is_encoder_decoder(m.family);
   const int mult = gpt_like ? 1 : 2;
@@ -234,7 +235,7 @@ std::vector<Candidate> generate_candidates(const SearchModel& m, const Grid& g, 
     } else {
       for (int a : range_inclusive(vp ? mult * L / pp / *vp : mult * L / pp, act_multiple)) acts.emplace_back(a);
     }
-    if (pp > 1 && gpt_like) {
+    if (pp > 1 && gpt_like && partial_checkpointing) {
       auto n = range_inclusive(max_micro_b, micro_interval);
       n[0] = 1;
       for (int v : n) num_mbs.emplace_back(v);

@@ -277,7 +277,16 @@ ConfigNode candidate_config(const BaseConfig& base, const TrainSettings& s, cons
       cfg.set_path("model.decoder.activations_checkpoint_num_layers", i(*c.act_ckpt_layers / 2));
     }
   } else {
-    if (c.act_ckpt_layers) cfg.set_path("model.activations_checkpoint_num_layers", i(*c.act_ckpt_layers));
+    if (c.act_ckpt_layers) {
+      cfg.set_path("model.activations_checkpoint_num_layers", i(*c.act_ckpt_layers));
+      // Layers to recompute need a granularity; a template without one gets full recompute of
+      // whole layers (block), which is what the count means.
+      const ConfigNode* g = cfg.find_path("model.activations_checkpoint_granularity");
+      if (*c.act_ckpt_layers > 0 && (g == nullptr || g->is_null())) {
+        cfg.set_path("model.activations_checkpoint_granularity", str("full"));
+        cfg.set_path("model.activations_checkpoint_method", str("block"));
+      }
+    }
     cfg.set_path("model.num_micro_batches_with_partial_activation_checkpoints",
                  opt(c.num_micro_batches_with_partial_activation_checkpoints));
     cfg.set_path("model.activations_checkpoint_layers_per_pipeline",

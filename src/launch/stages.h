@@ -15,5 +15,6 @@ std::unique_ptr<Stage> make_prompt_learning_stage();
 std::unique_ptr<Stage> make_conversion_stage();
 std::unique_ptr<Stage> make_evaluation_stage();
 std::unique_ptr<Stage> make_export_stage();
+std::unique_ptr<Stage> make_search_config_stage();
 
 }  // namespace bignlp::launch::detail

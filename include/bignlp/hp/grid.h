@@ -66,10 +66,12 @@ struct Cluster {
 /// The candidates in the reference's order: valid (TP, PP) pairs TP-major, then MBS, act layers,
 /// partial-checkpoint micro-batches, layers per pipeline. `raw` keeps the reference's duplicates
 /// (its partial-checkpoint list starts 0 -> 1, so with 1 again the first two coincide); the
-/// default drops repeats, keeping the first.
+/// default drops repeats, keeping the first. `partial_checkpointing` false: the partial-checkpoint
+/// micro-batch and layers-per-pipeline axes are left null (bignlp-train does not implement
+/// Megatron's partial checkpointing of in-flight micro-batches), so they add no candidates.
 std::vector<Candidate> generate_candidates(const SearchModel& model, const Grid& grid, const Cluster& cluster,
                                            const std::optional<std::vector<int>>& act_ckpt_layers = std::nullopt,
-                                           bool raw = false);
+                                           bool raw = false, bool partial_checkpointing = true);
 
 /// The (TP, PP) pairs with at least one valid micro batch (§4.2), TP-major.
 std::vector<std::pair<int, int>> valid_tp_pp(const SearchModel& model, const Grid& grid, const Cluster& cluster);
