@@ -17,6 +17,7 @@
 #include "bignlp/config/worker_config.h"
 #include "bignlp/config/yaml.h"
 #include "bignlp/core/error.h"
+#include "bignlp/hp/memory_check.h"
 #include "bignlp/hp/pipeline.h"
 #include "bignlp/launch/process.h"
 #include "bignlp/launch/shell.h"
@@ -33,6 +34,8 @@ struct Args {
   std::string template_file;
   bool plan_only = false;
   bool collect = false;
+  bool explain_memory = false;
+  double gpu_memory_gb = 0;
 };
 
 // How to launch: the launcher section the search_config stage adds.
@@ -217,6 +220,9 @@ int main(int argc, char** argv) {
     app.add_option("--template", a.template_file, "training config to build the base config from");
     app.add_flag("--plan-only", a.plan_only, "write the base config and the candidates, launch nothing");
     app.add_flag("--collect", a.collect, "collect the launched runs' step times into final_result/");
+    app.add_flag("--explain-memory", a.explain_memory,
+                 "the config is a training config: print its per-GPU memory estimate, component by component");
+    app.add_option("--gpu-memory-gb", a.gpu_memory_gb, "with --explain-memory: also list the nearest layouts that fit");
     std::reverse(args.begin(), args.end());
     try {
       app.parse(args);
@@ -224,6 +230,20 @@ int main(int argc, char** argv) {
       return app.exit(e);
     }
     const ConfigNode root = bignlp::config::load_worker_config(a.config);
+    if (a.explain_memory) {
+      const std::int64_t vocab = bignlp::hp::assumed_vocab_size(root);
+      const auto m = bignlp::hp::estimate_training_memory(root, vocab);
+      std::cout << fmt::format("memory estimate (vocabulary assumed {}):\n{}", vocab, m.explain());
+      if (a.gpu_memory_gb > 0) {
+        const double gib = m.total_bytes() / (1024.0 * 1024.0 * 1024.0);
+        std::cout << fmt::format("{} {} GiB\n", gib <= a.gpu_memory_gb ? "fits in" : "does not fit in", a.gpu_memory_gb);
+        if (gib > a.gpu_memory_gb)
+        for (const auto& f : bignlp::hp::nearest_fitting(root, vocab, a.gpu_memory_gb)) {
+          std::cout << fmt::format("  fits with: {} ({:.1f} GiB)\n", f.text(), f.total_gb);
+        }
+      }
+      return 0;
+    }
     return run(a, root);
   } catch (const bignlp::Error& e) {
     std::cerr << "bignlp-hp: " << e.what() << "\n";

@@ -41,3 +41,24 @@ MemoryBreakdown estimate_training_memory(const config::ConfigNode& cfg, std::int
                                          double workspace_gb = 1.0);
 
 }  // namespace bignlp::hp
+
+namespace bignlp::hp {
+
+/// A change to a training config and the estimate with it.
+struct FittingChange {
+  std::vector<std::pair<std::string, config::ConfigNode>> overrides;  ///< model/trainer key -> value
+  double total_gb = 0;  ///< GiB per GPU
+  std::string text() const;  ///< "model.micro_batch_size=1 model.sequence_parallel=true"
+};
+
+/// The nearest layouts that fit in `limit_gb` (one change, then two): smaller micro batches, full
+/// recomputation, sequence parallelism, the distributed optimizer, twice the TP or PP size; at
+/// most `max_results`, fewest changes first, then smallest estimate.
+std::vector<FittingChange> nearest_fitting(const config::ConfigNode& cfg, std::int64_t vocab_size, double limit_gb,
+                                           double workspace_gb = 1.0, std::size_t max_results = 3);
+
+/// The tokenizer's vocabulary size the estimate assumes for a training config: GPT-2 BPE 50257,
+/// BERT word pieces 28996 (cased) / 30522, SentencePiece 250000 (mT5), else 50257.
+std::int64_t assumed_vocab_size(const config::ConfigNode& cfg);
+
+}  // namespace bignlp::hp

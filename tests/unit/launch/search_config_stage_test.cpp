@@ -81,5 +81,40 @@ TEST(SearchConfigStage, RefusesBadSettingsNamingTheKey) {
             std::string::npos);
 }
 
+std::string training_error(std::vector<std::string> o) {
+  o.insert(o.end(), {"stages=[training]", "dry_run=true", "base_results_dir=/nonexistent"});
+  const auto c = testing::compose_conf(o);
+  StageSequenceOptions opt;
+  opt.exists = [](const fs::path&) { return true; };
+  DryRunSubmitter ids;
+  opt.submitter = &ids;
+  std::ostringstream out;
+  try {
+    run_stage_sequence(c.request(), opt, Logger::capturing(), out);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(MemoryPreflight, RefusesAnOversizeTrainingConfigWithTheBreakdownAndFixes) {
+  const std::vector<std::string> big = {"training=gpt3/5b", "training.model.tensor_model_parallel_size=1",
+                                        "training.model.micro_batch_size=16", "training.model.global_batch_size=2560"};
+  auto o = big;
+  o.push_back("gpu_memory_gb=80");
+  const std::string m = training_error(o);
+  EXPECT_NE(m.find("the estimated memory per GPU is"), std::string::npos) << m;
+  EXPECT_NE(m.find("more than gpu_memory_gb=80"), std::string::npos) << m;
+  EXPECT_NE(m.find("activations"), std::string::npos) << m;
+  EXPECT_NE(m.find("Nearest configs that fit:"), std::string::npos) << m;
+  EXPECT_NE(m.find("training.model.micro_batch_size=8"), std::string::npos) << m;
+  // No limit: no check; the shipped presets fit in 80 GB.
+  EXPECT_EQ(training_error(big), "");
+  for (const char* preset : {"gpt3/126m", "gpt3/5b", "gpt3/20b", "gpt3/40b", "gpt3/175b"}) {
+    EXPECT_EQ(training_error({std::string("training=") + preset, "gpu_memory_gb=80"}), "") << preset;
+  }
+  EXPECT_NE(training_error({"training=gpt3/5b", "gpu_memory_gb=0"}).find("gpu_memory_gb=0"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace bignlp::launch
