@@ -146,6 +146,10 @@ LaunchSettings read_launch_settings(const config::ConfigNode& root, const config
   if (s.container && s.container->empty()) s.container.reset();
   s.container_mounts = list_of(top(root, resolvers, "container_mounts"), "container_mounts");
   if (auto w = text_of(top(root, resolvers, "wandb_api_key_file"), "wandb_api_key_file")) s.wandb_api_key_file = *w;
+  if (auto g = int_of(top(root, resolvers, "gpu_memory_gb"), "gpu_memory_gb")) {
+    if (*g < 1) throw ConfigError(fmt::format("gpu_memory_gb={}: must be at least 1 (or null: no memory check)", *g));
+    s.gpu_memory_gb = static_cast<int>(*g);
+  }
 
   const config::ConfigNode env = top(root, resolvers, "env_vars");
   if (!env.is_null()) {

@@ -10,7 +10,8 @@ namespace bignlp::launch {
 
 const std::vector<std::string>& known_stages() {
   static const std::vector<std::string> stages = {"data_preparation", "training",   "conversion", "fine_tuning",
-                                                  "prompt_learning",  "evaluation", "export"};
+                                                  "prompt_learning",  "evaluation", "export",
+                                                  "search_config"};
   return stages;
 }
 
@@ -56,6 +57,10 @@ std::unique_ptr<Stage> make_stage(std::string_view stage, std::string_view famil
   if (stage == "export") {
     if (is({"gpt3"})) return detail::make_export_stage();
     return unsupported({"gpt3"});
+  }
+  if (stage == "search_config") {
+    if (is({"gpt3", "t5", "mt5"})) return detail::make_search_config_stage();
+    return unsupported({"gpt3", "t5", "mt5"});
   }
   const auto close = closest_matches(stage, known_stages());
   throw ConfigError(fmt::format("stages: '{}' is not a stage{}. Stages: {}", stage,

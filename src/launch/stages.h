@@ -15,5 +15,11 @@ std::unique_ptr<Stage> make_prompt_learning_stage();
 std::unique_ptr<Stage> make_conversion_stage();
 std::unique_ptr<Stage> make_evaluation_stage();
 std::unique_ptr<Stage> make_export_stage();
+std::unique_ptr<Stage> make_search_config_stage();
+
+/// The pre-flight memory check of a training stage (memory_preflight.cpp): with gpu_memory_gb
+/// set and the job on GPUs, a config whose per-GPU estimate exceeds it is refused with the
+/// breakdown and the nearest layouts that fit.
+void check_training_memory(const config::ConfigView& c, const StageContext& ctx, Problems& problems);
 
 }  // namespace bignlp::launch::detail

@@ -181,6 +181,7 @@ class TrainingStage final : public Stage {
     }
     check_datasets(c, ctx, plan, p);
     check_tokenizer_files(c, ctx, plan, p);
+    if (p.empty()) check_training_memory(c, ctx, p);
     p.throw_if_any();
 
     add_train_job(plan, c, ctx, {});

@@ -49,6 +49,9 @@ struct LaunchSettings {
   std::vector<std::string> container_mounts;  ///< the non-null entries, as given
   std::vector<std::pair<std::string, std::string>> env_vars;  ///< non-null, in order
   std::optional<std::filesystem::path> wandb_api_key_file;
+  /// Memory of one GPU: training stages whose estimated per-GPU memory exceeds it are refused
+  /// (hp/memory_check.h); nullopt: no check.
+  std::optional<int> gpu_memory_gb;
   NumaSettings numa;
   ClusterSettings cluster;
 
