@@ -111,6 +111,16 @@ void Engine::sample_step(Active& a, const float* row) {
   history.insert(history.end(), b.out.tokens.begin(), b.out.tokens.end());
   process_logits(logits, history, a.generated, p);
   const SampledToken t = sample_token(logits, p, *a.rng);
+  if (p.top_log_probs > 0) {
+    std::vector<float> lp(logits.size());
+    log_softmax(logits, lp);
+    std::vector<std::int32_t> ids(lp.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    std::partial_sort(ids.begin(), ids.begin() + p.top_log_probs, ids.end(),
+                      [&](std::int32_t x, std::int32_t y) { return lp[x] > lp[y] || (lp[x] == lp[y] && x < y); });
+    auto& top = b.out.top_log_probs.emplace_back();
+    for (int i = 0; i < p.top_log_probs; ++i) top.emplace_back(ids[i], lp[ids[i]]);
+  }
   b.out.tokens.push_back(t.id);
   if (p.return_log_probs) b.out.log_probs.push_back(t.log_prob);
   b.out.token_log_probs.push_back(t.cum_log_prob);
@@ -237,7 +247,18 @@ bool Engine::step() {
     }
   }
   std::vector<float> logits(segs.size() * static_cast<std::size_t>(vocab_));
-  if (!segs.empty()) model_.decode(cache_, tokens, segs, logits);
+  if (options_.batch_invariant) {
+    std::size_t first = 0;
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      const auto count = static_cast<std::size_t>(segs[i].count);
+      model_.decode(cache_, std::span<const std::int32_t>(tokens.data() + first, count),
+                    std::span<const model::DecodeSegment>(&segs[i], 1),
+                    std::span<float>(logits.data() + i * static_cast<std::size_t>(vocab_), static_cast<std::size_t>(vocab_)));
+      first += count;
+    }
+  } else if (!segs.empty()) {
+    model_.decode(cache_, tokens, segs, logits);
+  }
   prompt_tokens_ += prompt;
   decode_tokens_ += decode;
   // Per request: its rows, in beam order.

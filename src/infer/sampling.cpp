@@ -31,6 +31,7 @@ void SamplingParams::validate(std::int64_t vocab, const std::string& where) cons
     fail(fmt::format("end_id {} outside the vocabulary [0, {})", *end_id, vocab));
   if (beam_width < 1) fail(fmt::format("beam_width must be >= 1, got {}", beam_width));
   if (!std::isfinite(len_penalty)) fail("len_penalty must be finite");
+  if (top_log_probs < 0 || top_log_probs > vocab) fail(fmt::format("top_log_probs must be in [0, {}], got {}", vocab, top_log_probs));
   for (const auto* list : {&stop_words, &bad_words})
     for (const auto& w : *list) {
       const char* name = list == &stop_words ? "stop_words" : "bad_words";

@@ -39,6 +39,9 @@ struct SequenceOutput {
   std::vector<std::int32_t> tokens;     ///< generated tokens (the end or stop token included)
   std::vector<float> log_probs;         ///< FT output_log_probs per token (sampling.h), when requested
   std::vector<float> token_log_probs;   ///< ln P(token) under the full processed distribution
+  /// With SamplingParams::top_log_probs n > 0: per token, the n most likely (id, log-prob) of the
+  /// processed distribution, most likely first.
+  std::vector<std::vector<std::pair<std::int32_t, float>>> top_log_probs;
   double cum_log_prob = 0.0;            ///< FT cum_log_probs
   std::string finish_reason;            ///< "end" (end_id), "stop" (a stop word), "length"
 };
@@ -51,6 +54,12 @@ struct EngineOptions {
   std::int64_t max_batch_size = 8;  ///< KV-cache slots (sequences decoded together; a beam uses one)
   std::int64_t capacity = 0;        ///< positions per slot (0: the model's max_sequence_length())
   std::int64_t max_queue = 1 << 30; ///< submit() refuses more waiting requests (QueueFull)
+  /// Batch invariance: each sequence of a step runs through the model on its own (one
+  /// Model::decode call per sequence), so its logits, and so its tokens, are bitwise those of the
+  /// request alone. Batched calls (false, the default) share each weight read between the
+  /// sequences of a step but round differently with the batch size (OpenBLAS picks its kernels
+  /// by the row count and a row's position in its tile), within about 1e-6 relative.
+  bool batch_invariant = false;
 };
 
 /// Thrown by Engine::submit when the queue is full.

@@ -41,6 +41,7 @@ struct SamplingParams {
   bool return_log_probs = false;
   int beam_width = 1;
   float len_penalty = 0.0f;          ///< beam search: score = cum_log_prob / length^len_penalty
+  int top_log_probs = 0;             ///< also report the n most likely tokens of each step (sampling only)
 
   /// Throws ConfigError naming the first invalid setting (`where` prefixes the message).
   void validate(std::int64_t vocab_size, const std::string& where = "") const;

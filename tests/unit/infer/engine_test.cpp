@@ -18,13 +18,13 @@ struct Fixture {
   CpuAllocator alloc;
   ops::OpContext ctx = ops::OpContext::cpu();
   std::unique_ptr<model::GptModel> model;
-  Fixture() {
+  explicit Fixture(std::int64_t positions = 24) {
     ctx.allocator = &alloc;
     model::GptConfig c;
     c.vocab_size = 40;
     c.make_vocab_size_divisible_by = 8;
-    c.seq_length = 24;
-    c.max_position_embeddings = 24;
+    c.seq_length = positions;
+    c.max_position_embeddings = positions;
     c.num_layers = 2;
     c.hidden_size = 16;
     c.num_attention_heads = 2;
@@ -158,6 +158,23 @@ TEST(EngineTest, ResultsDoNotDependOnTheBatch) {
   EXPECT_EQ(alone[1].beams[0].log_probs.size(), 8u);
   EXPECT_TRUE(alone[0].beams[0].log_probs.empty());
   EXPECT_EQ(alone[4].beams.size(), 3u);
+}
+
+TEST(EngineTest, BatchInvariantModeGivesBitwiseTheResultsOfEachRequestAlone) {
+  Fixture f;
+  const auto rs = mixed_requests();
+  std::vector<GenerationResult> alone;
+  {
+    Engine e(*f.model, EngineOptions{3, 0, 1 << 30, true});
+    for (const auto& r : rs) alone.push_back(e.generate({r})[0]);
+  }
+  Engine e(*f.model, EngineOptions{8, 0, 1 << 30, true});
+  const auto together = e.generate(rs);
+  for (std::size_t i = 0; i < rs.size(); ++i)
+    for (std::size_t b = 0; b < alone[i].beams.size(); ++b) {
+      EXPECT_EQ(together[i].beams[b].tokens, alone[i].beams[b].tokens) << i;
+      EXPECT_EQ(together[i].beams[b].cum_log_prob, alone[i].beams[b].cum_log_prob) << i;  // bitwise
+    }
 }
 
 TEST(EngineTest, GreedyPicksTheArgmaxOfTheFullForward) {
