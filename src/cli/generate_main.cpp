@@ -143,6 +143,9 @@ int main(int argc, char** argv) {
       }
     }
     const auto results = engine.generate(requests);
+    for (std::size_t i = 0; i < results.size(); ++i)
+      if (!results[i].error.empty())
+        throw RuntimeError(fmt::format("{}: prompt {}: generation failed: {}", input, i + 1, results[i].error));
     std::string text;
     for (const auto& r : results) text += infer::result_json(r, tok.get(), p.return_log_probs).dump() + "\n";
     write_file_atomic(output, text);

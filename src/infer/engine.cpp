@@ -272,10 +272,16 @@ bool Engine::step() {
       a.prefilled = true;
       continue;
     }
-    if (a.req.params.beam_width == 1)
-      sample_step(a, rows[r][0]);
-    else
-      beam_step(a, rows[r]);
+    try {
+      if (a.req.params.beam_width == 1)
+        sample_step(a, rows[r][0]);
+      else
+        beam_step(a, rows[r]);
+    } catch (const std::exception& e) {
+      // This request ends here; the others go on.
+      a.error = e.what();
+      for (Beam& b : a.beams) b.finished = true;
+    }
     a.prefilled = true;
   }
   // Retire finished requests.
@@ -287,6 +293,7 @@ bool Engine::step() {
       continue;
     }
     GenerationResult res;
+    res.error = a.error;
     for (Beam& b : a.beams) {
       if (b.out.finish_reason.empty()) b.out.finish_reason = "length";
       free_slots_.push_back(b.slot);

@@ -176,6 +176,7 @@ struct Server::Impl {
   static void wait(Pending& p) {
     std::unique_lock<std::mutex> l(p.m);
     p.cv.wait(l, [&] { return p.done; });
+    if (!p.result.error.empty()) throw HttpError(422, fmt::format("generation failed: {}", p.result.error), "generation_error");
   }
 
   /// Checks every request first so that a bad one submits nothing.

@@ -177,6 +177,19 @@ TEST(EngineTest, BatchInvariantModeGivesBitwiseTheResultsOfEachRequestAlone) {
     }
 }
 
+TEST(EngineTest, AFailingRequestEndsAloneWithAnError) {
+  Fixture f;
+  GenerationRequest ok{{1, 2}, {}}, bad{{3, 4}, {}};
+  ok.params.max_new_tokens = bad.params.max_new_tokens = 3;
+  for (std::int32_t id = 0; id < 40; ++id) bad.params.bad_words.push_back({id});  // nothing left to sample
+  Engine e(*f.model, EngineOptions{4, 0});
+  const auto res = e.generate({ok, bad});
+  EXPECT_TRUE(res[0].error.empty());
+  EXPECT_EQ(res[0].beams[0].tokens.size(), 3u);
+  EXPECT_NE(res[1].error.find("every token of the vocabulary is banned"), std::string::npos) << res[1].error;
+  EXPECT_EQ(e.slots_in_use(), 0);
+}
+
 TEST(EngineTest, GreedyPicksTheArgmaxOfTheFullForward) {
   Fixture f;
   GenerationRequest r{{5, 6, 7}, {}};

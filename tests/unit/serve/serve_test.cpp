@@ -312,10 +312,11 @@ TEST_F(ServeTest, AnswersUnderConcurrentLoadEqualSingleRequestAnswers) {
 }
 
 TEST_F(ServeTest, AFullQueueAnswers503AndSigtermDrains) {
-  ServerProcess s(ckpt(), {"--max-batch-size", "1", "--max-queue", "2", "--http-threads", "32"});
-  const json req{{"model", "tiny"}, {"prompt", "Once upon a time"}, {"max_tokens", 59}, {"temperature", 0}};
+  ServerProcess s(ckpt(), {"--max-batch-size", "1", "--max-queue", "16", "--http-threads", "32"});
+  // n = 16 sequences per request on one KV slot: while one request runs, its waiting sequences
+  // leave no room in the queue of 16 for another request's 16.
+  const json req{{"model", "tiny"}, {"prompt", "Once upon a time"}, {"max_tokens", 59}, {"temperature", 0}, {"n", 16}};
   const std::string cmd = "curl -s -o /dev/null -w '%{http_code}\\n' " + s.url() + "/v1/completions -d " + quote(req);
-  // 24 requests at once: one runs, two wait, the rest are refused.
   std::string many;
   for (int i = 0; i < 24; ++i) many += cmd + " & ";
   auto [rc, codes] = run("(" + many + "wait)");
@@ -326,11 +327,14 @@ TEST_F(ServeTest, AFullQueueAnswers503AndSigtermDrains) {
   };
   const std::size_t n200 = occurrences(codes, "200"), n503 = occurrences(codes, "503");
   EXPECT_GE(n503, 1u) << codes;
-  EXPECT_GE(n200, 3u) << codes;
+  EXPECT_GE(n200, 1u) << codes;
   EXPECT_EQ(n200 + n503, 24u) << codes;
   // SIGTERM while requests run: they are answered, then the server exits 0.
   const fs::path codes_file = dir_->path() / "codes.txt";
-  std::thread clients([&] { run("(" + cmd + " & " + cmd + " & " + cmd + " & wait) > " + codes_file.string()); });
+  json small = req;
+  small["n"] = 4;  // three requests of 4 fit the queue
+  const std::string cmd2 = "curl -s -o /dev/null -w '%{http_code}\\n' " + s.url() + "/v1/completions -d " + quote(small);
+  std::thread clients([&] { run("(" + cmd2 + " & " + cmd2 + " & " + cmd2 + " & wait) > " + codes_file.string()); });
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   const int status = s.terminate_and_wait(60);
   clients.join();
@@ -338,7 +342,7 @@ TEST_F(ServeTest, AFullQueueAnswers503AndSigtermDrains) {
   std::ifstream f(codes_file);
   std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), 3) << all;
-  EXPECT_EQ(all.find("000"), std::string::npos) << all;  // no connection dropped
+  EXPECT_EQ(all, "200\n200\n200\n");  // every in-flight request answered, none dropped
 }
 
 }  // namespace
