@@ -227,7 +227,9 @@ TEST(EngineTest, BeamSearchFindsAtLeastTheGreedyScoreAndKeepsBeamsDistinct) {
   for (std::size_t i = 0; i < beams.size(); ++i) {
     distinct.insert(beams[i].tokens);
     EXPECT_EQ(beams[i].tokens.size(), 6u);
-    if (i > 0) EXPECT_GE(beams[i - 1].cum_log_prob, beams[i].cum_log_prob);  // len_penalty 0: ranked by score
+    if (i > 0) {
+      EXPECT_GE(beams[i - 1].cum_log_prob, beams[i].cum_log_prob);  // len_penalty 0: ranked by score
+    }
     // cum_log_prob is the sum of the per-token log-probs of the full forward.
     std::vector<std::int32_t> seq = g.prompt;
     double cum = 0.0;
