@@ -68,7 +68,12 @@ def main():
                 k = torch.cat([cache[i][0], k], 2)
                 v = torch.cat([cache[i][1], v], 2)
             cache[i] = (k, v)
-            y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=n > 1)
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(hs)
+            if n > 1:  # causal: query start+i sees keys 0..start+i
+                tk = k.shape[2]
+                mask = torch.arange(tk).view(1, tk) > (torch.arange(n).view(n, 1) + tk - n)
+                att = att.masked_fill(mask, float("-inf"))
+            y = att.softmax(-1) @ v
             x = x + y.transpose(1, 2).reshape(B, n, C) @ l["wd"] + l["bd"]
             h = torch.nn.functional.layer_norm(x, (C,), *l["ln2"], 1e-5)
             x = x + torch.nn.functional.gelu(h @ l["w1"] + l["b1"], approximate="tanh") @ l["w2"] + l["b2"]
