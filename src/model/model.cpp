@@ -1,6 +1,10 @@
 #include "bignlp/model/model.h"
 
+#include <fmt/format.h>
+
 #include "bignlp/core/check.h"
+#include "bignlp/core/error.h"
+#include "bignlp/ops/ops.h"
 
 namespace bignlp::model {
 
@@ -21,6 +25,26 @@ float Model::train_micro_batch(const Batch& batch, const DropoutRng& rng, float 
   const float loss = a->loss;
   backward(*a, grad_scale);
   return loss;
+}
+
+KvCache Model::make_kv_cache(std::int64_t, std::int64_t) {
+  throw ConfigError(fmt::format("model family '{}' does not support incremental decoding (generation)", family()));
+}
+
+void Model::decode(KvCache&, std::span<const std::int32_t>, std::span<const DecodeSegment>, std::span<float>) {
+  throw ConfigError(fmt::format("model family '{}' does not support incremental decoding (generation)", family()));
+}
+
+void KvCache::copy_slot(const ops::OpContext& ctx, std::int64_t from, std::int64_t to, std::int64_t length) const {
+  BIGNLP_CHECK(from >= 0 && from < slots && to >= 0 && to < slots && length >= 0 && length <= capacity,
+               "KV cache copy of {} positions from slot {} to slot {} outside {} slots x {} positions", length, from, to,
+               slots, capacity);
+  if (from == to || length == 0) return;
+  for (const auto* list : {&keys, &values})
+    for (const Buffer& b : *list) {
+      const TensorView v = b.view();
+      ops::copy(ctx, v.slice(0, from, 1).slice(1, 0, length), v.slice(0, to, 1).slice(1, 0, length));
+    }
 }
 
 float Model::evaluate(const Batch& batch) { return forward(batch, DropoutRng{}, /*training=*/false)->loss; }

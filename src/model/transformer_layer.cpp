@@ -443,4 +443,70 @@ void TransformerLayer::backward(const ops::OpContext& ctx, const LayerPass& pass
   a.clear();
 }
 
+void TransformerLayer::forward_cached(const ops::OpContext& ctx, std::span<const DecodeSegment> segs,
+                                      const TensorView& x_in, const TensorView& x_out, const TensorView& k_cache,
+                                      const TensorView& v_cache) const {
+  BIGNLP_CHECK(ctx.allocator != nullptr, "TransformerLayer::forward_cached needs ctx.allocator");
+  BIGNLP_CHECK(spec_.position_bias == PositionBias::kNone && !spec_.cross_attention &&
+                   spec_.self_attention_mask == SelfAttentionMask::kCausal && !parallel_.sequence_parallel(),
+               "layer {}: cached (incremental) decoding needs a causal self-attention block without position bias, "
+               "cross-attention or sequence parallelism",
+               layer_index_);
+  Allocator& alloc = *ctx.allocator;
+  const DType dt = x_in.dtype();
+  const std::int64_t n = x_in.size(0), c = spec_.hidden_size, proj = spec_.projection_size() / tp_size_,
+                     f = spec_.ffn_hidden_size / tp_size_, nh = local_heads_, hs = proj / nh;
+  const std::int64_t slots = k_cache.size(0), capacity = k_cache.size(1);
+  BIGNLP_CHECK(k_cache.rank() == 3 && k_cache.size(2) == proj && v_cache.shape() == k_cache.shape() &&
+                   k_cache.dtype() == dt && v_cache.dtype() == dt,
+               "layer {}: KV cache must be two (slots, capacity, {}) {} tensors, got {} and {}", layer_index_, proj,
+               dtype_name(dt), k_cache.to_string(), v_cache.to_string());
+  Buffer ln1(alloc, dt, Shape{n, c}), mean(alloc, DType::kF32, Shape{n}), rstd(alloc, DType::kF32, Shape{n});
+  norm1_.forward(ctx, x_in, ln1, mean, rstd);
+  Buffer qkv(alloc, dt, Shape{n, 3 * proj});
+  qkv_.forward(ctx, ln1, qkv);
+  Buffer attn(alloc, dt, Shape{n, proj});
+  std::int64_t row = 0;
+  for (const DecodeSegment& s : segs) {
+    BIGNLP_CHECK(s.slot >= 0 && s.slot < slots && s.past >= 0 && s.count >= 1 && s.past + s.count <= capacity &&
+                     row + s.count <= n,
+                 "layer {}: decode segment (slot {}, past {}, count {}) outside the cache ({} slots x {} positions) "
+                 "or the {} rows",
+                 layer_index_, s.slot, s.past, s.count, slots, capacity, n);
+    const TensorView seg = qkv.view().slice(0, row, s.count).reshape(Shape{s.count, 1, 3 * proj});
+    const TensorView kc = k_cache.slice(0, s.slot, 1).reshape(Shape{capacity, 1, proj});
+    const TensorView vc = v_cache.slice(0, s.slot, 1).reshape(Shape{capacity, 1, proj});
+    ops::copy(ctx, head_part(seg, nh, 3, 1), kc.slice(0, s.past, s.count).reshape(Shape{s.count, 1, nh, hs}));
+    ops::copy(ctx, head_part(seg, nh, 3, 2), vc.slice(0, s.past, s.count).reshape(Shape{s.count, 1, nh, hs}));
+    Buffer lse(alloc, DType::kF32, Shape{1, nh, s.count});
+    ops::GeneralAttentionParams p = attention_params(LayerPass{}, /*causal=*/true, 0);
+    p.kv_offset = s.past;
+    ops::attention_general_forward(ctx, head_part(seg, nh, 3, 0), kc.slice(0, 0, s.past + s.count),
+                                   vc.slice(0, 0, s.past + s.count), {}, {},
+                                   attn.view().slice(0, row, s.count).reshape(Shape{s.count, 1, proj}), lse, p);
+    row += s.count;
+  }
+  BIGNLP_CHECK(row == n, "layer {}: decode segments cover {} of {} rows", layer_index_, row, n);
+  Buffer x1(alloc, dt, Shape{n, c});
+  {
+    Buffer proj_out(alloc, dt, Shape{n, c});
+    dense_.forward(ctx, attn, proj_out);
+    ops::dropout_forward(ctx, proj_out, x1, ops::DropoutParams{}, x_in);
+  }
+  Buffer ln2(alloc, dt, Shape{n, c});
+  norm2_.forward(ctx, x1, ln2, mean, rstd);
+  TransformerLayerActivations a;
+  a.fc1 = Buffer(alloc, dt, Shape{n, f});
+  fc1_.forward(ctx, ln2, a.fc1);
+  if (fc1_2_) {
+    a.fc1_2 = Buffer(alloc, dt, Shape{n, f});
+    fc1_2_->forward(ctx, ln2, a.fc1_2);
+  }
+  a.act = Buffer(alloc, dt, Shape{n, f});
+  mlp_activation_forward(ctx, a);
+  Buffer mlp_out(alloc, dt, Shape{n, c});
+  fc2_.forward(ctx, a.act, mlp_out);
+  ops::dropout_forward(ctx, mlp_out, x_out, ops::DropoutParams{}, x1);
+}
+
 }  // namespace bignlp::model

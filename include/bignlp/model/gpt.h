@@ -135,6 +135,12 @@ class GptModel final : public Model {
   /// Log-likelihood scoring: log p(labels) and the greedy token over the real vocabulary.
   TokenScores score(const Batch& batch) override;
 
+  /// Incremental decoding through TransformerLayer::forward_cached (one rank: no tensor or
+  /// pipeline parallelism; the cache is per layer (slots, capacity, hidden_size)).
+  KvCache make_kv_cache(std::int64_t slots, std::int64_t capacity) override;
+  void decode(KvCache& cache, std::span<const std::int32_t> tokens, std::span<const DecodeSegment> segments,
+              std::span<float> logits) override;
+
   /// Logits of a forward pass (GptActivations, not yet consumed by backward) as a host fp32 copy,
   /// batch-first (B, T, Vp) (tests, export).
   std::vector<float> logits_to_host(const Activations& acts) const;

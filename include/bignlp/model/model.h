@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -60,6 +61,25 @@ struct Activations {
 struct TokenScores {
   std::vector<float> logprob;        ///< log p(labels[b][t] | inputs up to t)
   std::vector<std::int32_t> argmax;  ///< most likely next token over the real vocabulary [0, V)
+};
+
+/// Keys and values of past positions for incremental decoding (Model::decode). A slot holds one
+/// sequence; per layer of this stage, keys[l] and values[l] are (slots, capacity, width) in the
+/// compute dtype (width: this rank's heads times the head size), position t of slot s at row t.
+struct KvCache {
+  std::int64_t slots = 0;
+  std::int64_t capacity = 0;  ///< positions per slot
+  std::vector<Buffer> keys, values;
+  /// Copies positions [0, length) of slot `from` into slot `to` in every layer (beam reordering).
+  void copy_slot(const ops::OpContext& ctx, std::int64_t from, std::int64_t to, std::int64_t length) const;
+};
+
+/// One sequence of a decode step: `count` new tokens at positions [past, past + count) of the
+/// sequence held in cache slot `slot` (positions [0, past) are already in the cache).
+struct DecodeSegment {
+  std::int64_t slot = 0;
+  std::int64_t past = 0;
+  std::int64_t count = 0;
 };
 
 /// Called with each parameter whose gradient a backward pass has just completed.
@@ -127,6 +147,18 @@ class Model {
   /// The token an encoder-decoder model's decoder starts from (its input before the first target),
   /// when the model's config records it; nullopt otherwise (and for decoder-only families).
   virtual std::optional<std::int32_t> decoder_start_token() const { return std::nullopt; }
+  // Incremental decoding (generation). Families that support it override both; the defaults
+  // throw an error naming the family.
+
+  /// A zeroed cache for `slots` sequences of up to `capacity` positions.
+  virtual KvCache make_kv_cache(std::int64_t slots, std::int64_t capacity);
+  /// Runs the new tokens of every segment (`tokens`: the segments' tokens in order, sum of counts)
+  /// through the model without dropout, writes their keys and values into `cache` and returns in
+  /// `logits` (segments.size() x vocab_size(), host fp32, row-major) the next-token logits after
+  /// each segment's last token, over the real vocabulary. A prompt is a segment with past = 0
+  /// (context phase); a generated token one with count = 1 (decode phase); one call may mix them.
+  virtual void decode(KvCache& cache, std::span<const std::int32_t> tokens, std::span<const DecodeSegment> segments,
+                      std::span<float> logits);
 
   // Whole-model conveniences for one pipeline stage holding one chunk.
 

@@ -24,10 +24,12 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "bignlp/model/block_spec.h"
 #include "bignlp/model/linear.h"
+#include "bignlp/model/model.h"
 #include "bignlp/parallel/parallel_context.h"
 
 namespace bignlp::model {
@@ -90,6 +92,14 @@ class TransformerLayer {
   /// x_in and pass; they are released as the backward pass consumes them.
   void backward(const ops::OpContext& ctx, const LayerPass& pass, const TensorView& x_in,
                 TransformerLayerActivations& acts, const TensorView& dx) const;
+
+  /// Inference forward (no dropout, nothing kept) of packed rows x_in (N, C) -> x_out (N, C):
+  /// segment s owns the next segs[s].count rows, positions [past, past + count) of the sequence in
+  /// cache slot segs[s].slot. Their keys and values are written into k_cache/v_cache (slots,
+  /// capacity, NH/t*HS) and each query attends causally to positions [0, its own]. Self-attention
+  /// blocks without a position bias or cross-attention only; no sequence parallelism.
+  void forward_cached(const ops::OpContext& ctx, std::span<const DecodeSegment> segs, const TensorView& x_in,
+                      const TensorView& x_out, const TensorView& k_cache, const TensorView& v_cache) const;
 
   int layer_index() const { return layer_index_; }
   const BlockSpec& spec() const { return spec_; }
