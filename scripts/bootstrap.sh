@@ -20,7 +20,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config ccache git
   libyaml-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas-dev libsentencepiece-dev libzstd-dev libhwloc-dev libcurl4-openssl-dev libgloo-dev
+  libopenblas-dev libsentencepiece-dev libzstd-dev libhwloc-dev libcurl4-openssl-dev libssl-dev libgloo-dev
   libicu-dev zlib1g-dev
 )
 test_pkgs=(

@@ -134,6 +134,7 @@ class GptModel final : public Model {
 
   /// Log-likelihood scoring: log p(labels) and the greedy token over the real vocabulary.
   TokenScores score(const Batch& batch) override;
+  TokenScores scores_of(const Activations& head) override;
 
   /// Logits of a forward pass (GptActivations, not yet consumed by backward) as a host fp32 copy,
   /// batch-first (B, T, Vp) (tests, export).

@@ -69,11 +69,12 @@ TEST_P(HfGpt2ScoringTest, ImportedWeightsScoreLikePyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, HfGpt2ScoringTest, ::testing::Values("", "--no-prefix --fp16"));
 
-// The launcher's conversion and evaluation stages run these programs on a stage config; until
-// those workers exist, that is a clear error naming the stage, not a flag-parsing failure.
+// The launcher's conversion stage runs bignlp-convert on a stage config; until that worker exists,
+// that is a clear error naming the stage, not a flag-parsing failure. bignlp-evaluate runs its
+// stage (tests/unit/eval/tasks_test.cpp) and names a config it cannot read.
 TEST(LoglikelihoodTest, StageConfigsAreRefusedNamingTheStage) {
-  for (const auto& [program, stage] : std::vector<std::pair<std::string, std::string>>{
-           {"bignlp-convert", "conversion"}, {"bignlp-evaluate", "evaluation"}}) {
+  for (const auto& [program, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"bignlp-convert", "running the launcher's conversion stage"}, {"bignlp-evaluate", "/nonexistent"}}) {
     const std::string cmd = fmt::format("{}/{} --config-path /nonexistent --config-name x_hydra.yaml 2>&1", BIGNLP_BIN_DIR, program);
     std::FILE* p = popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);
@@ -81,9 +82,8 @@ TEST(LoglikelihoodTest, StageConfigsAreRefusedNamingTheStage) {
     char buf[512];
     for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
     const int st = pclose(p);
-    EXPECT_EQ(WEXITSTATUS(st), 1) << out;
-    EXPECT_NE(out.find(fmt::format("running the launcher's {} stage", stage)), std::string::npos) << out;
-    EXPECT_NE(out.find("is not built yet"), std::string::npos) << out;
+    EXPECT_NE(WEXITSTATUS(st), 0) << out;
+    EXPECT_NE(out.find(expected), std::string::npos) << out;
   }
 }
 
