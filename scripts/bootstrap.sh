@@ -25,7 +25,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 python3-yaml python3-omegaconf python3-numpy python3-sentencepiece python3-torch
-  slurm-wlm munge clang libclang-rt-14-dev curl python3-regex
+  slurm-wlm munge clang libclang-rt-14-dev curl python3-regex unzip
 )
 
 pkgs=("${build_pkgs[@]}")

@@ -10,7 +10,7 @@
 //     the launcher's evaluation stage (gpt3): run.tasks, run.tasks_data_dir, run.results_dir,
 //     model.checkpoint_folder / checkpoint_name, model.tensor/pipeline_model_parallel_size,
 //     model.precision, model.eval_batch_size, model.vocab_file / merge_file (docs/evaluation.md).
-//   bignlp-evaluate --download --tasks ... --data-dir DIR [--manifest conf/evaluation/task_files.yaml]
+//   bignlp-evaluate --download --tasks ... --data-dir DIR [--manifest conf/eval_task_files.yaml]
 //     fetches the task files (URLs and checksums: the manifest).
 //   bignlp-evaluate --checkpoint CKPT --loglikelihood REQUESTS.jsonl --output OUT.jsonl [--batch-size N]
 //     raw requests {"context": [ids], "continuation": [ids]} -> {"logprob": x, "is_greedy": b}.
@@ -343,7 +343,7 @@ int main(int argc, char** argv) {
     app.add_option("--tokenizer-model", s.tokenizer.model, "SentencePiece .model file");
     app.add_option("--loglikelihood", requests, "JSONL file of token-level log-likelihood requests");
     app.add_flag("--download", download, "download the --tasks' files into --data-dir");
-    app.add_option("--manifest", manifest, "task file table (default: conf/evaluation/task_files.yaml of this tree)");
+    app.add_option("--manifest", manifest, "task file table (default: conf/eval_task_files.yaml of this tree)");
     app.add_option("--precision", precision, "compute precision: 32, bf16 or 16 (default: the checkpoint's)")
         ->check(CLI::IsMember({"32", "bf16", "16"}));
     app.add_option("--threads", s.threads, "CPU threads (0: all)");

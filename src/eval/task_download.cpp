@@ -64,10 +64,10 @@ fs::path default_task_manifest(const std::string& argv0) {
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (ec || exe.empty()) exe = fs::absolute(argv0, ec);
   for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
-    const fs::path m = dir / "conf" / "evaluation" / "task_files.yaml";
+    const fs::path m = dir / "conf" / "eval_task_files.yaml";
     if (fs::exists(m, ec)) return m;
   }
-  throw ConfigError("no conf/evaluation/task_files.yaml above this program; give --manifest");
+  throw ConfigError("no conf/eval_task_files.yaml above this program; give --manifest");
 }
 
 void download_tasks(const fs::path& manifest, const std::vector<std::string>& tasks, const fs::path& data_dir,
@@ -94,10 +94,13 @@ void download_tasks(const fs::path& manifest, const std::vector<std::string>& ta
       log.info("{}: {} -> {}", task, url, dest.string());
       data::download_file(url, dest, o, log);
       const std::string got = sha256_file(dest);
-      if (!sha.empty() && got != sha)
-        throw DataError(fmt::format("{}: sha256 {} differs from the {} pinned in {} (a changed or corrupt file; "
-                                    "delete it and download again)",
+      if (!sha.empty() && got != sha) {
+        std::error_code ec;
+        fs::remove(dest, ec);  // not left where the evaluation would read it
+        throw DataError(fmt::format("{}: sha256 {} differs from the {} pinned in {} (a changed or corrupt file; it was "
+                                    "removed)",
                                     dest.string(), got, sha, manifest.string()));
+      }
       log.info("{}: sha256 {} ({})", dest.string(), got, sha.empty() ? "not pinned in the table" : "matches");
       if (extract == "zip") {
         run_tool({"unzip", "-o", "-q", dest.string()}, data_dir);

@@ -1,5 +1,5 @@
 // Fetching the zero-shot tasks' files (machines with internet): the table of public URLs and
-// sha256 checksums is conf/evaluation/task_files.yaml; each entry is downloaded with
+// sha256 checksums is conf/eval_task_files.yaml; each entry is downloaded with
 // data::download_file (curl, resume, retries), checked against its sha256 when the table pins one
 // (the digest is printed either way), and archives (.zip, .tar.gz) are unpacked with unzip / tar
 // into the data dir, giving the layout load_task reads (docs/evaluation.md, "Task files").
@@ -13,7 +13,7 @@
 
 namespace bignlp::eval {
 
-/// conf/evaluation/task_files.yaml of the tree `argv0` was built in (or installed with).
+/// conf/eval_task_files.yaml of the tree `argv0` was built in (or installed with).
 std::filesystem::path default_task_manifest(const std::string& argv0);
 
 /// Downloads the files of `tasks` listed in `manifest` into `data_dir`. Throws ConfigError for a

@@ -209,6 +209,107 @@ TEST_F(EvalSuiteTest, BadInputsFailNamingTheFile) {
   EXPECT_NE(r.output.find("--task-style: unknown task style 'nemo'"), std::string::npos) << r.output;
 }
 
+// The download helper over file:// URLs: a pinned sha256 (computed here by Python's hashlib) is
+// checked, a zip is unpacked into the published layout, a wrong checksum fails naming the file.
+TEST(EvalTasksTest, DownloadHelperFetchesChecksAndUnpacks) {
+  if (std::system("command -v unzip >/dev/null 2>&1") != 0) GTEST_SKIP() << "unzip is not installed";
+  TempDir dir("eval-download");
+  const fs::path zip = dir.path() / "wg.zip", out = dir.path() / "data";
+  const Proc mk = run(fmt::format(
+      "/usr/bin/python3 -c 'import zipfile, hashlib, sys; z = zipfile.ZipFile(sys.argv[1], \"w\"); "
+      "z.write(sys.argv[2], \"winogrande_1.1/dev.jsonl\"); z.close(); "
+      "print(hashlib.sha256(open(sys.argv[3], \"rb\").read()).hexdigest())' {} {} {}",
+      zip.string(), (kData / "winogrande_1.1" / "dev.jsonl").string(), (kData / "lambada_test.jsonl").string()));
+  ASSERT_EQ(mk.status, 0) << mk.output;
+  const std::string sha = std::string(trim(mk.output));
+  auto manifest = [&](const std::string& lambada_sha) {
+    const fs::path m = dir.path() / "files.yaml";
+    write_file_atomic(m, fmt::format("lambada:\n  - url: file://{}\n    file: lambada_test.jsonl\n    sha256: \"{}\"\n"
+                                     "    extract: none\nwinogrande:\n  - url: file://{}\n    file: wg.zip\n"
+                                     "    sha256: \"\"\n    extract: zip\n",
+                                     (kData / "lambada_test.jsonl").string(), lambada_sha, zip.string()));
+    return m;
+  };
+  const Proc ok = run(fmt::format("{}/bignlp-evaluate --download --tasks lambada,winogrande --data-dir {} --manifest {}",
+                                  BIGNLP_BIN_DIR, out.string(), manifest(sha).string()));
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  EXPECT_EQ(read_file(out / "lambada_test.jsonl"), read_file(kData / "lambada_test.jsonl"));
+  EXPECT_EQ(read_file(out / "winogrande_1.1" / "dev.jsonl"), read_file(kData / "winogrande_1.1" / "dev.jsonl"));
+  EXPECT_NE(ok.output.find("matches"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("not pinned"), std::string::npos) << ok.output;
+  fs::remove(out / "lambada_test.jsonl");
+  const Proc bad = run(fmt::format("{}/bignlp-evaluate --download --tasks lambada --data-dir {} --manifest {}",
+                                   BIGNLP_BIN_DIR, out.string(), manifest(std::string(64, '0')).string()));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find((out / "lambada_test.jsonl").string() + ": sha256 " + sha + " differs"), std::string::npos)
+      << bad.output;
+  EXPECT_FALSE(fs::exists(out / "lambada_test.jsonl"));
+}
+
+// The launcher's evaluation stage: bignlp-evaluate on a saved stage config reads its keys (tasks,
+// data dir, style, checkpoint folder and name pattern, batch size, tokenizer files) and writes
+// results.json into run.results_dir; a layout key that disagrees with the checkpoint is refused
+// naming the key.
+TEST_F(EvalSuiteTest, TheEvaluationStageConfigIsHonoured) {
+  const fs::path stage = dir_->path() / "stage", ckpts = stage / "checkpoints";
+  fs::create_directories(ckpts);
+  fs::copy(ckpt(), ckpts / "megatron_gpt--val_loss=1.00-step=5-consumed_samples=40.0-last", fs::copy_options::recursive);
+  auto config = [&](int tp, const std::string& name) {
+    write_file_atomic(stage / "eval_hydra.yaml",
+                      fmt::format(R"(run:
+  name: eval_x
+  time_limit: '4:00:00'
+  dependency: singleton
+  nodes: 1
+  ntasks_per_node: 1
+  eval_name: eval_x
+  model_train_name: x
+  train_dir: {stage}
+  tasks: piqa,winogrande
+  results_dir: {stage}/out
+  tasks_data_dir: {data}
+  task_style: lm-eval
+model:
+  model_type: nemo-gpt3
+  checkpoint_folder: {ckpts}
+  checkpoint_name: {name}
+  hparams_file: {stage}/hparams.yaml
+  tensor_model_parallel_size: {tp}
+  pipeline_model_parallel_size: 1
+  model_parallel_size: {tp}
+  precision: 32
+  eval_batch_size: 2
+  vocab_file: {bpe}/vocab.json
+  merge_file: {bpe}/merges.txt
+)",
+                                  fmt::arg("stage", stage.string()), fmt::arg("data", kData.string()),
+                                  fmt::arg("ckpts", ckpts.string()), fmt::arg("name", name), fmt::arg("tp", tp),
+                                  fmt::arg("bpe", (dir_->path() / "bpe").string())));
+    return fmt::format("{}/bignlp-evaluate --config-path {} --config-name eval_hydra.yaml --threads 1", BIGNLP_BIN_DIR,
+                       stage.string());
+  };
+  const Proc ok = run(config(1, "'megatron_gpt-*last'"));
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  EXPECT_NE(ok.output.find("|winogrande"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("with the lm-eval task style"), std::string::npos) << ok.output;
+  const auto got = nlohmann::json::parse(read_file(stage / "out" / "results.json"));
+  EXPECT_EQ(got["config"]["batch_size"], 2);
+  EXPECT_EQ(got["results"].size(), 2u);
+  const fs::path cli = dir_->path() / "stage-cli.json";
+  ASSERT_EQ(run(evaluate(fmt::format("--tasks piqa,winogrande --task-style lm-eval --batch-size 2 --no-cache --output {}",
+                                     cli.string())))
+                .status,
+            0);
+  expect_close(got["results"], nlohmann::json::parse(read_file(cli))["results"]);
+  EXPECT_TRUE(fs::exists(stage / "out" / "cache"));
+  const Proc tp2 = run(config(2, "latest"));
+  EXPECT_NE(tp2.status, 0);
+  EXPECT_NE(tp2.output.find("model.tensor_model_parallel_size=2 but checkpoint"), std::string::npos) << tp2.output;
+  const Proc none = run(config(1, "nothing-*"));
+  EXPECT_NE(none.status, 0);
+  EXPECT_NE(none.output.find("model.checkpoint_name: no checkpoint in"), std::string::npos) << none.output;
+}
+
 TEST(EvalTasksTest, BootstrapDrawsWhatPythonsRandomDraws) {
   if (std::system("/usr/bin/python3 -c 'import random' >/dev/null 2>&1") != 0) GTEST_SKIP();
   for (std::uint32_t seed : {0u, 1u, 99u}) {
