@@ -32,6 +32,7 @@
 #include "bignlp/checkpoint/catalog.h"
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/checkpoint/metadata.h"
+#include "bignlp/comm/rendezvous.h"
 #include "bignlp/config/view.h"
 #include "bignlp/config/worker_config.h"
 #include "bignlp/core/environment.h"
@@ -139,9 +140,13 @@ int run_tasks(const RunSpec& spec, bignlp::Logger log) {
   options.allow_tf32 = false;
   options.tensor_model_parallel_size = meta.tp_size;
   options.pipeline_model_parallel_size = meta.pp_size;
-  if (parallel) options.expected_world = bignlp::worker::ExpectedWorld{1, meta.tp_size * meta.pp_size};
-  const bignlp::worker::WorkerSession session =
-      bignlp::worker::start_worker(options, bignlp::process_environment(), log);
+  const std::map<std::string, std::string> env = bignlp::process_environment();
+  if (parallel && bignlp::comm::parse_distributed_env(env).world_size != meta.tp_size * meta.pp_size)
+    throw ConfigError(fmt::format("checkpoint {} is split TP {} x PP {} = {} ranks, but {} processes were started; start "
+                                  "one per rank (the stage's run.nodes x run.ntasks_per_node)",
+                                  spec.checkpoint.string(), meta.tp_size, meta.pp_size, meta.tp_size * meta.pp_size,
+                                  bignlp::comm::parse_distributed_env(env).world_size));
+  const bignlp::worker::WorkerSession session = bignlp::worker::start_worker(options, env, log);
   log = parallel ? session.log() : log;
   const bignlp::ops::OpContext& ctx = session.context();
   if (ctx.device.is_cuda()) log.info("scoring on {}", session.runtime().describe());

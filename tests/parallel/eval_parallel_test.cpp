@@ -134,6 +134,11 @@ TEST_P(EvalParallelTest, TwoRanksGiveTheNumbersOfOne) {
     }
   }
   EXPECT_EQ(compared, 26);
+  // One process cannot hold a split checkpoint: refused before any rendezvous.
+  const auto lone = launch(dir.path(), 1, args(split, "lone.json", false));
+  EXPECT_NE(lone[0].first, 0);
+  EXPECT_NE(lone[0].second.find(fmt::format("= {} ranks, but 1 processes were started", tp * pp)), std::string::npos)
+      << lone[0].second;
   // Rank 1 computes and agrees but does not write or print the table.
   EXPECT_EQ(two[1].second.find("|lambada"), std::string::npos);
   EXPECT_NE(two[0].second.find("|lambada"), std::string::npos) << two[0].second;
