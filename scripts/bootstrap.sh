@@ -20,12 +20,12 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config ccache git
   libyaml-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas-dev libsentencepiece-dev libzstd-dev libhwloc-dev libcurl4-openssl-dev libgloo-dev
+  libopenblas-dev libsentencepiece-dev libzstd-dev libhwloc-dev libcurl4-openssl-dev libssl-dev libgloo-dev
   libicu-dev zlib1g-dev libcpp-httplib-dev
 )
 test_pkgs=(
   python3 python3-yaml python3-omegaconf python3-numpy python3-sentencepiece python3-torch
-  slurm-wlm munge clang libclang-rt-14-dev curl python3-regex
+  slurm-wlm munge clang libclang-rt-14-dev curl python3-regex unzip
 )
 
 pkgs=("${build_pkgs[@]}")

@@ -75,6 +75,9 @@ class EvaluationStage final : public Stage {
     if (family == "gpt3") {
       input("model.checkpoint_folder", "training", "set run.model_train_name to a finished training run");
       input("model.hparams_file", "training", "set run.model_train_name to a finished training run");
+      input("run.tasks_data_dir", "",
+            "fetch the task files with `bignlp-evaluate --download --tasks all_tasks --data-dir DIR`, or point it at "
+            "the fixtures in tests/data/eval (docs/evaluation.md)");
     } else if (family == "prompt_gpt3") {
       input("model.nemo_model", "prompt_learning", "set it to a prompt-learnt .nemo model");
       input("model.prompt_dataset_paths", "", "prepare the prompt-learning test set");

@@ -469,8 +469,12 @@ Buffer GptModel::gather_logits(const GptActivations& a) const {
 
 TokenScores GptModel::score(const Batch& batch) {
   auto owned = forward(batch, DropoutRng{}, /*training=*/false);
-  const GptActivations* a = &gpt_activations(*owned);
-  BIGNLP_CHECK(a->targets.defined(), "score() needs labels");
+  return scores_of(*owned);
+}
+
+TokenScores GptModel::scores_of(const Activations& head) {
+  const GptActivations* a = &gpt_activations(head);
+  BIGNLP_CHECK(a->logits.defined() && a->targets.defined(), "scoring needs the head chunk's forward with labels");
   const std::int64_t n = a->pass.rows(), b = a->pass.batch, t = a->pass.seq, vp = config_.padded_vocab_size();
   Buffer argmax(*ctx_.allocator, DType::kI32, Shape{n});
   Buffer gathered = gather_logits(*a);

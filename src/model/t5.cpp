@@ -439,8 +439,12 @@ Buffer T5Model::gather_logits(const T5Activations& a) const {
 
 TokenScores T5Model::score(const Batch& batch) {
   auto owned = forward(batch, DropoutRng{}, /*training=*/false);
-  const T5Activations& a = t5_activations(*owned);
-  BIGNLP_CHECK(a.targets.defined(), "score() needs labels");
+  return scores_of(*owned);
+}
+
+TokenScores T5Model::scores_of(const Activations& head) {
+  const T5Activations& a = t5_activations(head);
+  BIGNLP_CHECK(a.targets.defined(), "scoring needs the head chunk's forward with labels");
   const std::int64_t n = a.dec.pass.rows(), b = a.dec.pass.batch, t = a.dec.pass.seq, vp = config_.padded_vocab_size();
   Buffer argmax(*ctx_.allocator, DType::kI32, Shape{n});
   Buffer gathered = gather_logits(a);

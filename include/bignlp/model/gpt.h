@@ -134,6 +134,7 @@ class GptModel final : public Model {
 
   /// Log-likelihood scoring: log p(labels) and the greedy token over the real vocabulary.
   TokenScores score(const Batch& batch) override;
+  TokenScores scores_of(const Activations& head) override;
 
   /// Incremental decoding through TransformerLayer::forward_cached (one rank: no tensor or
   /// pipeline parallelism; the cache is per layer (slots, capacity, hidden_size)).

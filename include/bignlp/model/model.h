@@ -141,6 +141,10 @@ class Model {
 
   /// Per-token log-probabilities of labels and greedy tokens (one pipeline stage).
   virtual TokenScores score(const Batch& batch) = 0;
+  /// What score() returns, from the activations of a head chunk's forward_chunk (training=false,
+  /// labels given): the scoring end of a pipelined forward pass (eval::score_tokens). Collective
+  /// over the tensor-parallel group.
+  virtual TokenScores scores_of(const Activations& head) = 0;
 
   /// True for encoder-decoder families (T5): score() then reads Batch::encoder_tokens too.
   virtual bool is_encoder_decoder() const { return false; }

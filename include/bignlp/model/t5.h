@@ -99,6 +99,7 @@ class T5Model final : public Model {
   void set_grad_ready_hook(GradReadyHook hook) override { grad_ready_ = std::move(hook); }
   /// log p(labels[b][t] | encoder_tokens, tokens[..t]) and the greedy decoder token.
   TokenScores score(const Batch& batch) override;
+  TokenScores scores_of(const Activations& head) override;
   bool is_encoder_decoder() const override { return true; }
   /// config.decoder_start_token_id (HF T5: pad = 0; NeMo T5: the tokenizer's bos), when recorded.
   std::optional<std::int32_t> decoder_start_token() const override {
