@@ -50,13 +50,14 @@ std::vector<std::pair<int, std::string>> launch(const fs::path& dir, int ranks, 
       for (char** e = environ; *e != nullptr; ++e) {
         const std::string kv = *e;
         if (!starts_with(kv, "SLURM_") && !starts_with(kv, "RANK=") && !starts_with(kv, "WORLD_SIZE=") &&
-            !starts_with(kv, "MASTER_") && !starts_with(kv, "LOCAL_RANK="))
+            !starts_with(kv, "MASTER_") && !starts_with(kv, "LOCAL_RANK=") &&
+            !starts_with(kv, "BIGNLP_STORE_SECRET="))
           env.push_back(kv);
       }
       for (const auto& kv : std::vector<std::string>{
                fmt::format("SLURM_PROCID={}", r), fmt::format("SLURM_NTASKS={}", ranks), fmt::format("SLURM_LOCALID={}", r),
                "SLURM_NNODES=1", "SLURM_JOB_ID=78", "SLURM_JOB_NODELIST=localhost", fmt::format("MASTER_PORT={}", port),
-               "OMP_NUM_THREADS=1"})
+               fmt::format("BIGNLP_STORE_SECRET=eval-test-{}", port), "OMP_NUM_THREADS=1"})
         env.push_back(kv);
       std::vector<char*> envp;
       for (auto& kv : env) envp.push_back(kv.data());

@@ -75,7 +75,10 @@ TEST(T5ConfigBinding, EveryT5AndMt5PresetBindsToTheT5Family) {
     EXPECT_EQ(tc.model_family, "t5");
     ASSERT_FALSE(tc.family_config.is_null());
     const model::T5Config t = tc.family_config.get<model::T5Config>();
-    EXPECT_EQ(t.vocab_size, 106);
+    // The T5 layout appends the sentinels (model.tokenizer.num_sentinel_tokens: 100 in every
+    // by default) to the tokenizer's 106 ids; the decoder starts from [CLS] (the WordPiece BOS).
+    EXPECT_EQ(t.vocab_size, 106 + tc.data.t5.num_sentinel_tokens);
+    EXPECT_EQ(t.decoder_start_token_id, 101);
     EXPECT_EQ(t.encoder.num_layers, root.find_path("model.encoder.num_layers")->as_int());
     EXPECT_EQ(t.decoder.hidden_size, root.find_path("model.decoder.hidden_size")->as_int());
     EXPECT_EQ(t.decoder.ffn_hidden_size, root.find_path("model.decoder.ffn_hidden_size")->as_int());
