@@ -20,6 +20,7 @@
 // visible, else on the CPU. Precision 32 is exact fp32 on both (no TF32).
 // Index: eval/tasks.h, eval/evaluator.h, eval/loglikelihood.h, eval/task_download.h,
 // checkpoint/checkpoint.h (loading), worker/worker_session.h (ranks and device).
+#include <algorithm>
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -317,12 +318,15 @@ int main(int argc, char** argv) {
   bignlp::Logger log("bignlp-evaluate");
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
-    const bignlp::config::WorkerConfigArgs cfg_args = bignlp::config::extract_worker_config_args(args);
-    if (!cfg_args.config_name.empty() || !cfg_args.config_path.empty()) return run_stage(cfg_args, args, log);
-    if (!cfg_args.overrides.empty())
-      throw bignlp::UsageError(fmt::format("'{}' looks like a config override, but no stage config was given "
-                                           "(--config-path/--config-name)",
-                                           cfg_args.overrides.front()));
+    // Stage mode only with --config-path/--config-name: otherwise a flag value containing '='
+    // (every checkpoint name: "...val_loss=2.35-step=...") must not be taken for an override.
+    const bool stage_mode = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+      return a == "-cp" || a == "-cn" || a.rfind("--config-path", 0) == 0 || a.rfind("--config-name", 0) == 0;
+    });
+    if (stage_mode) {
+      const bignlp::config::WorkerConfigArgs cfg_args = bignlp::config::extract_worker_config_args(args);
+      return run_stage(cfg_args, args, log);
+    }
 
     CLI::App app{"bignlp-evaluate: zero-shot evaluation of a bignlp checkpoint"};
     RunSpec s;

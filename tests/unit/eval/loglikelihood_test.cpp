@@ -77,8 +77,9 @@ class HfT5ScoringTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(HfT5ScoringTest, ImportedT5ScoresLikeTheHfArchitecture) {
   if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  // The checkpoint is named as training names them ('=' inside): a flag value, not an override.
   TempDir dir("hf-t5-eval");
-  const fs::path hf = dir.path() / "hf", ckpt = dir.path() / "ckpt", out = dir.path() / "out.jsonl";
+  const fs::path hf = dir.path() / "hf", ckpt = dir.path() / "megatron_t5--val_loss=1.23-step=5-last", out = dir.path() / "out.jsonl";
   const std::string script = std::string(BIGNLP_SOURCE_DIR) + "/tests/python/hf_t5_reference.py";
   ASSERT_EQ(run(fmt::format("/usr/bin/python3 {} write {} {}", script, hf.string(), GetParam())), 0);
   ASSERT_EQ(run(fmt::format("/usr/bin/python3 {} requests {}", script, hf.string())), 0);
