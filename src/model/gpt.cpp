@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bignlp/core/check.h"
+#include "family_common.h"
 #include "bignlp/parallel/column_parallel_linear.h"
 #include "bignlp/parallel/grad_buckets.h"
 #include "bignlp/parallel/mappings.h"
@@ -16,6 +17,8 @@
 namespace bignlp::model {
 namespace {
 
+using detail::to_sequence_first;
+
 constexpr const char* kWordEmbeddings = "model.language_model.embedding.word_embeddings.weight";
 constexpr const char* kPositionEmbeddings = "model.language_model.embedding.position_embeddings.weight";
 constexpr const char* kFinalLayerNorm = "model.language_model.encoder.final_layernorm";
@@ -23,19 +26,6 @@ constexpr const char* kFinalLayerNorm = "model.language_model.encoder.final_laye
 constexpr const char* kOutputWordEmbeddings = "model.word_embeddings.weight";
 
 /// Host copy of a (B, T) tensor transposed to sequence-first (N = T*B) order.
-template <typename T>
-std::vector<T> to_sequence_first(const TensorView& bt, const char* what) {
-  BIGNLP_CHECK(bt.device().is_cpu(), "Batch.{} must be host memory, got {}", what, bt.to_string());
-  BIGNLP_CHECK(bt.rank() == 2 && bt.is_contiguous(), "Batch.{} must be a contiguous (B, T) tensor, got {}", what,
-               bt.to_string());
-  const std::int64_t b = bt.size(0), t = bt.size(1);
-  const T* src = bt.data<T>();
-  std::vector<T> out(static_cast<std::size_t>(b * t));
-  for (std::int64_t bi = 0; bi < b; ++bi)
-    for (std::int64_t ti = 0; ti < t; ++ti) out[static_cast<std::size_t>(ti * b + bi)] = src[bi * t + ti];
-  return out;
-}
-
 /// The GPT activations behind a Model::Activations (a programmer error otherwise).
 GptActivations& gpt_activations(Activations& a) {
   auto* g = dynamic_cast<GptActivations*>(&a);
@@ -203,30 +193,20 @@ std::uint64_t GptModel::local_first_element(std::int64_t rows) const {
              : 0;
 }
 
-// Activation checkpointing plan (megatron-model.md §7.1): full+uniform recomputes chunks of k
-// layers from each chunk's input; full+block recomputes each of the first k layers from its own
-// input; selective keeps everything but the core attention (uniform: all layers, block: first k).
-// l counts the layers of one model chunk (a pipeline stage's share) from 0.
+// Activation checkpointing plan: family_common.h. l counts the layers of one model chunk (a
+// pipeline stage's share) from 0.
 bool GptModel::layer_fully_checkpointed(int l) const {
-  const auto& ac = config_.activations_checkpoint;
-  if (ac.granularity != CheckpointGranularity::kFull || ac.num_layers <= 0) return false;
-  return ac.method == CheckpointMethod::kUniform || l < ac.num_layers;
+  return detail::fully_checkpointed(config_.activations_checkpoint, l);
 }
 
-int GptModel::chunk_start(int l) const {
-  const auto& ac = config_.activations_checkpoint;
-  return ac.method == CheckpointMethod::kUniform ? l / ac.num_layers * ac.num_layers : l;
-}
+int GptModel::chunk_start(int l) const { return detail::checkpoint_chunk_start(config_.activations_checkpoint, l); }
 
 int GptModel::chunk_end(int l, int count) const {
-  const auto& ac = config_.activations_checkpoint;
-  return ac.method == CheckpointMethod::kUniform ? std::min(count, chunk_start(l) + ac.num_layers) : l + 1;
+  return detail::checkpoint_chunk_end(config_.activations_checkpoint, l, count);
 }
 
 bool GptModel::layer_selective(int l) const {
-  const auto& ac = config_.activations_checkpoint;
-  if (ac.granularity != CheckpointGranularity::kSelective) return false;
-  return ac.method == CheckpointMethod::kUniform || l < ac.num_layers;
+  return detail::selectively_checkpointed(config_.activations_checkpoint, l);
 }
 
 void GptModel::prepare_targets(GptActivations& a, const Batch& batch) {
@@ -460,11 +440,7 @@ void GptModel::reduce_model_parallel_grads() {
 }
 
 Buffer GptModel::gather_logits(const GptActivations& a) const {
-  if (parallel_.tp == nullptr) return Buffer();
-  const std::int64_t n = a.pass.rows(), vl = output_weights_->shape[0];
-  Buffer full(*ctx_.allocator, a.logits.dtype(), Shape{n, vl * parallel_.tp->size()});
-  parallel::gather_from_tp_region_forward(ctx_, *parallel_.tp, a.logits.view().reshape(Shape{n, vl}), full);
-  return full;
+  return detail::gather_vocab_logits(ctx_, parallel_, a.logits.view(), a.pass.rows(), output_weights_->shape[0]);
 }
 
 TokenScores GptModel::score(const Batch& batch) {
@@ -473,38 +449,20 @@ TokenScores GptModel::score(const Batch& batch) {
 }
 
 TokenScores GptModel::scores_of(const Activations& head) {
-  const GptActivations* a = &gpt_activations(head);
-  BIGNLP_CHECK(a->logits.defined() && a->targets.defined(), "scoring needs the head chunk's forward with labels");
-  const std::int64_t n = a->pass.rows(), b = a->pass.batch, t = a->pass.seq, vp = config_.padded_vocab_size();
-  Buffer argmax(*ctx_.allocator, DType::kI32, Shape{n});
-  Buffer gathered = gather_logits(*a);
-  const TensorView logits = gathered.defined() ? gathered.view() : a->logits.view().reshape(Shape{n, vp});
-  ops::argmax(ctx_, logits.slice(1, 0, config_.vocab_size), argmax);
-  std::vector<std::int32_t> am(static_cast<std::size_t>(n));
-  ops::copy(ctx_, argmax, TensorView(am.data(), DType::kI32, Shape{n}));
-  TokenScores s;
-  s.logprob.resize(static_cast<std::size_t>(n));
-  s.argmax.resize(static_cast<std::size_t>(n));
-  for (std::int64_t ti = 0; ti < t; ++ti)
-    for (std::int64_t bi = 0; bi < b; ++bi) {
-      s.logprob[bi * t + ti] = -a->token_losses[ti * b + bi];
-      s.argmax[bi * t + ti] = am[ti * b + bi];
-    }
-  return s;
+  const GptActivations& a = gpt_activations(head);
+  BIGNLP_CHECK(a.logits.defined() && a.targets.defined(), "scoring needs the head chunk's forward with labels");
+  const std::int64_t n = a.pass.rows(), vp = config_.padded_vocab_size();
+  const Buffer gathered = gather_logits(a);
+  return detail::token_scores(ctx_, gathered.defined() ? gathered.view() : a.logits.view().reshape(Shape{n, vp}),
+                              config_.vocab_size, a.token_losses, a.pass.batch, a.pass.seq);
 }
 
 std::vector<float> GptModel::logits_to_host(const Activations& acts) const {
   const GptActivations& a = gpt_activations(acts);
   BIGNLP_CHECK(a.logits.defined(), "no logits kept (backward() releases them)");
-  const std::int64_t b = a.pass.batch, t = a.pass.seq, vp = config_.padded_vocab_size();
-  std::vector<float> sf(static_cast<std::size_t>(b * t * vp)), out(sf.size());
-  Buffer gathered = gather_logits(a);
-  ops::copy(ctx_, gathered.defined() ? gathered.view().reshape(Shape{t, b, vp}) : a.logits.view(),
-            TensorView(sf.data(), DType::kF32, Shape{t, b, vp}));
-  for (std::int64_t ti = 0; ti < t; ++ti)
-    for (std::int64_t bi = 0; bi < b; ++bi)
-      std::copy_n(&sf[(ti * b + bi) * vp], vp, &out[(bi * t + ti) * vp]);
-  return out;
+  const Buffer gathered = gather_logits(a);
+  return detail::logits_batch_first(ctx_, gathered.defined() ? gathered.view() : a.logits.view(), a.pass.batch,
+                                    a.pass.seq, config_.padded_vocab_size());
 }
 
 KvCache GptModel::make_kv_cache(std::int64_t slots, std::int64_t capacity) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bignlp/core/check.h"
+#include "family_common.h"
 #include "bignlp/core/error.h"
 #include "bignlp/parallel/column_parallel_linear.h"
 #include "bignlp/parallel/grad_buckets.h"
@@ -29,18 +30,7 @@ constexpr const char* kDecFinal = "enc_dec_model.enc_dec_model.decoder.model.fin
 constexpr const char* kHeadWeight = "enc_dec_model.tokens_head.weight";
 constexpr const char* kHeadBias = "enc_dec_model.tokens_head.bias";
 
-template <typename T>
-std::vector<T> to_sequence_first(const TensorView& bt, const char* what) {
-  BIGNLP_CHECK(bt.device().is_cpu(), "Batch.{} must be host memory, got {}", what, bt.to_string());
-  BIGNLP_CHECK(bt.rank() == 2 && bt.is_contiguous(), "Batch.{} must be a contiguous (B, T) tensor, got {}", what,
-               bt.to_string());
-  const std::int64_t b = bt.size(0), t = bt.size(1);
-  const T* src = bt.data<T>();
-  std::vector<T> out(static_cast<std::size_t>(b * t));
-  for (std::int64_t bi = 0; bi < b; ++bi)
-    for (std::int64_t ti = 0; ti < t; ++ti) out[static_cast<std::size_t>(ti * b + bi)] = src[bi * t + ti];
-  return out;
-}
+using detail::to_sequence_first;
 
 std::vector<std::int32_t> lengths_from(const TensorView& v, std::int64_t b, std::int64_t t, const char* what) {
   if (!v.defined()) return {};
@@ -63,21 +53,11 @@ const T5Activations& t5_activations(const Activations& a) {
   return *g;
 }
 
-// Activation checkpointing of one stack (megatron-model.md §7.1), as GptModel applies it.
-bool fully_checkpointed(const ActivationCheckpointing& ac, int l) {
-  if (ac.granularity != CheckpointGranularity::kFull || ac.num_layers <= 0) return false;
-  return ac.method == CheckpointMethod::kUniform || l < ac.num_layers;
-}
-int chunk_start(const ActivationCheckpointing& ac, int l) {
-  return ac.method == CheckpointMethod::kUniform ? l / ac.num_layers * ac.num_layers : l;
-}
-int chunk_end(const ActivationCheckpointing& ac, int l, int count) {
-  return ac.method == CheckpointMethod::kUniform ? std::min(count, chunk_start(ac, l) + ac.num_layers) : l + 1;
-}
-bool selective(const ActivationCheckpointing& ac, int l) {
-  if (ac.granularity != CheckpointGranularity::kSelective) return false;
-  return ac.method == CheckpointMethod::kUniform || l < ac.num_layers;
-}
+// Activation checkpointing of one stack, as GptModel applies it (family_common.h).
+bool fully_checkpointed(const ActivationCheckpointing& ac, int l) { return detail::fully_checkpointed(ac, l); }
+int chunk_start(const ActivationCheckpointing& ac, int l) { return detail::checkpoint_chunk_start(ac, l); }
+int chunk_end(const ActivationCheckpointing& ac, int l, int count) { return detail::checkpoint_chunk_end(ac, l, count); }
+bool selective(const ActivationCheckpointing& ac, int l) { return detail::selectively_checkpointed(ac, l); }
 
 }  // namespace
 
@@ -430,11 +410,7 @@ void T5Model::reduce_model_parallel_grads() {
 }
 
 Buffer T5Model::gather_logits(const T5Activations& a) const {
-  if (parallel_.tp == nullptr) return Buffer();
-  const std::int64_t n = a.dec.pass.rows(), vl = head_weight_->shape[0];
-  Buffer full(*ctx_.allocator, a.logits.dtype(), Shape{n, vl * parallel_.tp->size()});
-  parallel::gather_from_tp_region_forward(ctx_, *parallel_.tp, a.logits.view().reshape(Shape{n, vl}), full);
-  return full;
+  return detail::gather_vocab_logits(ctx_, parallel_, a.logits.view(), a.dec.pass.rows(), head_weight_->shape[0]);
 }
 
 TokenScores T5Model::score(const Batch& batch) {
@@ -445,35 +421,18 @@ TokenScores T5Model::score(const Batch& batch) {
 TokenScores T5Model::scores_of(const Activations& head) {
   const T5Activations& a = t5_activations(head);
   BIGNLP_CHECK(a.targets.defined(), "scoring needs the head chunk's forward with labels");
-  const std::int64_t n = a.dec.pass.rows(), b = a.dec.pass.batch, t = a.dec.pass.seq, vp = config_.padded_vocab_size();
-  Buffer argmax(*ctx_.allocator, DType::kI32, Shape{n});
-  Buffer gathered = gather_logits(a);
-  const TensorView logits = gathered.defined() ? gathered.view() : a.logits.view().reshape(Shape{n, vp});
-  ops::argmax(ctx_, logits.slice(1, 0, config_.vocab_size), argmax);
-  std::vector<std::int32_t> am(static_cast<std::size_t>(n));
-  ops::copy(ctx_, argmax, TensorView(am.data(), DType::kI32, Shape{n}));
-  TokenScores s;
-  s.logprob.resize(static_cast<std::size_t>(n));
-  s.argmax.resize(static_cast<std::size_t>(n));
-  for (std::int64_t ti = 0; ti < t; ++ti)
-    for (std::int64_t bi = 0; bi < b; ++bi) {
-      s.logprob[bi * t + ti] = -a.token_losses[ti * b + bi];
-      s.argmax[bi * t + ti] = am[ti * b + bi];
-    }
-  return s;
+  const std::int64_t n = a.dec.pass.rows(), vp = config_.padded_vocab_size();
+  const Buffer gathered = gather_logits(a);
+  return detail::token_scores(ctx_, gathered.defined() ? gathered.view() : a.logits.view().reshape(Shape{n, vp}),
+                              config_.vocab_size, a.token_losses, a.dec.pass.batch, a.dec.pass.seq);
 }
 
 std::vector<float> T5Model::logits_to_host(const Activations& acts) const {
   const T5Activations& a = t5_activations(acts);
   BIGNLP_CHECK(a.logits.defined(), "no logits kept (backward() releases them)");
-  const std::int64_t b = a.dec.pass.batch, t = a.dec.pass.seq, vp = config_.padded_vocab_size();
-  std::vector<float> sf(static_cast<std::size_t>(b * t * vp)), out(sf.size());
-  Buffer gathered = gather_logits(a);
-  ops::copy(ctx_, gathered.defined() ? gathered.view().reshape(Shape{t, b, vp}) : a.logits.view(),
-            TensorView(sf.data(), DType::kF32, Shape{t, b, vp}));
-  for (std::int64_t ti = 0; ti < t; ++ti)
-    for (std::int64_t bi = 0; bi < b; ++bi) std::copy_n(&sf[(ti * b + bi) * vp], vp, &out[(bi * t + ti) * vp]);
-  return out;
+  const Buffer gathered = gather_logits(a);
+  return detail::logits_batch_first(ctx_, gathered.defined() ? gathered.view() : a.logits.view(), a.dec.pass.batch,
+                                    a.dec.pass.seq, config_.padded_vocab_size());
 }
 
 }  // namespace bignlp::model
