@@ -55,11 +55,7 @@ int main(int argc, char** argv) {
   // The launcher's conversion stage: a saved stage config.
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
-    // Stage mode only with --config-path/--config-name: otherwise a flag value containing '='
-    // (checkpoint names such as "...val_loss=2.35-...") must not be taken for an override.
-    const bool stage_mode = std::any_of(args.begin(), args.end(), [](const std::string& a) {
-      return a == "-cp" || a == "-cn" || a.rfind("--config-path", 0) == 0 || a.rfind("--config-name", 0) == 0;
-    });
+    const bool stage_mode = bignlp::config::names_worker_config(args);
     bignlp::config::WorkerConfigArgs cfg_args;
     if (stage_mode) cfg_args = bignlp::config::extract_worker_config_args(args);
     if (stage_mode) {

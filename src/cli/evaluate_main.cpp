@@ -318,12 +318,7 @@ int main(int argc, char** argv) {
   bignlp::Logger log("bignlp-evaluate");
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
-    // Stage mode only with --config-path/--config-name: otherwise a flag value containing '='
-    // (every checkpoint name: "...val_loss=2.35-step=...") must not be taken for an override.
-    const bool stage_mode = std::any_of(args.begin(), args.end(), [](const std::string& a) {
-      return a == "-cp" || a == "-cn" || a.rfind("--config-path", 0) == 0 || a.rfind("--config-name", 0) == 0;
-    });
-    if (stage_mode) {
+    if (bignlp::config::names_worker_config(args)) {
       const bignlp::config::WorkerConfigArgs cfg_args = bignlp::config::extract_worker_config_args(args);
       return run_stage(cfg_args, args, log);
     }

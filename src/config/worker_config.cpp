@@ -12,6 +12,12 @@ namespace fs = std::filesystem;
 
 namespace bignlp::config {
 
+bool names_worker_config(const std::vector<std::string>& args) {
+  for (const std::string& a : args)
+    if (a == "-cp" || a == "-cn" || a.rfind("--config-path", 0) == 0 || a.rfind("--config-name", 0) == 0) return true;
+  return false;
+}
+
 WorkerConfigArgs extract_worker_config_args(std::vector<std::string>& args) {
   WorkerConfigArgs out;
   std::vector<std::string> rest;

@@ -39,6 +39,11 @@ struct WorkerConfigArgs {
 /// Throws UsageError when --config-path/--config-name lack a value.
 WorkerConfigArgs extract_worker_config_args(std::vector<std::string>& args);
 
+/// True when `args` name a stage config (--config-path/--config-name, -cp/-cn): the programs that
+/// also take plain flags run their stage only then, so a flag value containing '=' (every training
+/// checkpoint name: "...val_loss=2.35-...") is never taken for an override.
+bool names_worker_config(const std::vector<std::string>& args);
+
 /// Loads DIR/NAME (NAME with or without ".yaml"), applies the overrides in order with Hydra's
 /// rules and messages, and resolves interpolations with `resolvers` (built-ins when null).
 /// Throws UsageError when --config-name is missing, ConfigError/OverrideError/IoError otherwise.
