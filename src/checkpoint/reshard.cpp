@@ -40,10 +40,20 @@ struct ShardModel {
   std::unique_ptr<model::Model> model;
 };
 
+/// The parameter whose weights a shard's parameter holds: itself, or the table a pipeline-stage
+/// copy duplicates (GPT's last-stage word embeddings, T5's decoder and head copies).
+std::string source_name(const model::Parameter& p) {
+  if (p.name == kWordCopy) return kWord;
+  return p.tied_to.empty() ? p.name : p.tied_to;
+}
+
 /// The checkpoint's family config with another TP size: the key NeMo configs carry, and the padded
-/// vocabulary it implies.
-nlohmann::json config_for_tp(const nlohmann::json& config, int tp) {
+/// vocabulary it implies. An encoder-decoder config's pipeline split rank follows the new pipeline
+/// size (0 without stages; the launcher's default PP // 2 when the stage count changes).
+nlohmann::json config_for_tp(const nlohmann::json& config, int tp, int old_pp = 1, int new_pp = 1) {
   nlohmann::json c = config;
+  if (c.contains("pipeline_model_parallel_split_rank") && old_pp != new_pp)
+    c["pipeline_model_parallel_split_rank"] = new_pp > 1 ? new_pp / 2 : 0;
   c["tensor_model_parallel_size"] = tp;
   if (c.contains("padded_vocab_size"))
     c["padded_vocab_size"] = sizing::padded_vocab_size(c.at("vocab_size").get<std::int64_t>(),
@@ -68,7 +78,7 @@ ShardModel shard_model(const CheckpointState& meta, int tp, int pp, int tp_rank,
   }
   model::ParameterPredicate trainable;
   if (!frozen.empty())
-    trainable = [&frozen](const model::Parameter& p) { return frozen.count(p.name == kWordCopy ? kWord : p.name) == 0; };
+    trainable = [&frozen](const model::Parameter& p) { return frozen.count(source_name(p)) == 0; };
   s.model = model::ModelFamilyRegistry::builtin().build(meta.family, cfg, ctx, pc, trainable);
   return s;
 }
@@ -105,7 +115,7 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
         sources.emplace_back("exp_avg_sq.", moments.get());
       }
       for (const auto& p : sm.model->parameters().params()) {
-        if (p.name == kWordCopy) continue;  // a copy of the word embedding
+        if (p.shared) continue;  // a pipeline-stage copy of a table another stage holds
         if (moments && moments->find("exp_avg." + p.name) == nullptr && moments->find("exp_avg_sq." + p.name) == nullptr)
           frozen.insert(p.name);
         for (const auto& [prefix, reader] : sources) {
@@ -132,7 +142,7 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
   }
   // 2. The new layout: pad or cut the vocabulary rows, then write every new shard.
   CheckpointState out_meta = meta;
-  out_meta.model = config_for_tp(meta.model, tensor_parallel);
+  out_meta.model = config_for_tp(meta.model, tensor_parallel, meta.pp_size, pipeline_parallel);
   out_meta.tp_size = tensor_parallel;
   out_meta.pp_size = pipeline_parallel;
   if (pipeline_parallel == 1) out_meta.virtual_pp_size = 1;
@@ -177,7 +187,7 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
         v = Buffer(alloc, DType::kF32, Shape{store.trainable_numel()});
       }
       for (auto& p : store.params()) {
-        const std::string source = p.name == kWordCopy ? kWord : p.name;
+        const std::string source = source_name(p);
         const Shape full_shape = tp_full_shape(p.shape, split_dim(p), p.tp_size);
         auto fill = [&](const std::string& name, const TensorView& dst) {
           auto it = full.find(name);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <numeric>
 
 #include <nlohmann/json.hpp>
 
@@ -29,6 +30,9 @@ constexpr const char* kEncFinal = "enc_dec_model.enc_dec_model.encoder.model.fin
 constexpr const char* kDecFinal = "enc_dec_model.enc_dec_model.decoder.model.final_layernorm";
 constexpr const char* kHeadWeight = "enc_dec_model.tokens_head.weight";
 constexpr const char* kHeadBias = "enc_dec_model.tokens_head.bias";
+// The last pipeline stage's copy of the tied word table when it does not embed the decoder (NeMo's
+// MegatronModule.word_embeddings of the enc_dec_model).
+constexpr const char* kHeadCopy = "enc_dec_model.word_embeddings.weight";
 
 using detail::to_sequence_first;
 
@@ -70,10 +74,6 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
     : config_(config), ctx_(ctx), parallel_(parallel) {
   config_.validate();
   BIGNLP_CHECK(ctx_.allocator != nullptr, "T5Model needs an OpContext with an allocator");
-  if (parallel_.pp_size() > 1)
-    throw ConfigError(fmt::format("model.pipeline_model_parallel_size: {} pipeline stages are not supported for T5 "
-                                  "(the encoder/decoder pipeline split is not built); use 1",
-                                  parallel_.pp_size()));
   if (parallel_.sequence_parallel())
     throw ConfigError("model.sequence_parallel: not supported for T5 (cross-attention under sequence parallelism "
                       "is not built); set it False");
@@ -81,10 +81,43 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
     throw ConfigError(fmt::format("model.tensor_model_parallel_size: the config pads the vocabulary for {} ranks, but "
                                   "the parallel context has {} tensor-parallel ranks",
                                   config_.tensor_model_parallel_size, parallel_.tp_size()));
+  // The encoder/decoder pipeline split (megatron-model.md §8.6).
+  const int p = parallel_.pp_size(), stage = parallel_.pp_rank();
+  const int k = p > 1 ? config_.pipeline_model_parallel_split_rank : 0;
+  if (p > 1) {
+    if (parallel_.options.virtual_pipeline_size > 1)
+      throw ConfigError("model.virtual_pipeline_model_parallel_size: T5 has no interleaved pipeline schedule; use null");
+    if (k < 1 || k >= p)
+      throw ConfigError(fmt::format("model.pipeline_model_parallel_split_rank: must be in [1, {}] with {} pipeline "
+                                    "stages (encoder stages [0, k), decoder stages [k, {})), got {}",
+                                    p - 1, p, p, k));
+    if (config_.encoder.num_layers % k != 0)
+      throw ConfigError(fmt::format("model.encoder.num_layers: {} layers do not split over the {} encoder stages "
+                                    "(pipeline_model_parallel_split_rank)", config_.encoder.num_layers, k));
+    if (config_.decoder.num_layers % (p - k) != 0)
+      throw ConfigError(fmt::format("model.decoder.num_layers: {} layers do not split over the {} decoder stages "
+                                    "(pipeline_model_parallel_size - pipeline_model_parallel_split_rank)",
+                                    config_.decoder.num_layers, p - k));
+    if (!config_.share_token_embeddings)
+      throw ConfigError("model.share_token_embeddings: pipeline parallelism needs True (as NeMo)");
+    if (!config_.share_decoder_tokens_head_embeddings)
+      throw ConfigError("model.share_decoder_tokens_head_embeddings: pipeline parallelism needs True (as NeMo)");
+  }
+  enc_.present = p == 1 || stage < k;
+  dec_.present = p == 1 || stage >= k;
+  enc_.embeds = stage == 0;
+  dec_.embeds = p == 1 || stage == k;
+  has_head_ = stage == p - 1;
   const int t = parallel_.tp_size();
   const int tp_rank = t > 1 ? parallel_.tp_rank() : 0;
   const std::int64_t c = config_.encoder.hidden_size, vocab_rows = config_.padded_vocab_size() / t;
-  const auto word_table = [&](const char* name) {
+  // A renamed copy of a table on another stage (tied_to): drawn from the table's stream, shared.
+  const auto copy_of = [](Parameter w, const char* source) {
+    w.tied_to = source;
+    w.shared = true;
+    return w;
+  };
+  const auto word_table = [&](const char* name, const char* source = nullptr) {
     Parameter w;
     w.name = name;
     w.shape = Shape{vocab_rows, c};
@@ -93,30 +126,38 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
     w.partition_dim = 0;
     w.tp_rank = tp_rank;
     w.tp_size = t;
-    return &store_.add(std::move(w));
+    return &store_.add(source != nullptr ? copy_of(std::move(w), source) : std::move(w));
   };
-  const auto position_table = [&](const char* name) {
-    Parameter p;
-    p.name = name;
-    p.shape = Shape{config_.positions(), c};
-    p.init = ParamInit::kNormal;
-    p.init_std = config_.embedding_init_method_std;
-    return &store_.add(std::move(p));
+  const auto position_table = [&](const char* name, const char* source = nullptr) {
+    Parameter pos;
+    pos.name = name;
+    pos.shape = Shape{config_.positions(), c};
+    pos.init = ParamInit::kNormal;
+    pos.init_std = config_.embedding_init_method_std;
+    return &store_.add(source != nullptr ? copy_of(std::move(pos), source) : std::move(pos));
   };
   enc_.config = config_.encoder;
   dec_.config = config_.decoder;
-  enc_.word = word_table(kEncWord);
-  if (!config_.relative()) enc_.position = position_table(kEncPos);
-  if (config_.share_token_embeddings) {
+  if (enc_.embeds) {
+    enc_.word = word_table(kEncWord);
+    if (!config_.relative()) enc_.position = position_table(kEncPos);
+  }
+  if (p == 1 && config_.share_token_embeddings) {
     dec_.word = enc_.word;
     dec_.position = enc_.position;
-  } else {
-    dec_.word = word_table(kDecWord);
-    if (!config_.relative()) dec_.position = position_table(kDecPos);
+  } else if (dec_.embeds) {
+    // Under PP (k > 0) the decoder's tables are copies of the encoder's on stage 0.
+    dec_.word = word_table(kDecWord, p > 1 ? kEncWord : nullptr);
+    if (!config_.relative()) dec_.position = position_table(kDecPos, p > 1 ? kEncPos : nullptr);
   }
   const auto build_stack = [&](Stack& s, bool decoder) {
+    if (!s.present) return;
     const BlockSpec spec = t5_block_spec(config_, decoder);
     const T5StackConfig& sc = decoder ? config_.decoder : config_.encoder;
+    // This stage's share of the stack's layers, and whether it is the stack's first/last stage.
+    const int stages = p == 1 ? 1 : decoder ? p - k : k;
+    const int index = p == 1 ? 0 : decoder ? stage - k : stage;
+    const int per_stage = sc.num_layers / stages;
     if (sc.relative()) {
       RelativePositionBiasSpec rs;
       rs.name = decoder ? kDecRel : kEncRel;
@@ -127,38 +168,73 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
       rs.init_std = config_.embedding_init_method_std;
       const int local = sc.num_attention_heads / t;
       s.bias.emplace(store_, rs, tp_rank * local, local);
+      if (stages > 1) {
+        tied_.push_back(&s.bias->weight());
+        if (index > 0) s.bias->weight().shared = true;  // a copy (same name and stream) of the first stage's
+      }
     }
-    s.layers.reserve(static_cast<std::size_t>(sc.num_layers));
-    for (int l = 0; l < sc.num_layers; ++l) s.layers.emplace_back(spec, store_, l, parallel_);
-    s.final_norm = std::make_unique<Norm>(store_, NormSpec{decoder ? kDecFinal : kEncFinal, c,
-                                                           spec.normalization_epsilon, spec.normalization,
-                                                           spec.normalization_bias, false});
+    s.layers.reserve(static_cast<std::size_t>(per_stage));
+    for (int l = index * per_stage; l < (index + 1) * per_stage; ++l) s.layers.emplace_back(spec, store_, l, parallel_);
+    if (index == stages - 1)
+      s.final_norm = std::make_unique<Norm>(store_, NormSpec{decoder ? kDecFinal : kEncFinal, c,
+                                                             spec.normalization_epsilon, spec.normalization,
+                                                             spec.normalization_bias, false});
   };
   build_stack(enc_, false);
   build_stack(dec_, true);
-  if (config_.share_decoder_tokens_head_embeddings) {
-    head_weight_ = dec_.word;
-    if (config_.tokens_head_bias) {
-      Parameter b;
-      b.name = kHeadBias;
-      b.shape = Shape{vocab_rows};
-      b.init = ParamInit::kZeros;
-      b.weight_decay = false;
-      b.partition_dim = 0;
-      b.tp_rank = tp_rank;
-      b.tp_size = t;
-      head_bias_ = &store_.add(std::move(b));
+  if (has_head_) {
+    if (config_.share_decoder_tokens_head_embeddings) {
+      head_weight_ = dec_.word != nullptr ? dec_.word : word_table(kHeadCopy, kEncWord);
+      if (config_.tokens_head_bias) {
+        Parameter b;
+        b.name = kHeadBias;
+        b.shape = Shape{vocab_rows};
+        b.init = ParamInit::kZeros;
+        b.weight_decay = false;
+        b.partition_dim = 0;
+        b.tp_rank = tp_rank;
+        b.tp_size = t;
+        head_bias_ = &store_.add(std::move(b));
+      }
+    } else {
+      Parameter w;
+      w.name = kHeadWeight;
+      w.shape = Shape{vocab_rows, c};
+      w.init = ParamInit::kNormal;
+      w.init_std = config_.decoder.init_method_std;
+      w.partition_dim = 0;
+      w.tp_rank = tp_rank;
+      w.tp_size = t;
+      head_weight_ = &store_.add(std::move(w));
     }
-  } else {
-    Parameter w;
-    w.name = kHeadWeight;
-    w.shape = Shape{vocab_rows, c};
-    w.init = ParamInit::kNormal;
-    w.init_std = config_.decoder.init_method_std;
-    w.partition_dim = 0;
-    w.tp_rank = tp_rank;
-    w.tp_size = t;
-    head_weight_ = &store_.add(std::move(w));
+  }
+  if (p > 1) {
+    // The tied tables and their groups (pipeline ranks); every member splits in this order.
+    if (enc_.word != nullptr) tied_.push_back(enc_.word);
+    if (dec_.word != nullptr) tied_.push_back(dec_.word);
+    if (head_weight_ != nullptr && head_weight_ != dec_.word) tied_.push_back(head_weight_);
+    if (enc_.position != nullptr) tied_.push_back(enc_.position);
+    if (dec_.position != nullptr) tied_.push_back(dec_.position);
+    if (parallel_.pp != nullptr) {
+      const auto group = [&](std::vector<int> members, const char* what) -> std::unique_ptr<comm::Communicator> {
+        std::sort(members.begin(), members.end());
+        members.erase(std::unique(members.begin(), members.end()), members.end());
+        if (members.size() < 2 || std::find(members.begin(), members.end(), stage) == members.end()) return nullptr;
+        return parallel_.pp->split(members, parallel_.pp->name() + "/t5-" + what);
+      };
+      word_group_ = group({0, k, p - 1}, "word-embeddings");
+      if (!config_.relative()) position_group_ = group({0, k}, "position-embeddings");
+      if (config_.encoder.relative()) {
+        std::vector<int> m(static_cast<std::size_t>(k));
+        std::iota(m.begin(), m.end(), 0);
+        enc_.bias_group = group(m, "encoder-relative-position");
+      }
+      if (config_.decoder.relative()) {
+        std::vector<int> m(static_cast<std::size_t>(p - k));
+        std::iota(m.begin(), m.end(), k);
+        dec_.bias_group = group(m, "decoder-relative-position");
+      }
+    }
   }
   if (trainable) store_.set_trainable(trainable);
   std::optional<std::vector<parallel::FlatRange>> master_ranges;
@@ -173,7 +249,8 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
 void T5Model::initialize(std::uint64_t seed) { store_.initialize(ctx_, seed); }
 
 Shape T5Model::boundary_shape(std::int64_t batch, std::int64_t seq) const {
-  return Shape{seq, batch, config_.encoder.hidden_size};
+  const std::int64_t td = config_.decoder_seq_length > 0 ? config_.decoder_seq_length : seq;
+  return Shape{seq + td, batch, config_.encoder.hidden_size};
 }
 
 void T5Model::embed(Stack& s, T5StackActivations& a, const TensorView& tokens, bool training) {
@@ -227,6 +304,7 @@ void T5Model::run_stack(Stack& s, T5StackActivations& a, bool training) {
     s.layers[l].forward(ctx_, a.pass, a.inputs[l], a.inputs[l + 1], a.layers[l], storage);
     if (!training || (fully_checkpointed(ac, l) && chunk_start(ac, l) != l)) a.inputs[l] = Buffer();
   }
+  if (!s.final_norm) return;  // not the stack's last stage: inputs.back() goes to the next stage
   a.final_out = Buffer(alloc, config_.compute_dtype(), Shape{n, c});
   a.final_mean = Buffer(alloc, DType::kF32, Shape{n});
   a.final_rstd = Buffer(alloc, DType::kF32, Shape{n});
@@ -253,7 +331,7 @@ void T5Model::head(T5Activations& a) {
 }
 
 std::unique_ptr<Activations> T5Model::forward_chunk(int chunk, const Batch& batch, const DropoutRng& rng, bool training,
-                                                    const TensorView&, const TensorView&) {
+                                                    const TensorView& input, const TensorView& output) {
   BIGNLP_CHECK(chunk == 0, "T5Model has one model chunk, got chunk {}", chunk);
   BIGNLP_CHECK(batch.encoder_tokens.defined() && batch.encoder_tokens.dtype() == DType::kI32,
                "T5: Batch.encoder_tokens must be an int32 (B, Te) tensor, got {}",
@@ -281,10 +359,10 @@ std::unique_ptr<Activations> T5Model::forward_chunk(int chunk, const Batch& batc
     if (!s.lengths.empty()) s.pass.key_lengths = TensorView(s.lengths.data(), DType::kI32, Shape{b});
     s.inputs.resize(static_cast<std::size_t>(layers) + 1);
   };
-  setup(a->enc, te, rng.offset_base, batch.encoder_lengths, "encoder_lengths", config_.encoder.num_layers);
+  setup(a->enc, te, rng.offset_base, batch.encoder_lengths, "encoder_lengths", static_cast<int>(enc_.layers.size()));
   setup(a->dec, td, rng.offset_base + 1 + 3 * static_cast<std::uint64_t>(config_.encoder.num_layers),
-        batch.decoder_lengths, "decoder_lengths", config_.decoder.num_layers);
-  if (batch.labels.defined()) {
+        batch.decoder_lengths, "decoder_lengths", static_cast<int>(dec_.layers.size()));
+  if (has_head_ && batch.labels.defined()) {
     const std::int64_t n = b * td;
     std::vector<std::int32_t> targets = to_sequence_first<std::int32_t>(batch.labels, "labels");
     BIGNLP_CHECK(static_cast<std::int64_t>(targets.size()) == n, "T5: Batch.labels must be (B, Td) = ({}, {})", b, td);
@@ -301,23 +379,71 @@ std::unique_ptr<Activations> T5Model::forward_chunk(int chunk, const Batch& batc
     a->targets = Buffer(*ctx_.allocator, DType::kI32, Shape{n});
     ops::copy(ctx_, TensorView(targets.data(), DType::kI32, Shape{n}), a->targets);
   }
-  embed(enc_, a->enc, batch.encoder_tokens, training);
-  run_stack(enc_, a->enc, training);
+  const std::int64_t enc_rows = te * b, dec_rows = td * b;
+  const bool pipelined = parallel_.pp_size() > 1;
+  if (pipelined) {
+    const std::int64_t need = (enc_rows + (enc_.present ? 0 : dec_rows)) * c;
+    if (!(enc_.embeds))
+      BIGNLP_CHECK(input.defined() && input.numel() >= need, "T5 stage {} needs the previous stage's activation "
+                   "({} values), got {}", parallel_.pp_rank(), need, input.defined() ? input.to_string() : "nothing");
+    if (!has_head_)
+      BIGNLP_CHECK(output.defined() && output.numel() >= need, "T5 stage {} needs an output of {} values, got {}",
+                   parallel_.pp_rank(), need, output.defined() ? output.to_string() : "nothing");
+  }
+  // Rows [first, first + rows) of a boundary tensor as (rows, C).
+  const auto rows_of = [&](const TensorView& v, std::int64_t first, std::int64_t rows) {
+    return v.reshape(Shape{v.numel() / c, c}).slice(0, first, rows);
+  };
+  if (enc_.present) {
+    if (enc_.embeds) {
+      embed(enc_, a->enc, batch.encoder_tokens, training);
+    } else {
+      a->enc.inputs[0] = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{enc_rows, c});
+      ops::copy(ctx_, rows_of(input, 0, enc_rows), a->enc.inputs[0]);
+    }
+    run_stack(enc_, a->enc, training);
+    if (!dec_.present) {
+      // An encoder stage: the stack's output (its final norm on the last encoder stage) goes on.
+      ops::copy(ctx_, enc_.final_norm ? a->enc.final_out.view() : a->enc.inputs.back().view(),
+                rows_of(output, 0, enc_rows));
+      if (!enc_.final_norm) a->enc.inputs.back() = Buffer();  // not read by any backward
+      if (!training) a->enc.final_out = Buffer();
+      return a;
+    }
+  } else {
+    // A decoder stage: the encoder output comes in the boundary's first rows.
+    a->enc_received = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{enc_rows, c});
+    ops::copy(ctx_, rows_of(input, 0, enc_rows), a->enc_received);
+  }
   // The decoder's cross-attention reads the encoder's output and adds its gradient to enc_grad.
-  a->dec.pass.encoder_output = a->enc.final_out.view().reshape(Shape{te, b, c});
+  const TensorView enc_out = enc_.present ? a->enc.final_out.view() : a->enc_received.view();
+  a->dec.pass.encoder_output = enc_out.reshape(Shape{te, b, c});
   if (!a->enc.lengths.empty()) a->dec.pass.encoder_lengths = a->enc.pass.key_lengths;
   if (training) {
-    a->enc_grad = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{te * b, c});
+    a->enc_grad = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{enc_rows, c});
     ops::fill(ctx_, a->enc_grad, 0.0);
     a->dec.pass.encoder_output_grad = a->enc_grad.view().reshape(Shape{te, b, c});
   }
-  embed(dec_, a->dec, batch.tokens, training);
+  if (dec_.embeds) {
+    embed(dec_, a->dec, batch.tokens, training);
+  } else {
+    a->dec.inputs[0] = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{dec_rows, c});
+    ops::copy(ctx_, rows_of(input, enc_rows, dec_rows), a->dec.inputs[0]);
+  }
   run_stack(dec_, a->dec, training);
   if (!training) {
     a->enc.final_mean = Buffer();
     a->enc.final_rstd = Buffer();
   }
-  head(*a);
+  if (has_head_) {
+    head(*a);
+  } else {
+    // A decoder stage before the last: the encoder output passes through with the hidden state.
+    ops::copy(ctx_, enc_out, rows_of(output, 0, enc_rows));
+    ops::copy(ctx_, a->dec.inputs.back(), rows_of(output, enc_rows, dec_rows));
+    a->dec.inputs.back() = Buffer();
+    if (!training) a->enc_received = Buffer();
+  }
   return a;
 }
 
@@ -345,58 +471,102 @@ void T5Model::stack_backward(Stack& s, T5StackActivations& a, Buffer& dx) {
     s.bias->backward(ctx_, 0, a.bias_grad);
     notify(&s.bias->weight());
   }
+  a.layers.clear();
+  if (!s.embeds) return;  // dx is the gradient of the stage's input
   if (a.pass.training && config_.embedding_dropout > 0.0f)
     ops::dropout_backward(ctx_, dx, dx, ops::DropoutParams{config_.embedding_dropout, a.pass.seed, a.pass.offset_base, 0});
   if (s.word->trainable)
     parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size()).backward(ctx_, a.ids, dx, s.word->grad);
   if (s.position != nullptr && s.position->trainable) ops::embedding_backward(ctx_, a.positions, dx, s.position->grad);
-  a.layers.clear();
 }
 
-void T5Model::backward_chunk(Activations& acts, float grad_scale, const TensorView&, const TensorView&) {
+void T5Model::backward_chunk(Activations& acts, float grad_scale, const TensorView& output_grad,
+                             const TensorView& input_grad) {
   T5Activations& a = t5_activations(acts);
-  BIGNLP_CHECK(a.dec.pass.training && a.logits.defined() && a.targets.defined(),
-               "backward() needs the activations of a training forward() with labels");
   Allocator& alloc = *ctx_.allocator;
   const DType dt = config_.compute_dtype();
-  const std::int64_t n = a.dec.pass.rows(), c = config_.encoder.hidden_size, vl = head_weight_->shape[0];
-  std::vector<float> dlosses(static_cast<std::size_t>(n), 0.0f);
-  if (a.mask_sum > 0.0)
-    for (std::int64_t i = 0; i < n; ++i)
-      dlosses[i] = static_cast<float>(a.loss_mask[i] / a.mask_sum * static_cast<double>(grad_scale));
-  Buffer dl(alloc, DType::kF32, Shape{n});
-  ops::copy(ctx_, TensorView(dlosses.data(), DType::kF32, Shape{n}), dl);
-  const TensorView logits = a.logits.view().reshape(Shape{n, vl});
-  parallel::VocabParallelCrossEntropy(parallel_.tp, parallel_.tp_size() > 1 ? parallel_.tp_rank() * vl : 0)
-      .backward(ctx_, logits, a.targets, a.lse, dl, logits);
-  Buffer d_final(alloc, dt, Shape{n, c});
-  const parallel::LinearWeights w{
-      head_weight_->value, head_bias_ != nullptr ? head_bias_->value : TensorView{},
-      head_weight_->trainable ? head_weight_->grad : TensorView{},
-      head_bias_ != nullptr && head_bias_->trainable ? head_bias_->grad : TensorView{}};
-  parallel::ColumnParallelLinear(parallel_.tp, false, false).backward(ctx_, w, a.dec.final_out, logits, d_final);
-  a.logits = Buffer();
-  a.losses = Buffer();
-  a.lse = Buffer();
-  notify(head_bias_);
-  if (head_weight_ != dec_.word) notify(head_weight_);
-  Buffer dx(alloc, dt, Shape{n, c});
-  dec_.final_norm->backward(ctx_, a.dec.inputs.back(), a.dec.final_mean, a.dec.final_rstd, d_final, dx, false);
-  notify(&dec_.final_norm->weight());
-  notify(dec_.final_norm->bias());
-  a.dec.final_out = Buffer();
-  a.dec.inputs.back() = Buffer();
-  stack_backward(dec_, a.dec, dx);
-  // The encoder's output gradient: what every decoder layer's cross-attention left in enc_grad.
-  const std::int64_t ne = a.enc.pass.rows();
-  Buffer dxe(alloc, dt, Shape{ne, c});
-  enc_.final_norm->backward(ctx_, a.enc.inputs.back(), a.enc.final_mean, a.enc.final_rstd, a.enc_grad, dxe, false);
-  notify(&enc_.final_norm->weight());
-  notify(enc_.final_norm->bias());
-  a.enc_grad = Buffer();
-  a.enc.final_out = Buffer();
-  a.enc.inputs.back() = Buffer();
-  stack_backward(enc_, a.enc, dxe);
+  const std::int64_t c = config_.encoder.hidden_size, enc_rows = a.enc.pass.rows(), dec_rows = a.dec.pass.rows();
+  const auto rows_of = [&](const TensorView& v, std::int64_t first, std::int64_t rows) {
+    return v.reshape(Shape{v.numel() / c, c}).slice(0, first, rows);
+  };
+  if (!has_head_)
+    BIGNLP_CHECK(output_grad.defined() && output_grad.numel() >= (enc_rows + (dec_.present ? dec_rows : 0)) * c,
+                 "T5 stage {} needs the next stage's gradient, got {}", parallel_.pp_rank(),
+                 output_grad.defined() ? output_grad.to_string() : "nothing");
+  if (!enc_.embeds)
+    BIGNLP_CHECK(input_grad.defined() && input_grad.numel() >= (enc_rows + (enc_.present ? 0 : dec_rows)) * c,
+                 "T5 stage {} needs an input gradient buffer, got {}", parallel_.pp_rank(),
+                 input_grad.defined() ? input_grad.to_string() : "nothing");
+  if (dec_.present) {
+    BIGNLP_CHECK(a.dec.pass.training && a.enc_grad.defined(), "backward() needs the activations of a training forward()");
+    Buffer dx(alloc, dt, Shape{dec_rows, c});
+    if (has_head_) {
+      BIGNLP_CHECK(a.logits.defined() && a.targets.defined(), "backward() needs the activations of a training forward() "
+                   "with labels");
+      const std::int64_t n = dec_rows, vl = head_weight_->shape[0];
+      std::vector<float> dlosses(static_cast<std::size_t>(n), 0.0f);
+      if (a.mask_sum > 0.0)
+        for (std::int64_t i = 0; i < n; ++i)
+          dlosses[i] = static_cast<float>(a.loss_mask[i] / a.mask_sum * static_cast<double>(grad_scale));
+      Buffer dl(alloc, DType::kF32, Shape{n});
+      ops::copy(ctx_, TensorView(dlosses.data(), DType::kF32, Shape{n}), dl);
+      const TensorView logits = a.logits.view().reshape(Shape{n, vl});
+      parallel::VocabParallelCrossEntropy(parallel_.tp, parallel_.tp_size() > 1 ? parallel_.tp_rank() * vl : 0)
+          .backward(ctx_, logits, a.targets, a.lse, dl, logits);
+      Buffer d_final(alloc, dt, Shape{n, c});
+      const parallel::LinearWeights w{
+          head_weight_->value, head_bias_ != nullptr ? head_bias_->value : TensorView{},
+          head_weight_->trainable ? head_weight_->grad : TensorView{},
+          head_bias_ != nullptr && head_bias_->trainable ? head_bias_->grad : TensorView{}};
+      parallel::ColumnParallelLinear(parallel_.tp, false, false).backward(ctx_, w, a.dec.final_out, logits, d_final);
+      a.logits = Buffer();
+      a.losses = Buffer();
+      a.lse = Buffer();
+      notify(head_bias_);
+      if (head_weight_ != dec_.word) notify(head_weight_);
+      dec_.final_norm->backward(ctx_, a.dec.inputs.back(), a.dec.final_mean, a.dec.final_rstd, d_final, dx, false);
+      notify(&dec_.final_norm->weight());
+      notify(dec_.final_norm->bias());
+      a.dec.final_out = Buffer();
+      a.dec.inputs.back() = Buffer();
+    } else {
+      // The next decoder stage's gradients: of the hidden state, and of the encoder output (its
+      // stages' cross-attention), to which this stage's layers add theirs.
+      ops::copy(ctx_, rows_of(output_grad, enc_rows, dec_rows), dx);
+      ops::copy(ctx_, rows_of(output_grad, 0, enc_rows), a.enc_grad);
+    }
+    stack_backward(dec_, a.dec, dx);
+    if (!dec_.embeds) ops::copy(ctx_, dx, rows_of(input_grad, enc_rows, dec_rows));
+    if (!enc_.present) {
+      ops::copy(ctx_, a.enc_grad, rows_of(input_grad, 0, enc_rows));
+      a.enc_grad = Buffer();
+      a.enc_received = Buffer();
+    }
+  }
+  if (enc_.present) {
+    // The encoder output's gradient: what the decoder's cross-attention left in enc_grad (one
+    // stage), or what the next stage sends.
+    Buffer from_next;
+    if (!dec_.present) {
+      from_next = Buffer(alloc, dt, Shape{enc_rows, c});
+      ops::copy(ctx_, rows_of(output_grad, 0, enc_rows), from_next);
+    }
+    const TensorView d_out = dec_.present ? a.enc_grad.view() : from_next.view();
+    Buffer dxe(alloc, dt, Shape{enc_rows, c});
+    if (enc_.final_norm) {
+      enc_.final_norm->backward(ctx_, a.enc.inputs.back(), a.enc.final_mean, a.enc.final_rstd, d_out, dxe, false);
+      notify(&enc_.final_norm->weight());
+      notify(enc_.final_norm->bias());
+    } else {
+      ops::copy(ctx_, d_out, dxe);
+    }
+    a.enc_grad = Buffer();
+    from_next = Buffer();
+    a.enc.final_out = Buffer();
+    a.enc.inputs.back() = Buffer();
+    stack_backward(enc_, a.enc, dxe);
+    if (!enc_.embeds) ops::copy(ctx_, dxe, rows_of(input_grad, 0, enc_rows));
+  }
   notify(enc_.word);
   if (enc_.position != nullptr) notify(enc_.position);
   if (dec_.word != enc_.word) notify(dec_.word);
@@ -404,9 +574,22 @@ void T5Model::backward_chunk(Activations& acts, float grad_scale, const TensorVi
 }
 
 void T5Model::reduce_model_parallel_grads() {
-  if (parallel_.tp == nullptr) return;
-  for (auto& p : store_.params())
-    if (p.sequence_parallel && p.trainable) parallel_.tp->all_reduce(p.grad, comm::ReduceOp::kSum);
+  if (parallel_.tp != nullptr)
+    for (auto& p : store_.params())
+      if (p.sequence_parallel && p.trainable) parallel_.tp->all_reduce(p.grad, comm::ReduceOp::kSum);
+  // Tied tables over the pipeline stages that hold them, groups in one fixed order (word,
+  // position, encoder bias, decoder bias) on every stage.
+  const auto reduce = [&](comm::Communicator* group, Parameter* p) {
+    if (group != nullptr && p != nullptr && p->trainable) group->all_reduce(p->grad, comm::ReduceOp::kSum);
+  };
+  if (word_group_) {
+    // The one word table of this stage (encoder, decoder copy or head copy; one per stage).
+    Parameter* w = enc_.word != nullptr ? enc_.word : dec_.word != nullptr ? dec_.word : head_weight_;
+    reduce(word_group_.get(), w);
+  }
+  if (position_group_) reduce(position_group_.get(), enc_.position != nullptr ? enc_.position : dec_.position);
+  if (enc_.bias_group) reduce(enc_.bias_group.get(), &enc_.bias->weight());
+  if (dec_.bias_group) reduce(dec_.bias_group.get(), &dec_.bias->weight());
 }
 
 Buffer T5Model::gather_logits(const T5Activations& a) const {

@@ -2,9 +2,12 @@
 // gpt_parallel_test.cpp): TP 2, DP 2 with and without the distributed optimizer, TP 2 x DP 2, and
 // activation checkpointing; the losses of every step and every final weight agree within fp32
 // tolerance. Dropout is on (embedding, hidden, attention). Batches are synthetic span-corruption-
-// shaped encoder/decoder pairs with padding (the T5 dataset is its own library). Checkpoints of a
-// T5 run resume, and reshard TP 2 -> TP 1 -> TP 2 exactly. Pipeline and sequence parallelism are
-// refused with a message naming the key.
+// shaped encoder/decoder pairs with padding (the T5 dataset is its own library). Pipeline
+// parallelism with the encoder/decoder split (PP 2 split 1, PP 3 split 1, PP 4 split 2, PP 2 with
+// TP 2 and with DP 2 and the distributed optimizer, with activation checkpointing) equals one rank
+// too, and every stage's copy of a tied table equals the table. Checkpoints of a T5 run resume
+// (TP 2 and PP 2), and reshard TP 2 -> TP 1 -> TP 2 and PP 2 -> PP 1 exactly. Sequence
+// parallelism, and a pipeline without a valid split rank, are refused with a message naming the key.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -74,6 +77,7 @@ class SyntheticT5Batches final : public BatchSource {
 
 struct Layout {
   int tp = 1, pp = 1, dp = 1;
+  int split = 1;  // pipeline_model_parallel_split_rank when pp > 1
   bool sp = false;
   bool distributed_optimizer = false;
   bool recompute = false;
@@ -111,6 +115,7 @@ TrainingConfig config_for(const Layout& l, const fs::path& results, int steps) {
   t.embedding_init_method_std = 0.05f;
   t.embedding_dropout = 0.1f;
   t.tensor_model_parallel_size = l.tp;
+  t.pipeline_model_parallel_split_rank = l.pp > 1 ? l.split : 0;
   TrainingConfig c;
   c.model_family = "t5";
   c.family_config = nlohmann::json(t);
@@ -145,17 +150,24 @@ using Tensors = std::map<std::string, std::vector<float>>;
 struct Outcome {
   std::vector<double> losses;
   Tensors weights;
+  /// Pipeline-stage copies of tied tables, each with the name of the table it copies.
+  std::vector<std::pair<std::string, std::vector<float>>> copies;
 };
 
-/// This rank's shard of every parameter into the full tensors of `out`.
-void collect(const model::ParameterStore& store, Tensors& out, std::mutex& mu) {
+/// This rank's shard of every parameter into the full tensors of `out` (pipeline-stage copies of a
+/// tied table into `copies`, as this shard's part of the full table, NaN elsewhere).
+void collect(const model::ParameterStore& store, Tensors& out, std::mutex& mu,
+             std::vector<std::pair<std::string, std::vector<float>>>* copies = nullptr) {
   std::lock_guard lock(mu);
   for (const auto& p : store.params()) {
+    Tensors copy_of;
+    if (p.shared && copies == nullptr) continue;
     std::vector<float> local(static_cast<std::size_t>(p.numel()));
     ops::copy(ops::OpContext::cpu(), p.value, TensorView(local.data(), DType::kF32, p.shape));
     Shape full = p.shape;
     if (p.tensor_parallel()) full.set(p.partition_dim, p.shape[p.partition_dim] * p.tp_size);
-    auto& dst = out[p.name];
+    const std::string source = p.tied_to.empty() ? p.name : p.tied_to;
+    auto& dst = p.shared ? copy_of[source] : out[p.name];
     if (dst.empty()) dst.assign(static_cast<std::size_t>(full.numel()), std::nanf(""));
     const std::int64_t rows = p.shape[0], cols = p.shape.rank() == 2 ? p.shape[1] : 1;
     const std::int64_t full_cols = full.rank() == 2 ? full[1] : 1;
@@ -167,6 +179,7 @@ void collect(const model::ParameterStore& store, Tensors& out, std::mutex& mu) {
         float& slot = dst[static_cast<std::size_t>(fi * full_cols + fj)];
         if (std::isnan(slot)) slot = local[static_cast<std::size_t>(i * cols + j)];
       }
+    if (p.shared) copies->emplace_back(source, std::move(copy_of[source]));
   }
 }
 
@@ -192,7 +205,7 @@ Outcome run(const Layout& l, const fs::path& results, int steps, bool resume = f
     const TrainResult r = t.fit();
     std::fclose(sink);
     if (w.rank() == 0) out.losses = r.train_losses;
-    if (grid.dp_rank() == 0) collect(t.model()->parameters(), out.weights, mu);
+    if (grid.dp_rank() == 0) collect(t.model()->parameters(), out.weights, mu, &out.copies);
   });
   return out;
 }
@@ -218,6 +231,14 @@ void expect_equivalent(const Outcome& ref, const Outcome& got, double loss_tol =
   }
   EXPECT_EQ(ref.weights.size(), got.weights.size());
   EXPECT_LT(worst, weight_tol) << "largest weight difference in " << worst_name;
+  // A stage's copy of a tied table got the same updates as the table.
+  for (const auto& [source, copy] : got.copies) {
+    auto it = got.weights.find(source);
+    ASSERT_NE(it, got.weights.end()) << "a copy of " << source << ", which no stage holds";
+    ASSERT_EQ(it->second.size(), copy.size()) << source;
+    for (std::size_t i = 0; i < copy.size(); ++i)
+      if (!std::isnan(copy[i])) ASSERT_EQ(copy[i], it->second[i]) << "copy of " << source << " element " << i;
+  }
 }
 
 class T5ParallelTest : public ::testing::Test {
@@ -267,9 +288,37 @@ TEST_F(T5ParallelTest, Tp2Dp2WithActivationCheckpointing) {
                     run({.tp = 2, .dp = 2, .recompute = true, .relative = true}, dir_->path() / "tp2dp2ac", kSteps));
 }
 
-TEST_F(T5ParallelTest, PipelineAndSequenceParallelAreRefusedByKey) {
+TEST_F(T5ParallelTest, PipelineParallel2SplitRank1) {
+  const Outcome got = run({.pp = 2}, dir_->path() / "pp2", kSteps);
+  EXPECT_FALSE(got.copies.empty());  // stage 1's decoder tables copy stage 0's
+  expect_equivalent(*reference_, got);
+}
+
+TEST_F(T5ParallelTest, PipelineParallel3SplitRank1RelativePositions) {
+  // Decoder stages 1 and 2: the encoder output passes through stage 1, the head copies the table.
+  expect_equivalent(*relative_, run({.pp = 3, .split = 1, .relative = true}, dir_->path() / "pp3rel", kSteps));
+}
+
+TEST_F(T5ParallelTest, PipelineParallel4SplitRank2) {
+  expect_equivalent(*reference_, run({.pp = 4, .split = 2}, dir_->path() / "pp4", kSteps));
+}
+
+TEST_F(T5ParallelTest, Pp2Tp2RelativePositions) {
+  expect_equivalent(*relative_, run({.tp = 2, .pp = 2, .relative = true}, dir_->path() / "pp2tp2rel", kSteps));
+}
+
+TEST_F(T5ParallelTest, Pp2Dp2DistributedOptimizerWithActivationCheckpointing) {
+  expect_equivalent(*reference_, run({.pp = 2, .dp = 2, .distributed_optimizer = true, .recompute = true},
+                                     dir_->path() / "pp2dp2", kSteps));
+}
+
+TEST_F(T5ParallelTest, SequenceParallelAndBadSplitRanksAreRefusedByKey) {
   for (const auto& [layout, key] : std::vector<std::pair<Layout, std::string>>{
-           {Layout{.pp = 2}, "model.pipeline_model_parallel_size"}, {Layout{.tp = 2, .sp = true}, "model.sequence_parallel"}}) {
+           {Layout{.pp = 2, .split = 0}, "model.pipeline_model_parallel_split_rank"},
+           {Layout{.pp = 2, .split = 2}, "model.pipeline_model_parallel_split_rank"},
+           {Layout{.pp = 4, .split = 1}, "model.decoder.num_layers"},
+           {Layout{.pp = 4, .split = 3}, "model.encoder.num_layers"},
+           {Layout{.tp = 2, .sp = true}, "model.sequence_parallel"}}) {
     try {
       run(layout, dir_->path() / "refused", 1);
       FAIL() << key;
@@ -312,6 +361,42 @@ TEST_F(T5ParallelTest, CheckpointsResumeAndReshardTp2ToTp1AndBack) {
   EXPECT_EQ(shard_tensors(dir_->path() / "one_again"), one);
   // Resuming the TP 2 run for the last two steps gives the uninterrupted run.
   const Outcome second = run({.tp = 2}, results, kSteps, true, true);
+  ASSERT_EQ(second.losses.size(), 2u);
+  for (int i = 0; i < 2; ++i) EXPECT_NEAR(second.losses[i], reference_->losses[2 + i], 2e-5 * reference_->losses[2 + i]);
+  Outcome combined = second;
+  combined.losses = reference_->losses;
+  expect_equivalent(*reference_, combined);
+}
+
+TEST_F(T5ParallelTest, Pp2CheckpointsResumeAndReshardToPp1) {
+  const fs::path results = dir_->path() / "ckpt_pp";
+  const Outcome first = run({.pp = 2}, results, 2, false, true);
+  const auto ckpt = checkpoint::find_latest_checkpoint(results / "checkpoints");
+  ASSERT_TRUE(ckpt);
+  EXPECT_EQ(checkpoint::read_checkpoint_metadata(*ckpt).pp_size, 2);
+  // Stage 1 holds the decoder's copies of the tied tables, under NeMo's names.
+  {
+    SafetensorsReader stage1(*ckpt / checkpoint::checkpoint_shard_name(0, 1) / "model.safetensors");
+    EXPECT_NE(stage1.find("enc_dec_model.decoder_embedding.word_embeddings.weight"), nullptr);
+    EXPECT_EQ(stage1.find("enc_dec_model.encoder_embedding.word_embeddings.weight"), nullptr);
+  }
+  const Logger quiet = Logger::capturing(LogLevel::kWarn);
+  checkpoint::reshard_checkpoint(*ckpt, dir_->path() / "pp_one", 1, 1, quiet);
+  const Tensors one = shard_tensors(dir_->path() / "pp_one");
+  ASSERT_EQ(one.size(), first.weights.size());
+  for (const auto& [name, w] : first.weights) {
+    ASSERT_TRUE(one.count(name)) << name;
+    EXPECT_EQ(one.at(name), w) << name;
+  }
+  // PP 1 -> PP 2 (split rank 1) -> PP 1 is exact.
+  checkpoint::reshard_checkpoint(dir_->path() / "pp_one", dir_->path() / "pp_two", 1, 2, quiet);
+  const auto two_meta = checkpoint::read_checkpoint_metadata(dir_->path() / "pp_two");
+  EXPECT_EQ(two_meta.pp_size, 2);
+  EXPECT_EQ(two_meta.model.at("pipeline_model_parallel_split_rank").get<int>(), 1);
+  checkpoint::reshard_checkpoint(dir_->path() / "pp_two", dir_->path() / "pp_one_again", 1, 1, quiet);
+  EXPECT_EQ(shard_tensors(dir_->path() / "pp_one_again"), one);
+  // Resuming the PP 2 run for the last two steps gives the uninterrupted run.
+  const Outcome second = run({.pp = 2}, results, kSteps, true, true);
   ASSERT_EQ(second.losses.size(), 2u);
   for (int i = 0; i < 2; ++i) EXPECT_NEAR(second.losses[i], reference_->losses[2 + i], 2e-5 * reference_->losses[2 + i]);
   Outcome combined = second;

@@ -25,10 +25,24 @@
 // Activation checkpointing: each stack follows its own activations_checkpoint_* keys as GPT does.
 // Parallelism: tensor parallel (vocab-parallel embeddings, head and cross entropy; the relative
 // bias tables replicated, each rank reading its heads and all-reducing their gradients over TP),
-// data parallel and the distributed optimizer through the trainer. Not handled (refused with a
-// ConfigError): pipeline parallelism, sequence parallelism (cross-attention under SP is not built).
+// data parallel and the distributed optimizer through the trainer, and pipeline parallel with
+// Megatron's encoder/decoder split (megatron-model.md §8.6): with PP stages and
+// pipeline_model_parallel_split_rank k, stages [0, k) hold the encoder layers (Le/k each; stage 0
+// the encoder embedding, stage k-1 the encoder's final norm) and [k, PP) the decoder layers
+// (Ld/(PP-k) each; stage k the decoder embedding, stage PP-1 the decoder's final norm and the
+// head). The boundary tensor between stages carries the encoder output in its first Te*B rows and,
+// between decoder stages, the decoder's hidden state in the next Td*B rows; every decoder stage
+// adds its cross-attention gradient to the encoder-output gradient it passes back. PP needs both
+// sharing flags (as NeMo): stage k's decoder tables ("enc_dec_model.decoder_embedding.*") and the
+// last stage's head table ("enc_dec_model.word_embeddings.weight", when k < PP-1) are shared
+// copies of the encoder's, drawn from its stream (Parameter::tied_to), their gradients all-reduced
+// over the word group {0, k, PP-1} and the position group {0, k}; a relative bias table lives on
+// every stage of its stack, its gradients all-reduced over those stages. No virtual pipeline.
+// Not handled (refused with a ConfigError): sequence parallelism (cross-attention under sequence
+// parallelism is not built).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,6 +71,7 @@ struct T5StackActivations {
 struct T5Activations final : Activations {
   T5StackActivations enc, dec;
   Buffer enc_grad;                  // (Te*B, C): gradient of the encoder output (cross-attention)
+  Buffer enc_received;              // (Te*B, C): the encoder output a decoder stage received
   Buffer targets;                   // (N) int32
   std::vector<float> loss_mask;     // (N) host, sequence-first
   double mask_sum = 0.0;
@@ -87,15 +102,21 @@ class T5Model final : public Model {
   double flops_per_sample() const override;
   void initialize(std::uint64_t seed) override;
   int num_chunks() const override { return 1; }
-  bool chunk_has_head(int) const override { return true; }
+  bool chunk_has_head(int) const override { return has_head_; }
+  /// (seq + Td, B, C) with Td = data.seq_length_dec (seq when unknown): room for an encoder output
+  /// of up to `seq` rows per sequence followed by the decoder's hidden state (a micro-batch of Te
+  /// encoder and Td' decoder tokens uses the first (Te + Td') * B rows; it needs Te + Td' rows).
   Shape boundary_shape(std::int64_t batch, std::int64_t seq) const override;
   std::unique_ptr<Activations> forward_chunk(int chunk, const Batch& batch, const DropoutRng& rng, bool training,
                                              const TensorView& input, const TensorView& output) override;
   void backward_chunk(Activations& acts, float grad_scale, const TensorView& output_grad,
                       const TensorView& input_grad) override;
-  /// All-reduces over TP the gradients of the relative bias tables (each rank read its heads).
+  /// All-reduces over TP the gradients of the relative bias tables (each rank read its heads), and
+  /// under PP the tied tables' gradients over their pipeline groups (see the file comment).
   void reduce_model_parallel_grads() override;
-  bool needs_model_parallel_reduction(const Parameter& p) const override { return p.sequence_parallel; }
+  bool needs_model_parallel_reduction(const Parameter& p) const override {
+    return p.sequence_parallel || std::find(tied_.begin(), tied_.end(), &p) != tied_.end();
+  }
   void set_grad_ready_hook(GradReadyHook hook) override { grad_ready_ = std::move(hook); }
   /// log p(labels[b][t] | encoder_tokens, tokens[..t]) and the greedy decoder token.
   TokenScores score(const Batch& batch) override;
@@ -113,11 +134,14 @@ class T5Model final : public Model {
  private:
   struct Stack {
     T5StackConfig config;
-    std::vector<TransformerLayer> layers;
-    std::unique_ptr<Norm> final_norm;
+    std::vector<TransformerLayer> layers;  // this stage's layers of the stack
+    std::unique_ptr<Norm> final_norm;      // on the stack's last stage
     std::optional<RelativePositionBias> bias;
-    Parameter* word = nullptr;      // the table this stack embeds with
+    Parameter* word = nullptr;      // the table this stack embeds with (on its first stage)
     Parameter* position = nullptr;  // learned positions, or null
+    bool present = false;           // this stage holds layers of the stack
+    bool embeds = false;            // this stage embeds the stack's tokens
+    std::unique_ptr<comm::Communicator> bias_group;  // the stack's stages (relative bias grads)
   };
   void embed(Stack& s, T5StackActivations& a, const TensorView& tokens, bool training);
   void run_stack(Stack& s, T5StackActivations& a, bool training);
@@ -135,6 +159,9 @@ class T5Model final : public Model {
   Stack enc_, dec_;
   Parameter* head_weight_ = nullptr;  // the tied word table or the untied tokens_head weight
   Parameter* head_bias_ = nullptr;
+  bool has_head_ = true;
+  std::vector<Parameter*> tied_;      // parameters whose gradients are all-reduced over PP groups
+  std::unique_ptr<comm::Communicator> word_group_, position_group_;
   GradReadyHook grad_ready_;
 };
 
