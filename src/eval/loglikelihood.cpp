@@ -96,7 +96,7 @@ std::vector<LoglikelihoodResult> score_encoder_decoder(model::Model& model,
                              .encoder_tokens = TensorView(enc.data(), DType::kI32, Shape{b, te}),
                              .encoder_lengths = TensorView(enc_lengths.data(), DType::kI32, Shape{b}),
                              .decoder_lengths = TensorView(dec_lengths.data(), DType::kI32, Shape{b})};
-    const model::TokenScores scores = model.score(batch);
+    const model::TokenScores scores = score_tokens(model, batch);
     for (std::int64_t bi = 0; bi < b; ++bi) {
       LoglikelihoodResult r;
       r.is_greedy = true;
@@ -128,7 +128,9 @@ model::TokenScores score_tokens(model::Model& model, const model::Batch& batch) 
                                   model.num_chunks()));
   const ops::OpContext& ctx = model.context();
   const std::int64_t b = batch.tokens.shape()[0], t = batch.tokens.shape()[1], n = b * t;
-  const Shape boundary = model.boundary_shape(b, t);
+  // An encoder-decoder boundary carries the encoder output and the decoder state: room for both.
+  const Shape boundary = model.boundary_shape(
+      b, model.is_encoder_decoder() && batch.encoder_tokens.defined() ? batch.encoder_tokens.shape()[1] + t : t);
   Buffer input, output;
   if (!par.is_first_stage()) {
     input = Buffer(*ctx.allocator, model.compute_dtype(), boundary);

@@ -23,6 +23,7 @@
 #include "bignlp/comm/parallel_groups.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
+#include "bignlp/eval/loglikelihood.h"
 #include "bignlp/model/t5.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/safetensors.h"
@@ -116,6 +117,7 @@ TrainingConfig config_for(const Layout& l, const fs::path& results, int steps) {
   t.embedding_dropout = 0.1f;
   t.tensor_model_parallel_size = l.tp;
   t.pipeline_model_parallel_split_rank = l.pp > 1 ? l.split : 0;
+  t.decoder_start_token_id = 1;
   TrainingConfig c;
   c.model_family = "t5";
   c.family_config = nlohmann::json(t);
@@ -150,6 +152,8 @@ using Tensors = std::map<std::string, std::vector<float>>;
 struct Outcome {
   std::vector<double> losses;
   Tensors weights;
+  /// Log-likelihoods of scoring_requests() with the trained model (eval::score_loglikelihood).
+  std::vector<eval::LoglikelihoodResult> scores;
   /// Pipeline-stage copies of tied tables, each with the name of the table it copies.
   std::vector<std::pair<std::string, std::vector<float>>> copies;
 };
@@ -183,7 +187,20 @@ void collect(const model::ParameterStore& store, Tensors& out, std::mutex& mu,
   }
 }
 
-Outcome run(const Layout& l, const fs::path& results, int steps, bool resume = false, bool checkpoint = false) {
+/// Requests of several encoder and decoder lengths (batches of 2 pad them).
+std::vector<eval::LoglikelihoodRequest> scoring_requests() {
+  std::vector<eval::LoglikelihoodRequest> r;
+  for (int i = 0; i < 5; ++i) {
+    eval::LoglikelihoodRequest q;
+    for (int t = 0; t < 4 + 2 * i; ++t) q.context.push_back(1 + (7 * i + 3 * t) % (kVocab - 1));
+    for (int t = 0; t < 1 + i % 3; ++t) q.continuation.push_back(q.context[static_cast<std::size_t>(t)]);
+    r.push_back(q);
+  }
+  return r;
+}
+
+Outcome run(const Layout& l, const fs::path& results, int steps, bool resume = false, bool checkpoint = false,
+            bool score = false) {
   Outcome out;
   std::mutex mu;
   comm::LocalWorld world(l.world(), 60s);
@@ -206,6 +223,11 @@ Outcome run(const Layout& l, const fs::path& results, int steps, bool resume = f
     std::fclose(sink);
     if (w.rank() == 0) out.losses = r.train_losses;
     if (grid.dp_rank() == 0) collect(t.model()->parameters(), out.weights, mu, &out.copies);
+    if (score) {
+      // Every rank of a replica scores (the pipeline runs stage by stage); all get the results.
+      auto s = eval::score_loglikelihood(*t.model(), scoring_requests(), 2);
+      if (w.rank() == 0) out.scores = std::move(s);
+    }
   });
   return out;
 }
@@ -292,6 +314,19 @@ TEST_F(T5ParallelTest, PipelineParallel2SplitRank1) {
   const Outcome got = run({.pp = 2}, dir_->path() / "pp2", kSteps);
   EXPECT_FALSE(got.copies.empty());  // stage 1's decoder tables copy stage 0's
   expect_equivalent(*reference_, got);
+}
+
+TEST_F(T5ParallelTest, PipelineParallel2ScoresLikeOneRank) {
+  // Log-likelihood scoring (bignlp-evaluate's path) of the trained model, pipelined and not.
+  const Outcome one = run({}, dir_->path() / "score1", 2, false, false, true);
+  const Outcome two = run({.pp = 2}, dir_->path() / "score2", 2, false, false, true);
+  ASSERT_EQ(one.scores.size(), scoring_requests().size());
+  ASSERT_EQ(two.scores.size(), one.scores.size());
+  for (std::size_t i = 0; i < one.scores.size(); ++i) {
+    EXPECT_LT(one.scores[i].logprob, 0.0);
+    EXPECT_NEAR(two.scores[i].logprob, one.scores[i].logprob, 1e-4 * std::fabs(one.scores[i].logprob)) << i;
+    EXPECT_EQ(two.scores[i].is_greedy, one.scores[i].is_greedy) << i;
+  }
 }
 
 TEST_F(T5ParallelTest, PipelineParallel3SplitRank1RelativePositions) {
