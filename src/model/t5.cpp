@@ -36,6 +36,17 @@ constexpr const char* kHeadCopy = "enc_dec_model.word_embeddings.weight";
 
 using detail::to_sequence_first;
 
+/// Rows of the residual stream on this rank: all, or this rank's 1/t sequence slice under
+/// sequence parallelism.
+std::int64_t local_rows(const parallel::ParallelContext& pc, std::int64_t rows) {
+  return pc.sequence_parallel() ? rows / pc.tp_size() : rows;
+}
+
+/// The first element of this rank's slice of a (rows, c) tensor (dropout streams).
+std::uint64_t local_first_element(const parallel::ParallelContext& pc, std::int64_t rows, std::int64_t c) {
+  return pc.sequence_parallel() ? static_cast<std::uint64_t>(parallel::sp_row_offset(*pc.tp, rows) * c) : 0;
+}
+
 std::vector<std::int32_t> lengths_from(const TensorView& v, std::int64_t b, std::int64_t t, const char* what) {
   if (!v.defined()) return {};
   BIGNLP_CHECK(v.device().is_cpu() && v.dtype() == DType::kI32 && v.rank() == 1 && v.size(0) == b,
@@ -74,9 +85,6 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
     : config_(config), ctx_(ctx), parallel_(parallel) {
   config_.validate();
   BIGNLP_CHECK(ctx_.allocator != nullptr, "T5Model needs an OpContext with an allocator");
-  if (parallel_.sequence_parallel())
-    throw ConfigError("model.sequence_parallel: not supported for T5 (cross-attention under sequence parallelism "
-                      "is not built); set it False");
   if (std::max(1, config_.tensor_model_parallel_size) != parallel_.tp_size())
     throw ConfigError(fmt::format("model.tensor_model_parallel_size: the config pads the vocabulary for {} ranks, but "
                                   "the parallel context has {} tensor-parallel ranks",
@@ -178,7 +186,7 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
     if (index == stages - 1)
       s.final_norm = std::make_unique<Norm>(store_, NormSpec{decoder ? kDecFinal : kEncFinal, c,
                                                              spec.normalization_epsilon, spec.normalization,
-                                                             spec.normalization_bias, false});
+                                                             spec.normalization_bias, parallel_.sequence_parallel()});
   };
   build_stack(enc_, false);
   build_stack(dec_, true);
@@ -250,7 +258,8 @@ void T5Model::initialize(std::uint64_t seed) { store_.initialize(ctx_, seed); }
 
 Shape T5Model::boundary_shape(std::int64_t batch, std::int64_t seq) const {
   const std::int64_t td = config_.decoder_seq_length > 0 ? config_.decoder_seq_length : seq;
-  return Shape{seq + td, batch, config_.encoder.hidden_size};
+  const std::int64_t t = parallel_.sequence_parallel() ? parallel_.tp_size() : 1;
+  return Shape{(seq + t - 1) / t + (td + t - 1) / t, batch, config_.encoder.hidden_size};
 }
 
 void T5Model::embed(Stack& s, T5StackActivations& a, const TensorView& tokens, bool training) {
@@ -262,24 +271,30 @@ void T5Model::embed(Stack& s, T5StackActivations& a, const TensorView& tokens, b
                  config_.padded_vocab_size());
   a.ids = Buffer(alloc, DType::kI32, Shape{n});
   ops::copy(ctx_, TensorView(ids.data(), DType::kI32, Shape{n}), a.ids);
-  a.inputs[0] = Buffer(alloc, config_.compute_dtype(), Shape{n, c});
-  parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size())
-      .forward(ctx_, a.ids, s.word->value, a.inputs[0]);
+  Buffer full(alloc, config_.compute_dtype(), Shape{n, c});
+  parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size()).forward(ctx_, a.ids, s.word->value, full);
   if (s.position != nullptr) {
     std::vector<std::int32_t> positions(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) positions[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(i / a.pass.batch);
     a.positions = Buffer(alloc, DType::kI32, Shape{n});
     ops::copy(ctx_, TensorView(positions.data(), DType::kI32, Shape{n}), a.positions);
-    ops::embedding_forward(ctx_, a.positions, s.position->value, a.inputs[0], 0, /*accumulate=*/true);
+    ops::embedding_forward(ctx_, a.positions, s.position->value, full, 0, /*accumulate=*/true);
+  }
+  if (parallel_.sequence_parallel()) {
+    a.inputs[0] = Buffer(alloc, config_.compute_dtype(), Shape{local_rows(parallel_, n), c});
+    parallel::scatter_to_sp_region_forward(ctx_, *parallel_.tp, full, a.inputs[0]);
+  } else {
+    a.inputs[0] = std::move(full);
   }
   if (training && config_.embedding_dropout > 0.0f)
     ops::dropout_forward(ctx_, a.inputs[0], a.inputs[0],
-                         ops::DropoutParams{config_.embedding_dropout, a.pass.seed, a.pass.offset_base, 0});
+                         ops::DropoutParams{config_.embedding_dropout, a.pass.seed, a.pass.offset_base,
+                                            local_first_element(parallel_, n, c)});
 }
 
 void T5Model::run_stack(Stack& s, T5StackActivations& a, bool training) {
   Allocator& alloc = *ctx_.allocator;
-  const std::int64_t n = a.pass.rows(), c = config_.encoder.hidden_size;
+  const std::int64_t n = local_rows(parallel_, a.pass.rows()), c = config_.encoder.hidden_size;
   const int count = static_cast<int>(s.layers.size());
   const auto& ac = s.config.activations_checkpoint;
   if (s.bias) {
@@ -316,7 +331,7 @@ void T5Model::head(T5Activations& a) {
   const std::int64_t n = a.dec.pass.rows(), vl = head_weight_->shape[0];
   a.logits = Buffer(alloc, config_.compute_dtype(), Shape{a.dec.pass.seq, a.dec.pass.batch, vl});
   const parallel::LinearWeights w{head_weight_->value, head_bias_ != nullptr ? head_bias_->value : TensorView{}, {}, {}};
-  parallel::ColumnParallelLinear(parallel_.tp, false, false)
+  parallel::ColumnParallelLinear(parallel_.tp, parallel_.sequence_parallel(), false)
       .forward(ctx_, w, a.dec.final_out, a.logits.view().reshape(Shape{n, vl}));
   if (!a.targets.defined()) return;
   a.losses = Buffer(alloc, DType::kF32, Shape{n});
@@ -379,7 +394,13 @@ std::unique_ptr<Activations> T5Model::forward_chunk(int chunk, const Batch& batc
     a->targets = Buffer(*ctx_.allocator, DType::kI32, Shape{n});
     ops::copy(ctx_, TensorView(targets.data(), DType::kI32, Shape{n}), a->targets);
   }
-  const std::int64_t enc_rows = te * b, dec_rows = td * b;
+  if (parallel_.sequence_parallel())
+    BIGNLP_CHECK(te % parallel_.tp_size() == 0 && td % parallel_.tp_size() == 0,
+                 "T5 with sequence parallelism: the encoder length {} and decoder length {} must be multiples of "
+                 "tensor_model_parallel_size {}", te, td, parallel_.tp_size());
+  // This rank's rows of the encoder output and of the decoder's hidden state.
+  const std::int64_t enc_rows = local_rows(parallel_, te * b), dec_rows = local_rows(parallel_, td * b);
+  const std::int64_t te_local = local_rows(parallel_, te);
   const bool pipelined = parallel_.pp_size() > 1;
   if (pipelined) {
     const std::int64_t need = (enc_rows + (enc_.present ? 0 : dec_rows)) * c;
@@ -417,12 +438,12 @@ std::unique_ptr<Activations> T5Model::forward_chunk(int chunk, const Batch& batc
   }
   // The decoder's cross-attention reads the encoder's output and adds its gradient to enc_grad.
   const TensorView enc_out = enc_.present ? a->enc.final_out.view() : a->enc_received.view();
-  a->dec.pass.encoder_output = enc_out.reshape(Shape{te, b, c});
+  a->dec.pass.encoder_output = enc_out.reshape(Shape{te_local, b, c});
   if (!a->enc.lengths.empty()) a->dec.pass.encoder_lengths = a->enc.pass.key_lengths;
   if (training) {
     a->enc_grad = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{enc_rows, c});
     ops::fill(ctx_, a->enc_grad, 0.0);
-    a->dec.pass.encoder_output_grad = a->enc_grad.view().reshape(Shape{te, b, c});
+    a->dec.pass.encoder_output_grad = a->enc_grad.view().reshape(Shape{te_local, b, c});
   }
   if (dec_.embeds) {
     embed(dec_, a->dec, batch.tokens, training);
@@ -449,7 +470,7 @@ std::unique_ptr<Activations> T5Model::forward_chunk(int chunk, const Batch& batc
 
 void T5Model::stack_backward(Stack& s, T5StackActivations& a, Buffer& dx) {
   Allocator& alloc = *ctx_.allocator;
-  const std::int64_t n = a.pass.rows(), c = config_.encoder.hidden_size;
+  const std::int64_t n = local_rows(parallel_, a.pass.rows()), c = config_.encoder.hidden_size;
   const DType dt = config_.compute_dtype();
   const int count = static_cast<int>(s.layers.size());
   const auto& ac = s.config.activations_checkpoint;
@@ -474,10 +495,20 @@ void T5Model::stack_backward(Stack& s, T5StackActivations& a, Buffer& dx) {
   a.layers.clear();
   if (!s.embeds) return;  // dx is the gradient of the stage's input
   if (a.pass.training && config_.embedding_dropout > 0.0f)
-    ops::dropout_backward(ctx_, dx, dx, ops::DropoutParams{config_.embedding_dropout, a.pass.seed, a.pass.offset_base, 0});
+    ops::dropout_backward(ctx_, dx, dx,
+                          ops::DropoutParams{config_.embedding_dropout, a.pass.seed, a.pass.offset_base,
+                                             local_first_element(parallel_, a.pass.rows(), c)});
+  Buffer full;
+  TensorView d_embed = dx;
+  if (parallel_.sequence_parallel()) {
+    full = Buffer(alloc, dt, Shape{a.pass.rows(), c});
+    parallel::scatter_to_sp_region_backward(*parallel_.tp, dx, full);
+    d_embed = full.view();
+  }
   if (s.word->trainable)
-    parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size()).backward(ctx_, a.ids, dx, s.word->grad);
-  if (s.position != nullptr && s.position->trainable) ops::embedding_backward(ctx_, a.positions, dx, s.position->grad);
+    parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size()).backward(ctx_, a.ids, d_embed, s.word->grad);
+  if (s.position != nullptr && s.position->trainable)
+    ops::embedding_backward(ctx_, a.positions, d_embed, s.position->grad);
 }
 
 void T5Model::backward_chunk(Activations& acts, float grad_scale, const TensorView& output_grad,
@@ -485,7 +516,8 @@ void T5Model::backward_chunk(Activations& acts, float grad_scale, const TensorVi
   T5Activations& a = t5_activations(acts);
   Allocator& alloc = *ctx_.allocator;
   const DType dt = config_.compute_dtype();
-  const std::int64_t c = config_.encoder.hidden_size, enc_rows = a.enc.pass.rows(), dec_rows = a.dec.pass.rows();
+  const std::int64_t c = config_.encoder.hidden_size, enc_rows = local_rows(parallel_, a.enc.pass.rows()),
+                     dec_rows = local_rows(parallel_, a.dec.pass.rows());
   const auto rows_of = [&](const TensorView& v, std::int64_t first, std::int64_t rows) {
     return v.reshape(Shape{v.numel() / c, c}).slice(0, first, rows);
   };
@@ -503,7 +535,7 @@ void T5Model::backward_chunk(Activations& acts, float grad_scale, const TensorVi
     if (has_head_) {
       BIGNLP_CHECK(a.logits.defined() && a.targets.defined(), "backward() needs the activations of a training forward() "
                    "with labels");
-      const std::int64_t n = dec_rows, vl = head_weight_->shape[0];
+      const std::int64_t n = a.dec.pass.rows(), vl = head_weight_->shape[0];
       std::vector<float> dlosses(static_cast<std::size_t>(n), 0.0f);
       if (a.mask_sum > 0.0)
         for (std::int64_t i = 0; i < n; ++i)
@@ -513,12 +545,13 @@ void T5Model::backward_chunk(Activations& acts, float grad_scale, const TensorVi
       const TensorView logits = a.logits.view().reshape(Shape{n, vl});
       parallel::VocabParallelCrossEntropy(parallel_.tp, parallel_.tp_size() > 1 ? parallel_.tp_rank() * vl : 0)
           .backward(ctx_, logits, a.targets, a.lse, dl, logits);
-      Buffer d_final(alloc, dt, Shape{n, c});
+      Buffer d_final(alloc, dt, Shape{dec_rows, c});
       const parallel::LinearWeights w{
           head_weight_->value, head_bias_ != nullptr ? head_bias_->value : TensorView{},
           head_weight_->trainable ? head_weight_->grad : TensorView{},
           head_bias_ != nullptr && head_bias_->trainable ? head_bias_->grad : TensorView{}};
-      parallel::ColumnParallelLinear(parallel_.tp, false, false).backward(ctx_, w, a.dec.final_out, logits, d_final);
+      parallel::ColumnParallelLinear(parallel_.tp, parallel_.sequence_parallel(), false)
+          .backward(ctx_, w, a.dec.final_out, logits, d_final);
       a.logits = Buffer();
       a.losses = Buffer();
       a.lse = Buffer();

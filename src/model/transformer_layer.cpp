@@ -96,8 +96,6 @@ TransformerLayer::TransformerLayer(const BlockSpec& s, ParameterStore& store, in
   spec_.validate();
   BIGNLP_CHECK(s.num_attention_heads % tp_size_ == 0, "{} attention heads do not split over {} tensor-parallel ranks",
                s.num_attention_heads, tp_size_);
-  BIGNLP_CHECK(!(s.cross_attention && pc.sequence_parallel()),
-               "sequence parallelism with cross-attention is not supported");
 }
 
 std::vector<Parameter*> TransformerLayer::parameters() const {
@@ -237,27 +235,32 @@ void TransformerLayer::cross_attention_forward(const ops::OpContext& ctx, const 
                    pass.encoder_output.size(1) == pass.batch && pass.encoder_output.size(2) == spec_.hidden_size,
                "layer {}: cross-attention needs the encoder output (Te, {}, {}), got {}", layer_index_, pass.batch,
                spec_.hidden_size, pass.encoder_output.defined() ? pass.encoder_output.to_string() : "nothing");
+  // Under sequence parallelism the residual stream (x1, x2, the norm) and the encoder output are
+  // this rank's sequence slices; the query and key_value layers gather them, inter_dense
+  // reduce-scatters back. te_local: the encoder rows this rank holds, te: the full encoder length.
   Allocator& alloc = *ctx.allocator;
   const DType dt = a.x1.dtype();
-  const std::int64_t n = pass.rows(), c = spec_.hidden_size, proj = spec_.projection_size() / tp_size_,
-                     nh = local_heads_, te = pass.encoder_output.size(0);
-  a.lnc_out = Buffer(alloc, dt, Shape{n, c});
-  a.lnc_mean = Buffer(alloc, DType::kF32, Shape{n});
-  a.lnc_rstd = Buffer(alloc, DType::kF32, Shape{n});
+  const std::int64_t n = pass.rows(), nl = local_rows(pass), c = spec_.hidden_size,
+                     proj = spec_.projection_size() / tp_size_, nh = local_heads_,
+                     te_local = pass.encoder_output.size(0),
+                     te = parallel_.sequence_parallel() ? te_local * tp_size_ : te_local;
+  a.lnc_out = Buffer(alloc, dt, Shape{nl, c});
+  a.lnc_mean = Buffer(alloc, DType::kF32, Shape{nl});
+  a.lnc_rstd = Buffer(alloc, DType::kF32, Shape{nl});
   norm_cross_->forward(ctx, a.x1, a.lnc_out, a.lnc_mean, a.lnc_rstd);
   a.q_cross = Buffer(alloc, dt, Shape{pass.seq, pass.batch, proj});
   query_cross_->forward(ctx, a.lnc_out, a.q_cross.view().reshape(Shape{n, proj}));
   a.kv_cross = Buffer(alloc, dt, Shape{te, pass.batch, 2 * proj});
-  key_value_cross_->forward(ctx, pass.encoder_output.reshape(Shape{te * pass.batch, c}),
+  key_value_cross_->forward(ctx, pass.encoder_output.reshape(Shape{te_local * pass.batch, c}),
                             a.kv_cross.view().reshape(Shape{te * pass.batch, 2 * proj}));
   a.attn_cross = Buffer(alloc, dt, Shape{pass.seq, pass.batch, proj});
   a.lse_cross = Buffer(alloc, DType::kF32, Shape{pass.batch, nh, pass.seq});
   ops::attention_general_forward(ctx, a.q_cross, head_part(a.kv_cross, nh, 2, 0), head_part(a.kv_cross, nh, 2, 1), {},
                                  lengths_of(pass.encoder_lengths), a.attn_cross, a.lse_cross,
                                  attention_params(pass, false, 3));
-  Buffer out(alloc, dt, Shape{n, c});
+  Buffer out(alloc, dt, Shape{nl, c});
   dense_cross_->forward(ctx, a.attn_cross.view().reshape(Shape{n, proj}), out);
-  a.x2 = Buffer(alloc, dt, Shape{n, c});
+  a.x2 = Buffer(alloc, dt, Shape{nl, c});
   ops::dropout_forward(ctx, out, a.x2, hidden_dropout(pass, 4), a.x1);
 }
 
@@ -268,9 +271,11 @@ void TransformerLayer::cross_attention_backward(const ops::OpContext& ctx, const
   // branch (written); the residual path is added by the caller.
   Allocator& alloc = *ctx.allocator;
   const DType dt = a.x1.dtype();
-  const std::int64_t n = pass.rows(), c = spec_.hidden_size, proj = spec_.projection_size() / tp_size_,
-                     nh = local_heads_, te = pass.encoder_output.size(0);
-  Buffer d_out(alloc, dt, Shape{n, c});
+  const std::int64_t n = pass.rows(), nl = local_rows(pass), c = spec_.hidden_size,
+                     proj = spec_.projection_size() / tp_size_, nh = local_heads_,
+                     te_local = pass.encoder_output.size(0),
+                     te = parallel_.sequence_parallel() ? te_local * tp_size_ : te_local;
+  Buffer d_out(alloc, dt, Shape{nl, c});
   ops::dropout_backward(ctx, dx2, d_out, hidden_dropout(pass, 4));
   Buffer d_attn(alloc, dt, Shape{pass.seq, pass.batch, proj});
   dense_cross_->backward(ctx, a.attn_cross.view().reshape(Shape{n, proj}), d_out, d_attn.view().reshape(Shape{n, proj}));
@@ -282,15 +287,15 @@ void TransformerLayer::cross_attention_backward(const ops::OpContext& ctx, const
                                   attention_params(pass, false, 3));
   a.attn_cross = Buffer();
   a.lse_cross = Buffer();
-  Buffer d_enc(alloc, dt, Shape{te * pass.batch, c});
-  key_value_cross_->backward(ctx, pass.encoder_output.reshape(Shape{te * pass.batch, c}),
+  Buffer d_enc(alloc, dt, Shape{te_local * pass.batch, c});
+  key_value_cross_->backward(ctx, pass.encoder_output.reshape(Shape{te_local * pass.batch, c}),
                              d_kv_fused.view().reshape(Shape{te * pass.batch, 2 * proj}), d_enc);
   if (pass.encoder_output_grad.defined()) {
-    const TensorView acc = pass.encoder_output_grad.reshape(Shape{te * pass.batch, c});
+    const TensorView acc = pass.encoder_output_grad.reshape(Shape{te_local * pass.batch, c});
     ops::add(ctx, acc, d_enc, acc);
   }
   a.kv_cross = Buffer();
-  Buffer d_lnc(alloc, dt, Shape{n, c});
+  Buffer d_lnc(alloc, dt, Shape{nl, c});
   query_cross_->backward(ctx, a.lnc_out, dq.view().reshape(Shape{n, proj}), d_lnc);
   a.q_cross = Buffer();
   a.lnc_out = Buffer();

@@ -5,9 +5,11 @@
 // shaped encoder/decoder pairs with padding (the T5 dataset is its own library). Pipeline
 // parallelism with the encoder/decoder split (PP 2 split 1, PP 3 split 1, PP 4 split 2, PP 2 with
 // TP 2 and with DP 2 and the distributed optimizer, with activation checkpointing) equals one rank
-// too, and every stage's copy of a tied table equals the table. Checkpoints of a T5 run resume
-// (TP 2 and PP 2), and reshard TP 2 -> TP 1 -> TP 2 and PP 2 -> PP 1 exactly. Sequence
-// parallelism, and a pipeline without a valid split rank, are refused with a message naming the key.
+// too, and every stage's copy of a tied table equals the table; the PP 2 model scores
+// (eval::score_loglikelihood) like one rank. Checkpoints of a T5 run resume (TP 2 and PP 2), and
+// reshard TP 2 -> TP 1 -> TP 2 and PP 2 -> PP 1 -> PP 2 exactly. Sequence
+// parallelism (TP 2, with relative positions and activation checkpointing, and with PP 2) equals
+// one rank as well; a pipeline without a valid split rank is refused with a message naming the key.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -347,13 +349,25 @@ TEST_F(T5ParallelTest, Pp2Dp2DistributedOptimizerWithActivationCheckpointing) {
                                      dir_->path() / "pp2dp2", kSteps));
 }
 
-TEST_F(T5ParallelTest, SequenceParallelAndBadSplitRanksAreRefusedByKey) {
+TEST_F(T5ParallelTest, SequenceParallelTp2) {
+  expect_equivalent(*reference_, run({.tp = 2, .sp = true}, dir_->path() / "sp", kSteps));
+}
+
+TEST_F(T5ParallelTest, SequenceParallelTp2RelativePositionsWithActivationCheckpointing) {
+  expect_equivalent(*relative_, run({.tp = 2, .sp = true, .recompute = true, .relative = true}, dir_->path() / "sprel",
+                                    kSteps));
+}
+
+TEST_F(T5ParallelTest, SequenceParallelTp2Pp2) {
+  expect_equivalent(*reference_, run({.tp = 2, .pp = 2, .sp = true}, dir_->path() / "sppp", kSteps));
+}
+
+TEST_F(T5ParallelTest, BadSplitRanksAreRefusedByKey) {
   for (const auto& [layout, key] : std::vector<std::pair<Layout, std::string>>{
            {Layout{.pp = 2, .split = 0}, "model.pipeline_model_parallel_split_rank"},
            {Layout{.pp = 2, .split = 2}, "model.pipeline_model_parallel_split_rank"},
            {Layout{.pp = 4, .split = 1}, "model.decoder.num_layers"},
-           {Layout{.pp = 4, .split = 3}, "model.encoder.num_layers"},
-           {Layout{.tp = 2, .sp = true}, "model.sequence_parallel"}}) {
+           {Layout{.pp = 4, .split = 3}, "model.encoder.num_layers"}}) {
     try {
       run(layout, dir_->path() / "refused", 1);
       FAIL() << key;

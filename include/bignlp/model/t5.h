@@ -38,8 +38,9 @@
 // copies of the encoder's, drawn from its stream (Parameter::tied_to), their gradients all-reduced
 // over the word group {0, k, PP-1} and the position group {0, k}; a relative bias table lives on
 // every stage of its stack, its gradients all-reduced over those stages. No virtual pipeline.
-// Not handled (refused with a ConfigError): sequence parallelism (cross-attention under sequence
-// parallelism is not built).
+// Sequence parallelism (TP > 1): as GPT's, in both stacks; the encoder output is sequence-split
+// too (cross-attention's key_value layer gathers it), every boundary row count divides by TP, and
+// the encoder and decoder lengths must be multiples of TP.
 #pragma once
 
 #include <algorithm>
@@ -103,7 +104,8 @@ class T5Model final : public Model {
   void initialize(std::uint64_t seed) override;
   int num_chunks() const override { return 1; }
   bool chunk_has_head(int) const override { return has_head_; }
-  /// (seq + Td, B, C) with Td = data.seq_length_dec (seq when unknown): room for an encoder output
+  /// (seq + Td, B, C) ((seq/t + Td/t, B, C) under sequence parallelism) with Td =
+  /// data.seq_length_dec (seq when unknown): room for an encoder output
   /// of up to `seq` rows per sequence followed by the decoder's hidden state (a micro-batch of Te
   /// encoder and Td' decoder tokens uses the first (Te + Td') * B rows; it needs Te + Td' rows).
   Shape boundary_shape(std::int64_t batch, std::int64_t seq) const override;
