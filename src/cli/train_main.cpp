@@ -29,6 +29,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -163,11 +164,14 @@ void write_nemo_files(bignlp::train::Trainer& trainer, const bignlp::train::Trai
   if (!em.save_nemo_on_train_end && !em.always_save_nemo) return;
   const std::filesystem::path nemo = em.explicit_log_dir / "checkpoints" / (em.name + ".nemo");
   const bool on_save = em.always_save_nemo, at_end = em.save_nemo_on_train_end;
-  trainer.set_checkpoint_callback([nemo, on_save, at_end, log](const std::filesystem::path& ckpt, bool train_end) {
+  auto written = std::make_shared<std::filesystem::path>();  // the checkpoint the .nemo holds now
+  trainer.set_checkpoint_callback([nemo, on_save, at_end, log, written](const std::filesystem::path& ckpt, bool train_end) {
     if (train_end ? !at_end : !on_save) return;
+    if (*written == ckpt) return;  // the final save already wrote it
     bignlp::exporting::NemoExportOptions opt;
     opt.overwrite = true;
     bignlp::exporting::export_nemo(ckpt, nemo, opt, log);
+    *written = ckpt;
   });
 }
 
