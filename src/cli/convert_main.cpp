@@ -16,6 +16,8 @@
 //
 //   bignlp-convert --to hf-gpt2 --input CKPT --output HF_DIR [--overwrite]
 //     writes a GPT checkpoint as a Hugging Face GPT-2 directory (export/hf_export.h).
+//   bignlp-convert --to hf-t5 --input CKPT --output HF_DIR [--overwrite]
+//     writes a T5 / mT5 checkpoint as a Hugging Face T5 / mT5 directory (export/hf_export.h).
 //
 //   bignlp-convert --from nemo --input FILE.nemo --output CKPT_DIR
 //     reads a .nemo archive (ours or NeMo's GPT) into a new bignlp checkpoint.
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
   bool reshard = false, overwrite = false;
   int tp = 0, pp = 0;
   auto* from_opt = app.add_option("--from", from, "import: source format")->check(CLI::IsMember({"hf-gpt2", "hf-t5", "nemo"}));
-  auto* to_opt = app.add_option("--to", to, "export: target format")->check(CLI::IsMember({"nemo", "hf-gpt2"}));
+  auto* to_opt = app.add_option("--to", to, "export: target format")->check(CLI::IsMember({"nemo", "hf-gpt2", "hf-t5"}));
   auto* reshard_opt = app.add_flag("--reshard", reshard, "rewrite a bignlp checkpoint for another TP x PP layout");
   from_opt->excludes(reshard_opt);
   to_opt->excludes(reshard_opt);
@@ -116,8 +118,8 @@ int main(int argc, char** argv) {
     std::cerr << "bignlp-convert: give --from FORMAT (import), --to FORMAT (export) or --reshard (change the TP x PP layout)\n";
     return static_cast<int>(bignlp::ExitCode::kUsage);
   }
-  if (to == "hf-gpt2" && (tp > 0 || pp > 0 || !vocab_file.empty() || !merge_file.empty() || !tokenizer_model.empty())) {
-    std::cerr << "bignlp-convert: --to hf-gpt2 writes one unsharded model with the checkpoint's tokenizer files; "
+  if ((to == "hf-gpt2" || to == "hf-t5") && (tp > 0 || pp > 0 || !vocab_file.empty() || !merge_file.empty() || !tokenizer_model.empty())) {
+    std::cerr << "bignlp-convert: --to " << to << " writes one unsharded model with the checkpoint's tokenizer files; "
                  "--tensor-model-parallel-size, --pipeline-model-parallel-size, --vocab-file, --merge-file and "
                  "--tokenizer-model do not apply\n";
     return static_cast<int>(bignlp::ExitCode::kUsage);
@@ -140,6 +142,10 @@ int main(int argc, char** argv) {
     }
     if (to == "hf-gpt2") {
       bignlp::exporting::export_hf_gpt2(input, output, overwrite, log);
+      return 0;
+    }
+    if (to == "hf-t5") {
+      bignlp::exporting::export_hf_t5(input, output, overwrite, log);
       return 0;
     }
     if (from == "nemo") {

@@ -27,6 +27,9 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -36,6 +39,7 @@
 #include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
+#include "bignlp/export/nemo.h"
 #include "bignlp/train/config_binding.h"
 #include "bignlp/train/trainer.h"
 #include "bignlp/worker/worker_session.h"
@@ -129,6 +133,48 @@ void use_device_peak(const bignlp::worker::WorkerSession& session, bignlp::train
   }
 }
 
+/// WANDB_MODE / WANDB_PROJECT / WANDB_ENTITY as W&B's client reads them (the launcher passes the job's
+/// environment, WANDB_API_KEY from wandb_api_key_file included). The run is always written
+/// offline: disabled turns it off, any other mode is said once.
+void apply_wandb_environment(bignlp::train::TrainingConfig& tc, const bignlp::Logger& log) {
+  auto& w = tc.exp_manager.wandb;
+  if (!w) return;
+  const char* mode = std::getenv("WANDB_MODE");
+  const std::string m = mode != nullptr ? mode : "";
+  if (m == "disabled") {
+    log.info("W&B: WANDB_MODE=disabled: exp_manager.create_wandb_logger writes no run");
+    w.reset();
+    return;
+  }
+  if (!m.empty() && m != "offline" && m != "dryrun" && m != "online" && m != "run")
+    throw bignlp::ConfigError(fmt::format("WANDB_MODE is '{}': expected online, offline, dryrun or disabled", m));
+  if (w->project.empty())
+    if (const char* p = std::getenv("WANDB_PROJECT")) w->project = p;
+  if (w->entity.empty())
+    if (const char* e = std::getenv("WANDB_ENTITY")) w->entity = e;
+  if (m == "online" || m == "run" || m.empty())
+    log.info("W&B: the run is written offline (compute nodes need no internet); `wandb sync` uploads it{}",
+             std::getenv("WANDB_API_KEY") != nullptr ? " (WANDB_API_KEY is set in this job's environment)" : "");
+}
+
+/// exp_manager.checkpoint_callback_params.save_nemo_on_train_end / always_save_nemo:
+/// <explicit_log_dir>/checkpoints/<exp_manager.name>.nemo from the saved checkpoint (export/nemo.h).
+void write_nemo_files(bignlp::train::Trainer& trainer, const bignlp::train::TrainingConfig& tc, const bignlp::Logger& log) {
+  const auto& em = tc.exp_manager;
+  if (!em.save_nemo_on_train_end && !em.always_save_nemo) return;
+  const std::filesystem::path nemo = em.explicit_log_dir / "checkpoints" / (em.name + ".nemo");
+  const bool on_save = em.always_save_nemo, at_end = em.save_nemo_on_train_end;
+  auto written = std::make_shared<std::filesystem::path>();  // the checkpoint the .nemo holds now
+  trainer.set_checkpoint_callback([nemo, on_save, at_end, log, written](const std::filesystem::path& ckpt, bool train_end) {
+    if (train_end ? !at_end : !on_save) return;
+    if (*written == ckpt) return;  // the final save already wrote it
+    bignlp::exporting::NemoExportOptions opt;
+    opt.overwrite = true;
+    bignlp::exporting::export_nemo(ckpt, nemo, opt, log);
+    *written = ckpt;
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,7 +197,9 @@ int main(int argc, char** argv) {
     const bignlp::ops::OpContext& ctx = session.context();
     use_device_peak(session, tc);
 
+    apply_wandb_environment(tc, log);
     bignlp::train::Trainer trainer(tc, log, ctx, stdout);
+    write_nemo_files(trainer, tc, log);
     trainer.set_stop_flag(&g_stop_requested);
     trainer.set_parallel(session.parallel_context());
     const bignlp::train::TrainResult r = trainer.fit();

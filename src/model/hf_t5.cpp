@@ -51,6 +51,8 @@ T5Config read_hf_t5_config(const fs::path& dir) {
     } else if (proj == "gelu") {
       activation = "gelu";
       tanh = false;
+    } else if (proj == "gelu_new") {
+      activation = "gelu";
     } else if (proj == "gated-gelu") {
       activation = "geglu";
     } else if (proj == "gated-relu") {
@@ -58,7 +60,7 @@ T5Config read_hf_t5_config(const fs::path& dir) {
     } else if (proj == "gated-silu") {
       activation = "swiglu";
     } else {
-      reject(fmt::format("feed_forward_proj '{}' is not supported (relu, gelu, gated-gelu, gated-relu, gated-silu)", proj));
+      reject(fmt::format("feed_forward_proj '{}' is not supported (relu, gelu, gelu_new, gated-gelu, gated-relu, gated-silu)", proj));
     }
     const int layers = j.at("num_layers").get<int>();
     for (T5StackConfig* s : {&c.encoder, &c.decoder}) {

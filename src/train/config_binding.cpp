@@ -18,24 +18,17 @@ namespace {
 
 using config::ConfigView;
 
-/// Keys read and ignored: they tune machinery that has no counterpart here (or is only logged).
+/// Keys read and ignored because no value can change what the user gets (the trained weights,
+/// checkpoints, logs): performance switches, fusions and logging verbosity. Each has its reason in
+/// docs/engine.md ("Keys that are read and ignored"); keep the two lists in step.
 constexpr const char* kIgnoredKeys[] = {
-    "trainer.logger", "trainer.enable_checkpointing", "trainer.replace_sampler_ddp", "trainer.max_epochs",
-    "trainer.limit_test_batches", "trainer.enable_progress_bar", "trainer.num_sanity_val_steps",
-    "exp_manager.exp_dir", "exp_manager.name", "exp_manager.create_wandb_logger", "exp_manager.wandb_logger_kwargs",
-    "exp_manager.create_tensorboard_logger", "exp_manager.log_step_timing", "exp_manager.step_timing_kwargs",
-    "exp_manager.checkpoint_callback_params.always_save_nemo", "exp_manager.checkpoint_callback_params.save_nemo_on_train_end",
-    "exp_manager.checkpoint_callback_params.model_parallel_size", "exp_manager.checkpoint_callback_params.save_last",
-    "model.pre_process", "model.post_process", "model.persist_layer_norm", "model.gradient_as_bucket_view",
-    "model.grad_div_ar_fusion", "model.gradient_accumulation_fusion", "model.bias_dropout_add_fusion",
-    "model.masked_softmax_fusion", "model.use_cpu_initialization",
-    "model.apex_transformer_log_level", "model.nsys_profile", "model.fp16_lm_cross_entropy", "model.megatron_amp_O2",
-    "model.resume_from_checkpoint",
+    "trainer.num_sanity_val_steps", "exp_manager.exp_dir", "exp_manager.step_timing_kwargs",
+    "model.persist_layer_norm", "model.gradient_as_bucket_view", "model.grad_div_ar_fusion",
+    "model.gradient_accumulation_fusion", "model.bias_dropout_add_fusion", "model.masked_softmax_fusion",
+    "model.use_cpu_initialization", "model.apex_transformer_log_level", "model.megatron_amp_O2",
     "model.num_micro_batches_with_partial_activation_checkpoints", "model.activations_checkpoint_layers_per_pipeline",
-    "model.data.data_impl", "model.data.skip_warmup", "model.data.num_workers", "model.data.dataloader_type",
-    "model.tokenizer.delimiter", "model.transformer_engine", "model.fp8", "model.sync_batch_comm",
-    "model.optim.overlap_grad_sync", "model.optim.contiguous_grad_buffer",
-    "model.optim.sched.max_steps"};
+    "model.data.skip_warmup", "model.data.num_workers", "model.sync_batch_comm",
+    "model.optim.overlap_grad_sync", "model.optim.contiguous_grad_buffer"};
 
 std::string python_text(bool v) { return v ? "True" : "False"; }
 std::string python_text(int v) { return std::to_string(v); }
@@ -101,6 +94,37 @@ void bind_unsupported(const ConfigView& cfg) {
           where(cfg, key), cfg.full_path(key), *v, origin(cfg, key)));
     }
   }
+  // Keys whose only supported value is NeMo's default for this worker (anything else would change
+  // the result and is not built).
+  require_off<bool>(cfg, "trainer.logger", false, "exp_manager creates the loggers (TensorBoard, W&B)");
+  require_off<bool>(cfg, "trainer.enable_checkpointing", false,
+                    "exp_manager.create_checkpoint_callback controls checkpointing");
+  require_off<bool>(cfg, "trainer.replace_sampler_ddp", false,
+                    "the data order is Megatron's pretraining sampler over model.global_batch_size");
+  for (const char* key : {"trainer.max_epochs", "model.resume_from_checkpoint", "model.tokenizer.delimiter"}) {
+    const std::optional<config::ConfigNode> v = cfg.find<config::ConfigNode>(key);
+    if (v && v->kind() != config::NodeKind::kNull)
+      throw ConfigError(fmt::format("{}{}: {}{} is not supported: only null ({})", where(cfg, key), cfg.full_path(key),
+                                    config::to_yaml(*v).substr(0, config::to_yaml(*v).find('\n')), origin(cfg, key),
+                                    std::string(key) == "trainer.max_epochs"
+                                        ? "training runs for trainer.max_steps"
+                                        : std::string(key) == "model.resume_from_checkpoint"
+                                              ? "training resumes from the newest checkpoint in exp_manager.explicit_log_dir "
+                                                "(exp_manager.resume_if_exists)"
+                                              : "the tokenizers here take no delimiter"));
+  }
+  require_off<bool>(cfg, "exp_manager.checkpoint_callback_params.save_last", true,
+                    "the '-last' checkpoint is what a resumed run reads");
+  require_off<bool>(cfg, "model.pre_process", true, "NeMo's internal switch; the model always embeds its input");
+  require_off<bool>(cfg, "model.post_process", true, "NeMo's internal switch; the model always computes its output");
+  require_off<bool>(cfg, "model.fp16_lm_cross_entropy", false, "the loss is computed in fp32");
+  require_off<bool>(cfg, "model.transformer_engine", false, "Transformer Engine layers are not built");
+  require_off<bool>(cfg, "model.fp8", false, "FP8 training is not built");
+  require_off<bool>(cfg, "model.nsys_profile.enabled", false, "Nsight Systems ranges are not emitted");
+  if (cfg.has("model.nsys_profile")) cfg.mark_used("model.nsys_profile");
+  require_off<std::string>(cfg, "model.data.data_impl", "mmap", "the datasets are read as Megatron's mmap .bin/.idx");
+  require_off<std::string>(cfg, "model.data.dataloader_type", "single",
+                           "the data order is Megatron's pretraining sampler (single)");
   if (cfg.has("run")) cfg.mark_used("run");
 }
 
@@ -143,9 +167,49 @@ void bind_trainer(const ConfigView& cfg, TrainingConfig& c) {
     c.limit_val_batches = n.as_double();
   }
   c.limit_test_batches = cfg.get_or<std::int64_t>("trainer.limit_test_batches", 0);
+  c.enable_progress_bar = cfg.get_or<bool>("trainer.enable_progress_bar", true);
   c.gradient_clip_val = cfg.get_or<double>("trainer.gradient_clip_val", 0.0);
   require_off<int>(cfg, "trainer.accumulate_grad_batches", 1,
                    "gradient accumulation comes from model.global_batch_size / model.micro_batch_size");
+}
+
+/// exp_manager.create_wandb_logger / wandb_logger_kwargs: the keys of PyTorch Lightning's
+/// WandbLogger that mean something for an offline run; any other is refused by name.
+void bind_wandb(const ConfigView& cfg, ExpManagerConfig& em) {
+  const std::string kw = "exp_manager.wandb_logger_kwargs";
+  if (!cfg.get_or<bool>("exp_manager.create_wandb_logger", false)) {
+    // Without the logger the kwargs configure nothing (NeMo reads them only to create it).
+    if (cfg.has(kw)) cfg.mark_used(kw);
+    return;
+  }
+  WandbOptions w;
+  auto str = [&](const char* key, std::string& out) {
+    const std::string k = kw + "." + key;
+    if (const auto v = cfg.find<config::ConfigNode>(k); v && v->kind() != config::NodeKind::kNull)
+      out = cfg.get<std::string>(k);
+  };
+  str("project", w.project);
+  str("name", w.name);
+  str("entity", w.entity);
+  str("group", w.group);
+  str("job_type", w.job_type);
+  str("notes", w.notes);
+  str("id", w.id);
+  if (w.id.empty()) str("version", w.id);  // PTL's alias of id
+  std::string save_dir;
+  str("save_dir", save_dir);
+  if (save_dir.empty()) str("dir", save_dir);
+  w.save_dir = save_dir.empty() ? em.explicit_log_dir : std::filesystem::path(save_dir);
+  if (const auto v = cfg.find<config::ConfigNode>(kw + ".tags"); v && v->kind() != config::NodeKind::kNull)
+    w.tags = cfg.get<std::vector<std::string>>(kw + ".tags");
+  // offline: the run is always written offline here (compute nodes often have no internet).
+  (void)cfg.find<bool>(kw + ".offline");
+  require_off<bool>(cfg, kw + ".log_model", false,
+                    "checkpoints are not uploaded as W&B artifacts (convert them with the conversion stage)");
+  require_off<bool>(cfg, kw + ".anonymous", false, "anonymous W&B runs are not supported");
+  if (cfg.has(kw)) cfg.sub(kw).check_all_used("W&B logger (project, name, entity, group, job_type, notes, tags, id, "
+                                              "version, save_dir, dir, offline, log_model)");
+  em.wandb = std::move(w);
 }
 
 /// exp_manager.*
@@ -162,6 +226,23 @@ void bind_exp_manager(const ConfigView& cfg, TrainingConfig& c) {
   em.mode = cfg.get_or<std::string>("exp_manager.checkpoint_callback_params.mode", "min");
   em.save_top_k = cfg.get_or<int>("exp_manager.checkpoint_callback_params.save_top_k", 10);
   em.filename = cfg.get_or<std::string>("exp_manager.checkpoint_callback_params.filename", em.filename);
+  em.name = cfg.get_or<std::string>("exp_manager.name", em.name);
+  em.create_tensorboard_logger = cfg.get_or<bool>("exp_manager.create_tensorboard_logger", true);
+  em.log_step_timing = cfg.get_or<bool>("exp_manager.log_step_timing", true);
+  em.save_nemo_on_train_end = cfg.get_or<bool>("exp_manager.checkpoint_callback_params.save_nemo_on_train_end", false);
+  em.always_save_nemo = cfg.get_or<bool>("exp_manager.checkpoint_callback_params.always_save_nemo", false);
+  for (const char* key : {"exp_manager.checkpoint_callback_params.save_nemo_on_train_end",
+                          "exp_manager.checkpoint_callback_params.always_save_nemo"}) {
+    if (cfg.get_or<bool>(key, false) && !em.create_checkpoint_callback)
+      throw ConfigError(fmt::format("{}{}: True{} needs exp_manager.create_checkpoint_callback True (the .nemo is "
+                                    "written from the saved checkpoint)",
+                                    where(cfg, key), cfg.full_path(key), origin(cfg, key)));
+    if (cfg.get_or<bool>(key, false) &&
+        (em.name.empty() || em.name.find('/') != std::string::npos || em.name == "." || em.name == ".."))
+      throw ConfigError(fmt::format("{}: '{}' cannot name the .nemo file {} asks for", cfg.full_path("exp_manager.name"),
+                                    em.name, cfg.full_path(key)));
+  }
+  bind_wandb(cfg, em);
 }
 
 /// model.*: batch sizes, parallel layout, the GPT architecture, seed and loss scaling.
@@ -470,6 +551,21 @@ void bind_t5_data_config(const ConfigView& cfg, TrainingConfig& c) {
   }
 }
 
+/// Keys NeMo derives from others: a value that disagrees would change the result, so it is refused.
+void check_derived_keys(const ConfigView& cfg, const TrainingConfig& c) {
+  const auto mismatch = [&](const std::string& key, std::int64_t v, std::int64_t want, const std::string& what) {
+    throw ConfigError(fmt::format("{}{}: {}{} differs from {} ({}); leave it null or set it to {}", where(cfg, key),
+                                  cfg.full_path(key), v, origin(cfg, key), what, want, want));
+  };
+  const std::string sched = "model.optim.sched.max_steps";
+  if (const auto v = cfg.find<std::int64_t>(sched); v && *v != c.max_steps)
+    mismatch(sched, *v, c.max_steps, "trainer.max_steps, which the learning-rate schedule follows");
+  const std::string mp = "exp_manager.checkpoint_callback_params.model_parallel_size";
+  const std::int64_t tp_pp = static_cast<std::int64_t>(c.tensor_model_parallel_size()) * c.pipeline_model_parallel_size;
+  if (const auto v = cfg.find<std::int64_t>(mp); v && *v != tp_pp)
+    mismatch(mp, *v, tp_pp, "model.tensor_model_parallel_size x model.pipeline_model_parallel_size");
+}
+
 TrainingConfig bind_training_config(const ConfigView& cfg) {
   TrainingConfig c;
   bind_unsupported(cfg);
@@ -497,6 +593,7 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
     bind_data(cfg, c, eod);
   }
 
+  check_derived_keys(cfg, c);
   cfg.sub("trainer").check_all_used("training");
   cfg.sub("exp_manager").check_all_used("training");
   cfg.sub("model").check_all_used("training");
@@ -508,6 +605,11 @@ TrainingConfig bind_training_config(const ConfigView& cfg) {
   hp.set("cfg", model_section);
   c.hparams_yaml = config::to_yaml(hp);
   c.model_config = to_json_value(model_section);
+  if (c.exp_manager.wandb) {
+    // The W&B run's config: the resolved sections of this stage.
+    for (const char* section : {"trainer", "exp_manager", "model"})
+      if (cfg.has(section)) c.exp_manager.wandb->config[section] = to_json_value(cfg.node(section));
+  }
   try {
     c.validate();
   } catch (const ConfigError& e) {

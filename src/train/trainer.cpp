@@ -21,6 +21,7 @@
 #include "bignlp/train/metrics.h"
 #include "bignlp/train/optimizer.h"
 #include "bignlp/train/tensorboard.h"
+#include "bignlp/train/wandb.h"
 #include "bignlp/parallel/grad_buckets.h"
 
 namespace fs = std::filesystem;
@@ -47,7 +48,8 @@ struct Trainer::State {
   std::int64_t consumed_samples = 0;
   std::int64_t last_saved_step = -1;
   std::int64_t nonfinite_steps = 0;  // consecutive steps skipped for non-finite gradients
-  std::unique_ptr<TensorBoardWriter> tb;  // rank 0
+  std::unique_ptr<TensorBoardWriter> tb;  // rank 0, exp_manager.create_tensorboard_logger
+  std::unique_ptr<WandbOfflineRun> wandb;  // rank 0, exp_manager.create_wandb_logger
   std::unique_ptr<CsvMetricsWriter> csv;  // rank 0
 };
 
@@ -209,6 +211,7 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
   s.last_saved_step = s.global_step;
   if (is_rank0())
     log_.info("saved checkpoint {} (step {}, consumed_samples {})", last.string(), s.global_step, s.consumed_samples);
+  if (is_rank0() && on_checkpoint_) on_checkpoint_(last, false);
 }
 
 void Trainer::prepare_batches(State& s) {
@@ -377,19 +380,26 @@ void Trainer::log_step(State& s, const StepResult& step, std::optional<double> v
   std::fprintf(out_, "%s\n", format_step_line(sm).c_str());
   std::fflush(out_);
   s.csv->write(sm);
-  TensorBoardWriter& tb = *s.tb;
-  tb.add_scalar("reduced_train_loss", step.loss, s.global_step);
-  tb.add_scalar("lr", step.lr, s.global_step);
-  tb.add_scalar("global_step", static_cast<double>(s.global_step), s.global_step);
-  tb.add_scalar("consumed_samples", static_cast<double>(s.consumed_samples), s.global_step);
-  tb.add_scalar("train_step_timing", step.seconds, s.global_step);
-  tb.add_scalar("train_step_timing in s", step.seconds, s.global_step);
-  tb.add_scalar("tokens_per_second", sm.tokens_per_second, s.global_step);
-  tb.add_scalar("tflops_per_device", sm.tflops_per_device, s.global_step);
-  tb.add_scalar("grad_norm", step.optimizer.grad_norm, s.global_step);
-  if (sm.loss_scale) tb.add_scalar("loss_scale", *sm.loss_scale, s.global_step);
-  if (val_loss) tb.add_scalar("val_loss", *val_loss, s.global_step);
-  tb.flush();
+  // The same scalars to every logger.
+  std::vector<std::pair<std::string, double>> scalars = {
+      {"reduced_train_loss", step.loss},
+      {"lr", step.lr},
+      {"global_step", static_cast<double>(s.global_step)},
+      {"consumed_samples", static_cast<double>(s.consumed_samples)}};
+  if (c.exp_manager.log_step_timing) {
+    scalars.emplace_back("train_step_timing", step.seconds);
+    scalars.emplace_back("train_step_timing in s", step.seconds);
+  }
+  scalars.emplace_back("tokens_per_second", sm.tokens_per_second);
+  scalars.emplace_back("tflops_per_device", sm.tflops_per_device);
+  scalars.emplace_back("grad_norm", step.optimizer.grad_norm);
+  if (sm.loss_scale) scalars.emplace_back("loss_scale", *sm.loss_scale);
+  if (val_loss) scalars.emplace_back("val_loss", *val_loss);
+  if (s.tb) {
+    for (const auto& [tag, value] : scalars) s.tb->add_scalar(tag, value, s.global_step);
+    s.tb->flush();
+  }
+  if (s.wandb) s.wandb->log(s.global_step, scalars);
 }
 
 TrainResult Trainer::fit() {
@@ -404,10 +414,15 @@ TrainResult Trainer::fit() {
   // Metrics, TensorBoard and hparams come from rank 0 only.
   if (is_rank0()) {
     write_hparams();
-    s.tb = std::make_unique<TensorBoardWriter>(c.exp_manager.explicit_log_dir);
+    if (c.exp_manager.create_tensorboard_logger)
+      s.tb = std::make_unique<TensorBoardWriter>(c.exp_manager.explicit_log_dir);
+    if (c.exp_manager.wandb) {
+      s.wandb = std::make_unique<WandbOfflineRun>(*c.exp_manager.wandb);
+      log_.info("W&B: logging offline to {} (run {})", s.wandb->run_dir().string(), s.wandb->run_id());
+    }
     s.csv = std::make_unique<CsvMetricsWriter>(c.exp_manager.explicit_log_dir / "metrics.csv");
   }
-  ProgressBar bar(is_rank0() ? stderr : nullptr, c.max_steps);
+  ProgressBar bar(is_rank0() && c.enable_progress_bar ? stderr : nullptr, c.max_steps);
   if (is_rank0())
     log_.info("training {} parameters: {} micro-batches of {} per step and data-parallel rank, global batch {}, {} "
               "steps on {} ranks ({})",
@@ -461,6 +476,11 @@ TrainResult Trainer::fit() {
   }
   result.global_step = s.global_step;
   result.consumed_samples = s.consumed_samples;
+  if (is_rank0() && on_checkpoint_ && !result.last_checkpoint.empty()) on_checkpoint_(result.last_checkpoint, true);
+  if (s.wandb) {
+    s.wandb->finish(0);
+    log_.info("W&B: the offline run is complete; upload it with: {}", s.wandb->sync_command());
+  }
   return result;
 }
 

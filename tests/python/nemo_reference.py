@@ -15,6 +15,13 @@
       gzip-compressed tar with "./" members, model_config.yaml, a uuid-prefixed vocab artifact.
   nemo_reference.py bad-pickle OUT.ckpt
       torch.save of a dict holding a non-tensor object (collections.Counter).
+  nemo_reference.py check-t5 ARCHIVE.nemo BATCH.safetensors OUT.safetensors
+      The same checks for a T5 / mT5 archive (target MegatronT5Model): the keys are exactly NeMo's
+      T5 state-dict keys derived here from model_config.yaml (embeddings, relative position tables,
+      encoder/decoder layers with cross-attention, final norms, tokens head), with their per-rank
+      shapes (column-parallel dim 0, row-parallel dim 1, replicated tables equal on every rank);
+      the reassembled tensors and BATCH (encoder_tokens, tokens, labels, loss_mask,
+      encoder_lengths, decoder_lengths) go through t5_reference.py's forward; OUT gets its "logits".
 """
 import collections
 import io
@@ -219,8 +226,130 @@ def bad_pickle(out):
     torch.save({"a": torch.zeros(2), "b": collections.Counter("ab")}, out)
 
 
+def t5_expected(cfg, tp):
+    """{key: per-rank shape} of NeMo's T5 state dict (PP 1) from model_config.yaml."""
+    enc, dec = cfg["encoder"], cfg["decoder"]
+    h = enc["hidden_size"]
+    div = cfg["make_vocab_size_divisible_by"] * tp
+    vp = (cfg["vocab_size"] + div - 1) // div * div
+    P = "enc_dec_model."
+    out = {P + "encoder_embedding.word_embeddings.weight": (vp // tp, h)}
+    relative = enc["position_embedding_type"] == "relative"
+    positions = cfg.get("max_position_embeddings") or cfg["encoder_seq_length"]
+    if not relative:
+        out[P + "encoder_embedding.position_embeddings.weight"] = (positions, h)
+    if not cfg["share_token_embeddings"]:
+        out[P + "decoder_embedding.word_embeddings.weight"] = (vp // tp, h)
+        if not relative:
+            out[P + "decoder_embedding.position_embeddings.weight"] = (positions, h)
+    for name, s in (("encoder", enc), ("decoder", dec)):
+        if relative:
+            out[f"{P}{name}_relative_position_embedding.relative_position_embedding.weight"] = (
+                s["relative_attention_num_buckets"], s["num_attention_heads"])
+        hs = s["kv_channels"] or s["hidden_size"] // s["num_attention_heads"]
+        proj, f = s["num_attention_heads"] * hs, s["ffn_hidden_size"]
+        norm_bias = s["normalization"] == "layernorm"
+        gated = s["activation"] in ("geglu", "reglu", "swiglu")
+
+        def lin(prefix, shape, split):
+            per = list(shape)
+            per[split] //= tp
+            out[prefix + ".weight"] = tuple(per)
+            if s["bias"]:
+                out[prefix + ".bias"] = (per[0],) if split == 0 else (shape[0],)
+
+        def norm(prefix):
+            out[prefix + ".weight"] = (h,)
+            if norm_bias:
+                out[prefix + ".bias"] = (h,)
+
+        base = f"{P}enc_dec_model.{name}.model"
+        for i in range(s["num_layers"]):
+            L = f"{base}.layers.{i}."
+            norm(L + "input_layernorm")
+            lin(L + "self_attention.query_key_value", (3 * proj, h), 0)
+            lin(L + "self_attention.dense", (h, proj), 1)
+            norm(L + "post_attention_layernorm")
+            if name == "decoder":
+                lin(L + "inter_attention.query", (proj, h), 0)
+                lin(L + "inter_attention.key_value", (2 * proj, h), 0)
+                lin(L + "inter_attention.dense", (h, proj), 1)
+                norm(L + "post_inter_attention_layernorm")
+            lin(L + "mlp.dense_h_to_4h", (f, h), 0)
+            if gated:
+                lin(L + "mlp.dense_h_to_4h_2", (f, h), 0)
+            lin(L + "mlp.dense_4h_to_h", (h, f), 1)
+        norm(base + ".final_layernorm")
+    if cfg["share_decoder_tokens_head_embeddings"]:
+        if cfg["tokens_head_bias"]:
+            out[P + "tokens_head.bias"] = (vp // tp,)
+    else:
+        out[P + "tokens_head.weight"] = (vp // tp, h)
+    return out
+
+
+def t5_split_dim(key, shape, full_shape):
+    if shape == full_shape:
+        return None
+    return 0 if shape[0] != full_shape[0] else 1
+
+
+def check_t5(archive, batch_file, out):
+    import t5_reference  # noqa: E402  (tests/python, on sys.path)
+    names, members = read_archive(archive)
+    cfg = yaml.safe_load(members["./model_config.yaml"])
+    if cfg.get("target") != "nemo.collections.nlp.models.language_modeling.megatron_t5_model.MegatronT5Model":
+        fail(f"target is {cfg.get('target')}")
+    tp, pp = cfg["tensor_model_parallel_size"], cfg["pipeline_model_parallel_size"]
+    if pp != 1:
+        fail("check-t5 covers PP 1")
+    folders = sorted({os.path.dirname(n) for n in names if n.endswith("model_weights.ckpt")})
+    want = sorted({os.path.dirname(f"./{rank_folder(tp, 1, t, 0)}/model_weights.ckpt".replace("/./", "/"))
+                   for t in range(tp)})
+    if folders != want:
+        fail(f"rank folders {folders}, expected {want}")
+    expected = t5_expected(cfg, tp)
+    full_expected = t5_expected(cfg, 1)
+    shards = []
+    for t in range(tp):
+        f = f"./{rank_folder(tp, 1, t, 0)}/model_weights.ckpt".replace("/./", "/")
+        sd = torch.load(io.BytesIO(members[f]), map_location="cpu")
+        if sorted(sd.keys()) != sorted(expected.keys()):
+            fail(f"{f}: keys {sorted(set(sd) ^ set(expected))} differ from NeMo's T5 keys")
+        for k, v in sd.items():
+            if tuple(v.shape) != expected[k]:
+                fail(f"{f}: {k} has shape {tuple(v.shape)}, expected {expected[k]}")
+            if v.dtype != torch.float32:
+                fail(f"{f}: {k} is {v.dtype}")
+        shards.append(sd)
+    full = {}
+    for k in expected:
+        parts = [s[k] for s in shards]
+        d = t5_split_dim(k, expected[k], full_expected[k]) if tp > 1 else None
+        if d is None:
+            for q in parts[1:]:
+                if not torch.equal(q, parts[0]):
+                    fail(f"replicated {k} differs between ranks")
+            full[k] = parts[0]
+        elif "query_key_value" in k or "key_value" in k:
+            full[k] = torch.cat(parts, dim=0)  # head-interleaved rows: rank r holds heads [r*np, (r+1)*np)
+        else:
+            full[k] = torch.cat(parts, dim=d)
+    batch, _ = safetensors_io.load(batch_file)
+    tmp = out + ".in.safetensors"
+    tensors = dict(full)
+    tensors.update(batch)
+    safetensors_io.save(tmp, {k: v.contiguous() for k, v in tensors.items()}, {"config": json.dumps(cfg)})
+    t5_reference.main(tmp, out + ".ref.safetensors")
+    ref, _ = safetensors_io.load(out + ".ref.safetensors")
+    safetensors_io.save(out, {"logits": ref["logits"].contiguous()})
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
+    if cmd == "check-t5":
+        check_t5(*sys.argv[2:5])
+        sys.exit(0)
     if cmd == "check":
         check(*sys.argv[2:5])
     elif cmd == "tensors":

@@ -26,4 +26,28 @@ namespace bignlp::exporting {
 void export_hf_gpt2(const std::filesystem::path& checkpoint, const std::filesystem::path& output, bool overwrite,
                     const Logger& log);
 
+/// A T5 / mT5 checkpoint (the t5 family) as a Hugging Face T5 directory (model_type t5) (config.json, model.safetensors and the
+/// sentencepiece model as spiece.model): the inverse of model/hf_t5.h's import.
+///   encoder_embedding.word_embeddings (Vp, C) -> shared.weight (V, C), the real rows
+///   {encoder,decoder}_relative_position_embedding -> {encoder,decoder}.block.0.layer.0.SelfAttention
+///                                                    .relative_attention_bias.weight
+///   query_key_value (head-interleaved q, k, v)   -> SelfAttention.q / k / v; dense -> o
+///   inter_attention.query / key_value / dense     -> EncDecAttention.q / k, v / o
+///   input / post_attention / post_inter_attention layernorm -> layer.0 / 1 / (2) .layer_norm
+///   mlp.dense_h_to_4h (_2), dense_4h_to_h         -> DenseReluDense.wi (wi_0, wi_1), wo
+///   final_layernorm                               -> {encoder,decoder}.final_layer_norm
+///   tokens_head.weight (untied)                   -> lm_head.weight; tied: tie_word_embeddings true
+///                                                    and the decoder's final norm times sqrt(d_model)
+///                                                    (HF scales the output by d_model^-0.5)
+/// NeMo's 1/sqrt(d_kv) score scale (normalize_attention_scores) is folded into the q weights.
+/// activation relu / gelu (erf) / gelu (tanh form) / geglu (tanh form) / reglu / swiglu ->
+/// feed_forward_proj relu / gelu / gelu_new / gated-gelu / gated-relu / gated-silu.
+/// Refused (ConfigError naming the model.* key): a non-T5 family, learned absolute positions, a
+/// relative bias on cross-attention, apply_query_key_layer_scaling (with more than one layer: the
+/// bias is scaled by the layer number), layernorm, linear biases, the tied head's bias, separate
+/// encoder/decoder token embeddings, encoder and decoder of different widths or activations, GeGLU
+/// in the erf form, other activations.
+void export_hf_t5(const std::filesystem::path& checkpoint, const std::filesystem::path& output, bool overwrite,
+                  const Logger& log);
+
 }  // namespace bignlp::exporting

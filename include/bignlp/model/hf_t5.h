@@ -24,7 +24,7 @@
 //                                                      (_2), mlp.dense_4h_to_h
 //   {encoder,decoder}.final_layer_norm              -> {encoder,decoder} final_layernorm
 //   lm_head.weight (untied)                         -> tokens_head.weight
-// feed_forward_proj: relu, gelu (erf), gated-gelu (tanh, HF gelu_new), gated-relu, gated-silu.
+// feed_forward_proj: relu, gelu (erf), gelu_new (tanh), gated-gelu (tanh, HF gelu_new), gated-relu, gated-silu.
 // The vocabulary is not padded (make_vocab_size_divisible_by 1) so log-probabilities equal HF's.
 // Rejected with a DataError naming the file: another model_type, an unknown feed_forward_proj, a
 // missing tensor or a tensor of the wrong shape. Weights may be F32, F16 or BF16.

@@ -92,6 +92,11 @@ class Trainer {
   void set_stop_flag(const std::atomic<int>* flag) { stop_flag_ = flag; }
   /// Called after every step with the new global step (tests).
   void set_step_callback(std::function<void(std::int64_t)> fn) { on_step_ = std::move(fn); }
+  /// Called on rank 0 after every checkpoint save with the "-last" checkpoint (train_end false), and
+  /// once when training ends with the final one (train_end true): the .nemo writers of
+  /// exp_manager.checkpoint_callback_params.always_save_nemo / save_nemo_on_train_end.
+  using CheckpointCallback = std::function<void(const std::filesystem::path& checkpoint, bool train_end)>;
+  void set_checkpoint_callback(CheckpointCallback fn) { on_checkpoint_ = std::move(fn); }
   /// Runs this rank's share of a parallel job (the groups must outlive the trainer). The
   /// context's options are taken from the config (sequence_parallel, virtual pipeline size).
   void set_parallel(const parallel::ParallelContext& parallel) { parallel_ = parallel; }
@@ -138,6 +143,7 @@ class Trainer {
   std::optional<data::GptDatasetSplits> datasets_;
   const std::atomic<int>* stop_flag_ = nullptr;
   std::function<void(std::int64_t)> on_step_;
+  CheckpointCallback on_checkpoint_;
   parallel::ParallelContext parallel_;
   std::unique_ptr<model::Model> model_;
 };

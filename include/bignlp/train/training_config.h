@@ -19,6 +19,7 @@
 #include "bignlp/train/loss_scaler.h"
 #include "bignlp/train/lr_schedule.h"
 #include "bignlp/train/optimizer.h"
+#include "bignlp/train/wandb.h"
 
 namespace bignlp::train {
 
@@ -59,6 +60,13 @@ struct ExpManagerConfig {
   std::string mode = "min";                ///< min | max
   int save_top_k = 10;                     ///< -1: all, 0: only "-last"
   std::string filename = "megatron_gpt--{val_loss:.2f}-{step}-{consumed_samples}";
+  std::string name = "megatron_gpt";       ///< exp_manager.name: checkpoints/<name>.nemo
+  bool save_nemo_on_train_end = false;     ///< checkpoint_callback_params: a .nemo of the model at the end
+  bool always_save_nemo = false;           ///< ... and after every checkpoint save
+  bool create_tensorboard_logger = true;   ///< false: no tfevents file
+  bool log_step_timing = true;             ///< false: no train_step_timing scalars
+  /// exp_manager.create_wandb_logger with wandb_logger_kwargs (an offline W&B run, train/wandb.h).
+  std::optional<WandbOptions> wandb;
 };
 
 struct TrainingConfig {
@@ -73,6 +81,7 @@ struct TrainingConfig {
   std::int64_t micro_batch_size = 1;       ///< model.micro_batch_size
   std::int64_t global_batch_size = 1;      ///< model.global_batch_size
   std::int64_t max_steps = 0;              ///< trainer.max_steps
+  bool enable_progress_bar = true;         ///< trainer.enable_progress_bar (stderr, terminals only)
   double max_time_seconds = 0.0;           ///< trainer.max_time ("DD:HH:MM:SS"), 0: none
   std::int64_t val_check_interval = 0;     ///< trainer.val_check_interval (steps; 0: never)
   double limit_val_batches = 0.0;          ///< trainer.limit_val_batches

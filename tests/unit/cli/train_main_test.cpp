@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "bignlp/checkpoint/catalog.h"
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/core/environment.h"
@@ -166,8 +168,9 @@ std::string bin_dir() {
   return d != nullptr && *d != '\0' ? d : BIGNLP_BIN_DIR;
 }
 
-Output run(const std::string& args) {
-  const std::string cmd = fmt::format("{}/bignlp-train {} 2>&1", bin_dir(), args);
+/// `env`: variable assignments put before the program ("WANDB_MODE=disabled").
+Output run(const std::string& args, const std::string& env = "") {
+  const std::string cmd = fmt::format("{} {}/bignlp-train {} 2>&1", env, bin_dir(), args);
   Output out;
   std::FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];
@@ -481,6 +484,98 @@ TEST_F(TrainMainTest, DeviceRequestErrorsNameTheKeyAndTheFix) {
   EXPECT_EQ(o.status, 1) << o.text;
   EXPECT_NE(o.text.find("--device: 'cuda' asks for a GPU, but "), std::string::npos) << o.text;
   EXPECT_NE(o.text.find("or run on the CPU: --device cpu"), std::string::npos) << o.text;
+}
+
+// exp_manager.create_wandb_logger writes W&B's offline run (read back by tests/python/wandb_reader.py,
+// written from W&B's format description) with the same scalars as metrics.csv and the resolved
+// config; save_nemo_on_train_end / always_save_nemo write checkpoints/<exp_manager.name>.nemo
+// (torch.load reads it); WANDB_MODE=disabled turns the run off; what cannot be honoured is refused.
+TEST_F(TrainMainTest, WandbOfflineRunAndNemoOnTrainEnd) {
+  std::string text = stage_config(dir_.path(), prefix_, 8);
+  text.replace(text.find("create_wandb_logger: False"), 26,
+               "create_wandb_logger: True\n  wandb_logger_kwargs:\n    project: nemo_gpt3\n    name: gpt3_test\n"
+               "    tags: [a, b]\n    offline: True");
+  text.replace(text.find("always_save_nemo: False"), 23, "always_save_nemo: True\n    save_nemo_on_train_end: True");
+  text.replace(text.find("name: megatron_gpt"), 18, "name: my_gpt");
+  write_file_atomic(dir_.path() / "gpt3_test_hydra.yaml", text);
+  const Output out = run(cfg_args());
+  ASSERT_EQ(out.status, 0) << out.text;
+  const fs::path results = dir_.path() / "results";
+  std::vector<fs::path> runs;
+  for (const auto& e : fs::directory_iterator(results / "wandb")) runs.push_back(e.path());
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_NE(out.text.find("wandb sync " + runs[0].string()), std::string::npos) << out.text;
+  fs::path file;
+  for (const auto& e : fs::directory_iterator(runs[0]))
+    if (e.path().extension() == ".wandb") file = e.path();
+  ASSERT_FALSE(file.empty());
+  const fs::path json = dir_.path() / "wandb.json";
+  ASSERT_EQ(std::system(fmt::format("/usr/bin/python3 {}/tests/python/wandb_reader.py {} {}", BIGNLP_SOURCE_DIR,
+                                    file.string(), json.string()).c_str()),
+            0);
+  const nlohmann::json j = nlohmann::json::parse(read_file(json));
+  EXPECT_EQ(j["run"]["project"], "nemo_gpt3");
+  EXPECT_EQ(j["run"]["display_name"], "gpt3_test");
+  EXPECT_EQ(j["run"]["tags"], nlohmann::json({"a", "b"}));
+  EXPECT_EQ(j["config"]["model"]["hidden_size"], 32);
+  EXPECT_EQ(j["config"]["trainer"]["max_steps"], 8);
+  EXPECT_EQ(j["config"]["exp_manager"]["wandb_logger_kwargs"]["project"], "nemo_gpt3");
+  const auto rows = metric_rows(results / "metrics.csv");
+  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_EQ(j["history"].size(), rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const nlohmann::json& h = j["history"][i];
+    EXPECT_EQ(h["_step"].get<double>(), rows[i][0]);
+    EXPECT_NEAR(h["reduced_train_loss"].get<double>(), rows[i][1], 1e-5 * std::abs(rows[i][1]));
+    EXPECT_NEAR(h["grad_norm"].get<double>(), rows[i][3], 1e-5 * std::abs(rows[i][3]));
+    if (!std::isnan(rows[i][2])) {
+      EXPECT_NEAR(h["val_loss"].get<double>(), rows[i][2], 1e-5 * rows[i][2]);
+    }
+    for (const char* key : {"lr", "consumed_samples", "train_step_timing", "tokens_per_second"})
+      EXPECT_TRUE(h.contains(key)) << key;
+  }
+  EXPECT_EQ(j["exit"]["exit_code"], 0);
+  // The .nemo of the final model: torch.load reads its weights.
+  const fs::path nemo = results / "checkpoints" / "my_gpt.nemo";
+  ASSERT_TRUE(fs::exists(nemo)) << out.text;
+  EXPECT_EQ(std::system(fmt::format("/usr/bin/python3 -c \"import io, sys, tarfile, torch; t = tarfile.open(sys.argv[1], "
+                                    "'r:'); sd = torch.load(io.BytesIO(t.extractfile('./model_weights.ckpt').read())); "
+                                    "assert 'model.language_model.encoder.layers.1.mlp.dense_4h_to_h.weight' in sd\" {}",
+                                    nemo.string()).c_str()),
+            0);
+  std::size_t nemo_files = 0;
+  for (const auto& e : fs::directory_iterator(results / "checkpoints")) nemo_files += e.path().extension() == ".nemo";
+  EXPECT_EQ(nemo_files, 1u);
+}
+
+TEST_F(TrainMainTest, KeysThatCannotBeHonouredAreRefusedByName) {
+  for (const auto& [override, key] : std::vector<std::pair<std::string, std::string>>{
+           {"trainer.max_epochs=3", "trainer.max_epochs"},
+           {"exp_manager.checkpoint_callback_params.model_parallel_size=2",
+            "exp_manager.checkpoint_callback_params.model_parallel_size"},
+           {"+model.optim.sched.max_steps=100", "model.optim.sched.max_steps"},
+           {"model.data.dataloader_type=cyclic", "model.data.dataloader_type"},
+           {"trainer.logger=True", "trainer.logger"},
+           {"exp_manager.create_wandb_logger=True +exp_manager.wandb_logger_kwargs.project=p "
+            "+exp_manager.wandb_logger_kwargs.reinit=True",
+            "exp_manager.wandb_logger_kwargs.reinit"},
+           {"exp_manager.create_wandb_logger=True +exp_manager.wandb_logger_kwargs.log_model=True",
+            "exp_manager.wandb_logger_kwargs.log_model"},
+           {"exp_manager.create_checkpoint_callback=False "
+            "+exp_manager.checkpoint_callback_params.save_nemo_on_train_end=True",
+            "exp_manager.checkpoint_callback_params.save_nemo_on_train_end"}}) {
+    const Output o = run(cfg_args() + " " + override);
+    EXPECT_EQ(o.status, 1) << override << "\n" << o.text;
+    EXPECT_NE(o.text.find(key), std::string::npos) << override << "\n" << o.text;
+  }
+  // Equal derived values pass; W&B turned off by WANDB_MODE=disabled writes no run.
+  const Output ok = run(cfg_args() + " +model.optim.sched.max_steps=8 exp_manager.create_wandb_logger=True "
+                                     "+exp_manager.wandb_logger_kwargs.project=p",
+                        "WANDB_MODE=disabled");
+  EXPECT_EQ(ok.status, 0) << ok.text;
+  EXPECT_NE(ok.text.find("WANDB_MODE=disabled"), std::string::npos) << ok.text;
+  EXPECT_FALSE(fs::exists(dir_.path() / "results" / "wandb"));
+  EXPECT_TRUE(fs::exists(dir_.path() / "results" / "metrics.csv"));
 }
 
 }  // namespace
