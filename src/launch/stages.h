@@ -16,6 +16,7 @@ std::unique_ptr<Stage> make_conversion_stage();
 std::unique_ptr<Stage> make_evaluation_stage();
 std::unique_ptr<Stage> make_export_stage();
 std::unique_ptr<Stage> make_search_config_stage();
+std::unique_ptr<Stage> make_cluster_validation_stage();
 
 /// The pre-flight memory check of a training stage (memory_preflight.cpp): with gpu_memory_gb
 /// set and the job on GPUs, a config whose per-GPU estimate exceeds it is refused with the
