@@ -71,6 +71,7 @@ std::vector<std::string> on_nodes(const Args& a, const std::vector<std::string>&
                                               join(nodes, ",")};
   if (a.runner == "srun") {
     argv.insert(argv.end(), {"srun", "--overlap", fmt::format("--nodes={}", nodes.size()),
+                             fmt::format("--ntasks={}", tasks * static_cast<int>(nodes.size())),
                              fmt::format("--ntasks-per-node={}", tasks), "--nodelist=" + join(nodes, ",")});
     // Inside an allocation (the cluster_validation job) the steps use it; from a login node each
     // check is its own allocation on the partition.
