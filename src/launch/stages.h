@@ -23,4 +23,9 @@ std::unique_ptr<Stage> make_cluster_validation_stage();
 /// breakdown and the nearest layouts that fit.
 void check_training_memory(const config::ConfigView& c, const StageContext& ctx, Problems& problems);
 
+/// `bignlp --explain-memory`: the per-GPU breakdown of a training, fine-tuning (shape from its
+/// .nemo) or prompt-learning stage, or why there is none; with gpu_memory_gb, whether it fits and
+/// the nearest layouts that do.
+std::string explain_stage_memory(const config::ConfigView& c, const LaunchSettings& settings);
+
 }  // namespace bignlp::launch::detail
