@@ -50,6 +50,7 @@ struct Args {
   bool help = false;
   bool version = false;
   bool multirun = false;
+  bool explain_memory = false;  // print the stages' memory estimates instead of running them
   bool force = false;  // submit beside a job of the same name still queued in the folder
   std::string explain;
   std::vector<std::string> overrides;
@@ -90,6 +91,7 @@ int run_stages(const cfg::ComposeResult& composed, const Args& args) {
   // Local job ids name the logs: start from the process id so runs do not share log files.
   options.first_local_id = static_cast<std::uint64_t>(::getpid()) * 100;
   options.force = args.force;
+  options.explain_memory = args.explain_memory;
   bignlp::launch::run_composed(composed, args.command_line, args.tree_root, program_dir(), options,
                                bignlp::Logger("bignlp"), std::cout);
   return 0;
@@ -143,6 +145,8 @@ std::string flags_help() {
   --info, -i [WHAT]        diagnostics: all, config, defaults, defaults-tree, searchpath, sources
   --explain KEY            where KEY's value comes from (file:line or override), and what it resolves to
   --multirun, -m           sweep: one run per combination of a=1,2 / choice() / range() / glob()
+  --explain-memory         print the per-GPU memory estimate of each training, fine-tuning or prompt-learning
+                           stage in `stages` (and, with gpu_memory_gb, whether it fits); run nothing
   --force                  Slurm: submit even when a job of the same name from the same results folder is queued
   --help, -h               this help: flags, config groups and the composed config
   --version                print the version
@@ -394,6 +398,7 @@ int main(int argc, char** argv) {
   app.add_flag("--version", a.version);
   app.add_flag("-m,--multirun", a.multirun);
   app.add_flag("--force", a.force);
+  app.add_flag("--explain-memory", a.explain_memory);
   bool run_flag = false;
   app.add_flag("-r,--run", run_flag);
   app.add_option("--explain", a.explain);

@@ -11,7 +11,7 @@ namespace bignlp::launch {
 const std::vector<std::string>& known_stages() {
   static const std::vector<std::string> stages = {"data_preparation", "training",   "conversion", "fine_tuning",
                                                   "prompt_learning",  "evaluation", "export",
-                                                  "search_config"};
+                                                  "search_config", "cluster_validation"};
   return stages;
 }
 
@@ -62,6 +62,7 @@ std::unique_ptr<Stage> make_stage(std::string_view stage, std::string_view famil
     if (is({"gpt3", "t5", "mt5"})) return detail::make_search_config_stage();
     return unsupported({"gpt3", "t5", "mt5"});
   }
+  if (stage == "cluster_validation") return detail::make_cluster_validation_stage();  // no model family
   const auto close = closest_matches(stage, known_stages());
   throw ConfigError(fmt::format("stages: '{}' is not a stage{}. Stages: {}", stage,
                                 close.empty() ? std::string() : fmt::format(" (did you mean '{}'?)", close.front()),

@@ -23,6 +23,7 @@
 #include "bignlp/launch/settings.h"
 #include "bignlp/launch/shell.h"
 #include "bignlp/launch/stage_registry.h"
+#include "stages.h"
 #include "stage_common.h"
 
 namespace bignlp::launch {
@@ -376,6 +377,14 @@ StageSequenceResult run_stage_sequence(const StageSequenceRequest& request, cons
     return result;
   }
   check_stage_list(settings);
+  if (options.explain_memory) {
+    for (const auto& name : settings.stages) {
+      const config::ConfigNode* node = request.config.find(name);
+      if (!node || node->is_null()) throw_unchosen_stage(request, name);
+      out << detail::explain_stage_memory(config::ConfigView(request.config, &request.resolvers).sub(name), settings);
+    }
+    return result;
+  }
   if (settings.container && settings.cluster_type == ClusterType::kLocal) {
     result.warnings.push_back(fmt::format("container={} is not used with cluster_type=local: the programs run "
                                           "directly on this machine",

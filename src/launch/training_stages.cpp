@@ -206,6 +206,7 @@ class TuningStage final : public Stage {
       require_input(c, ctx, plan, p, model_key_, *model, "conversion",
                     fmt::format("set {} to a converted .nemo model", c.full_path(model_key_)));
     }
+    if (p.empty()) check_training_memory(c, ctx, p);  // fine-tuning: when its .nemo exists
     p.throw_if_any();
 
     add_train_job(plan, c, ctx, {"--stage", c.prefix()});

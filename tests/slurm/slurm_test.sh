@@ -157,7 +157,9 @@ run_test_only() {
   local golden=$1 n=0 bad=0 s out
   while IFS= read -r -d '' s; do
     n=$((n + 1))
-    out=$(sbatch --test-only --nodes=1 --ntasks-per-node=1 --cpus-per-task=1 --partition=debug "$s" 2>&1)
+    # --nodelist: this cluster's node in place of a script's own (cluster_validation names its nodes)
+    out=$(sbatch --test-only --nodes=1 --ntasks-per-node=1 --cpus-per-task=1 --partition=debug \
+      --nodelist="$(sinfo -h -o %N | head -1)" "$s" 2>&1)
     if [ $? = 0 ]; then
       echo "ok: ${s#"$golden"/}"
     else

@@ -54,6 +54,9 @@ struct StageSequenceOptions {
   /// Submit even when a job of the same name submitted from the same results folder is still
   /// pending or running (bignlp --force).
   bool force = false;
+  /// Print each listed stage's per-GPU memory estimate instead; plan, write and submit nothing
+  /// (bignlp --explain-memory).
+  bool explain_memory = false;
 };
 
 /// One job that was written and submitted (or run).

@@ -150,7 +150,7 @@ TEST(Golden, CoverEveryStageAndRefuseMultiStageBcp) {
     }
   }
   EXPECT_EQ(stages_seen, (std::set<std::string>{"data_preparation", "training", "conversion", "fine_tuning",
-                                                "prompt_learning", "evaluation", "export"}));
+                                                "prompt_learning", "evaluation", "export", "cluster_validation"}));
 }
 
 }  // namespace
