@@ -6,6 +6,8 @@
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/core/logging.h"
+#include "bignlp/checkpoint/integrity.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/buffer.h"
 #include "bignlp/tensor/safetensors.h"
@@ -106,7 +108,7 @@ void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& 
       w.add(p.name, h);
     }
     w.set_metadata("format", kFormatName);
-    w.write(shard / "model.safetensors");
+    write_shard_file(w, shard / "model.safetensors");
   }
   if (exp_avg.defined()) {
     SafetensorsWriter w;
@@ -115,13 +117,13 @@ void write_checkpoint_shard(const fs::path& shard, const model::ParameterStore& 
       w.add("exp_avg." + p.name, host_view(exp_avg.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
       w.add("exp_avg_sq." + p.name, host_view(exp_avg_sq.slice(0, p.offset, p.numel()).reshape(p.shape), storage, ctx));
     }
-    w.write(shard / "optimizer.safetensors");
+    write_shard_file(w, shard / "optimizer.safetensors");
   }
   fsync_path(shard);
 }
 
 void load_checkpoint(const fs::path& dir, model::ParameterStore& store, OptimizerState* optimizer,
-                     const ops::OpContext& ctx, const parallel::ParallelContext& parallel) {
+                     const ops::OpContext& ctx, const parallel::ParallelContext& parallel, const Logger* log) {
   const CheckpointState meta = read_checkpoint_metadata(dir);
   if (meta.tp_size != parallel.tp_size() || meta.pp_size != parallel.pp_size())
     throw DataError(fmt::format(
@@ -139,24 +141,46 @@ void load_checkpoint(const fs::path& dir, model::ParameterStore& store, Optimize
   std::vector<std::vector<float>> widened;  // host fp32 copies of non-fp32 entries
   const fs::path shard = dir / checkpoint_shard_name(parallel.tp_rank(), parallel.pp_rank());
   // The stored tensor `name` (fp32, p's shape), a host view into the reader.
-  auto entry = [&](const SafetensorsReader& r, const std::string& name, const model::Parameter& p) {
+  // Integrity (integrity.h): sizes against metadata.json, each tensor's CRC-32 before use, and
+  // finite values only. Checkpoints from before checksums load with a warning.
+  bool warned = false;
+  auto open = [&](const fs::path& file) {
+    if (!check_shard_file_size(dir, meta, file) && !warned) {
+      warned = true;
+      const std::string text = fmt::format(
+          "{}: written without shard sizes and tensor checksums (an older bignlp); loading it unverified", dir.string());
+      if (log != nullptr)
+        log->warn("{}", text);
+      else
+        Logger().warn("{}", text);
+    }
+    return std::make_unique<SafetensorsReader>(file);
+  };
+  auto entry = [&](const SafetensorsReader& r, const ShardChecksums& crc, const std::string& name,
+                   const model::Parameter& p) {
     const SafetensorsEntry* e = r.find(name);
     if (e == nullptr) throw DataError(fmt::format("{}: tensor '{}' is missing", r.path().string(), name));
     if (!(e->shape == p.shape))
       throw DataError(fmt::format("{}: tensor '{}' has shape {}, the model expects {}", r.path().string(), name,
                                   e->shape.to_string(), p.shape.to_string()));
-    if (e->dtype == DType::kF32) return r.view(name);
-    // Another float dtype (a converted checkpoint): widen on the host.
-    auto& wide = widened.emplace_back(static_cast<std::size_t>(p.numel()));
-    const TensorView h(wide.data(), DType::kF32, p.shape);
-    ops::copy(ops::OpContext::cpu(), r.view(name), h);
+    crc.verify(name);
+    TensorView h = r.view(name);
+    if (e->dtype != DType::kF32) {
+      // Another float dtype (a converted checkpoint): widen on the host.
+      auto& wide = widened.emplace_back(static_cast<std::size_t>(p.numel()));
+      h = TensorView(wide.data(), DType::kF32, p.shape);
+      ops::copy(ops::OpContext::cpu(), r.view(name), h);
+    }
+    check_finite(h, r.path(), name);
     return h;
   };
   {
-    SafetensorsReader r(shard / "model.safetensors");
+    const auto reader = open(shard / "model.safetensors");
+    const SafetensorsReader& r = *reader;
+    const ShardChecksums crc(r, meta.tensor_checksums);
     // Each parameter's full fp32 weights: the store keeps what it keeps (all, or its master shards).
     for (auto& p : store.params()) {
-      store.assign(ctx, p, entry(r, p.name, p));
+      store.assign(ctx, p, entry(r, crc, p.name, p));
       widened.clear();
     }
   }
@@ -164,10 +188,13 @@ void load_checkpoint(const fs::path& dir, model::ParameterStore& store, Optimize
     if (!meta.has_optimizer_state)
       throw DataError(fmt::format("{}: checkpoint holds no optimizer state (an imported or inference checkpoint)",
                                   dir.string()));
-    SafetensorsReader r(shard / "optimizer.safetensors");
+    const auto reader = open(shard / "optimizer.safetensors");
+    const SafetensorsReader& r = *reader;
+    const ShardChecksums crc(r, meta.tensor_checksums);
     for (auto& p : store.params()) {
       if (!p.trainable) continue;  // needs no moments (the checkpoint may have none for it)
-      optimizer->assign_moments(p, entry(r, "exp_avg." + p.name, p), entry(r, "exp_avg_sq." + p.name, p));
+      const TensorView m = entry(r, crc, "exp_avg." + p.name, p);
+      optimizer->assign_moments(p, m, entry(r, crc, "exp_avg_sq." + p.name, p));
       widened.clear();
     }
     optimizer->set_steps(meta.optimizer_steps);

@@ -111,8 +111,11 @@ CheckpointTensors::CheckpointTensors(const fs::path& dir) : dir_(dir), meta_(rea
       if (!fs::exists(file))
         throw DataError(fmt::format("{}: shard file missing (the checkpoint records TP {} x PP {})", file.string(),
                                     meta_.tp_size, meta_.pp_size));
+      check_shard_file_size(dir, meta_, file);
       readers_.push_back(std::make_unique<SafetensorsReader>(file));
       const SafetensorsReader* r = readers_.back().get();
+      checksums_.push_back(std::make_unique<ShardChecksums>(*r, meta_.tensor_checksums));
+      const ShardChecksums* crc = checksums_.back().get();
       for (auto& p : shard_parameters(meta_, meta_.tp_size, meta_.pp_size, tp_rank, pp_rank)) {
         if (p.name == kWordEmbeddingCopyName) continue;
         const SafetensorsEntry* e = r->find(p.name);
@@ -124,7 +127,7 @@ CheckpointTensors::CheckpointTensors(const fs::path& dir) : dir_(dir), meta_(rea
           throw DataError(fmt::format("{}: tensor '{}' has dtype {}, not a float", file.string(), p.name,
                                       dtype_name(e->dtype)));
         full_.emplace(p.name, p);
-        sources_[p.name].push_back(Source{p, r});
+        sources_[p.name].push_back(Source{p, r, crc});
       }
     }
   }
@@ -147,14 +150,16 @@ std::vector<float> CheckpointTensors::full(const std::string& name, Shape* shape
   const TensorView full_view(out.data(), DType::kF32, full_shape);
   std::vector<float> local;
   for (const Source& s : it->second) {
+    s.checksums->verify(key);
     const TensorView src = s.reader->view(key);
-    if (s.param.split_dim < 0) {
-      ops::copy(ops::OpContext::cpu(), src, full_view);
-      continue;
-    }
     local.resize(static_cast<std::size_t>(s.param.shape.numel()));
     const TensorView lv(local.data(), DType::kF32, s.param.shape);
     ops::copy(ops::OpContext::cpu(), src, lv);
+    check_finite(lv, s.reader->path(), key);
+    if (s.param.split_dim < 0) {
+      ops::copy(ops::OpContext::cpu(), lv, full_view);
+      continue;
+    }
     tp_concat(lv, s.param.split_dim, s.param.tp_size, s.param.tp_rank, full_view);
   }
   if (shape != nullptr) *shape = full_shape;

@@ -4,6 +4,7 @@
 
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
+#include "bignlp/checkpoint/integrity.h"
 
 namespace fs = std::filesystem;
 
@@ -32,6 +33,11 @@ void write_checkpoint_metadata(const fs::path& dir, const CheckpointState& state
   meta["pipeline_model_parallel_size"] = state.pp_size;
   meta["virtual_pipeline_model_parallel_size"] = state.virtual_pp_size;
   meta["has_optimizer_state"] = state.has_optimizer_state;
+  const auto files = shard_file_sizes(dir);
+  if (!files.empty()) {
+    meta["files"] = files;
+    meta["tensor_checksums"] = kChecksumAlgorithm;  // every writer of shards uses write_shard_file
+  }
   write_file_atomic(dir / "metadata.json", meta.dump(2) + "\n");
 }
 
@@ -79,6 +85,14 @@ CheckpointState read_checkpoint_metadata(const fs::path& dir) {
     if (!is_floating(s.weights_dtype))
       throw DataError(fmt::format("{}: weights_dtype '{}' is not a floating dtype", file.string(), weights));
     s.has_optimizer_state = meta.at("has_optimizer_state").get<bool>();
+    if (meta.contains("files")) s.file_sizes = meta.at("files").get<std::map<std::string, std::uint64_t>>();
+    if (meta.contains("tensor_checksums")) {
+      const std::string algo = meta.at("tensor_checksums").get<std::string>();
+      if (algo != kChecksumAlgorithm)
+        throw DataError(fmt::format("{}: tensor_checksums '{}' is not one this bignlp checks ('{}')", file.string(),
+                                    algo, kChecksumAlgorithm));
+      s.tensor_checksums = true;
+    }
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw DataError(fmt::format("{}: malformed checkpoint metadata: {}", file.string(), e.what()));

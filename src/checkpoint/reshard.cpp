@@ -6,6 +6,7 @@
 #include <set>
 #include <vector>
 
+#include "bignlp/checkpoint/integrity.h"
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/checkpoint/partition.h"
 #include "bignlp/comm/local_communicator.h"
@@ -106,9 +107,18 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
     for (int tp_rank = 0; tp_rank < meta.tp_size; ++tp_rank) {
       ShardModel sm = shard_model(meta, meta.tp_size, meta.pp_size, tp_rank, pp_rank, ctx, {});
       const fs::path shard = input / checkpoint_shard_name(tp_rank, pp_rank);
+      if (!check_shard_file_size(input, meta, shard / "model.safetensors") && pp_rank == 0 && tp_rank == 0)
+        log.warn("{}: written without shard sizes and tensor checksums (an older bignlp); reading it unverified",
+                 input.string());
       const SafetensorsReader weights(shard / "model.safetensors");
+      const ShardChecksums weight_crc(weights, meta.tensor_checksums);
       std::unique_ptr<SafetensorsReader> moments;
-      if (with_optimizer) moments = std::make_unique<SafetensorsReader>(shard / "optimizer.safetensors");
+      std::unique_ptr<ShardChecksums> moment_crc;
+      if (with_optimizer) {
+        check_shard_file_size(input, meta, shard / "optimizer.safetensors");
+        moments = std::make_unique<SafetensorsReader>(shard / "optimizer.safetensors");
+        moment_crc = std::make_unique<ShardChecksums>(*moments, meta.tensor_checksums);
+      }
       std::vector<std::pair<std::string, const SafetensorsReader*>> sources{{"", &weights}};
       if (moments) {
         sources.emplace_back("exp_avg.", moments.get());
@@ -127,9 +137,11 @@ void reshard_checkpoint(const fs::path& input, const fs::path& output, int tenso
           if (!(e->shape == p.shape))
             throw DataError(fmt::format("{}: tensor '{}' has shape {}, the checkpoint's layout expects {}",
                                         r.path().string(), name, e->shape.to_string(), p.shape.to_string()));
+          (reader == &weights ? weight_crc : *moment_crc).verify(name);
           std::vector<float> local(static_cast<std::size_t>(p.numel()));
           const TensorView local_view(local.data(), DType::kF32, p.shape);
           ops::copy(ctx, r.view(name), local_view);  // any float dtype -> fp32
+          check_finite(local_view, r.path(), name);
           Full& f = full[name];
           if (f.data.empty()) {
             f.shape = tp_full_shape(p.shape, split_dim(p), p.tp_size);

@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 
+#include "bignlp/checkpoint/integrity.h"
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/checkpoint/layout.h"
 #include "bignlp/checkpoint/partition.h"
@@ -333,7 +334,7 @@ void import_nemo(const fs::path& nemo, const fs::path& output, const Logger& log
       w.set_metadata("format", checkpoint::kFormatName);
       const fs::path shard = stage.path() / checkpoint::checkpoint_shard_name(tp_rank, pp_rank);
       fs::create_directories(shard);
-      w.write(shard / "model.safetensors");
+      checkpoint::write_shard_file(w, shard / "model.safetensors");
     }
   }
   checkpoint::write_checkpoint_metadata(stage.path(), meta);

@@ -2,6 +2,7 @@
 // One task per GPU (nodes x devices tasks), each bound to its cores by bignlp-bind.
 #include <fmt/format.h>
 
+#include "bignlp/config/worker_keys.h"
 #include "bignlp/core/strings.h"
 #include "stage_common.h"
 #include "stages.h"
@@ -170,6 +171,10 @@ class TrainingStage final : public Stage {
   StageJobs plan(const config::ConfigView& c, const std::string& family, const StageContext& ctx) const override {
     Problems p(c.prefix());
     StageJobs plan = start_stage_jobs(c, family, p);
+    // The types and ranges bignlp-train checks when it binds the config (one schema), before any
+    // check below reads those keys.
+    for (std::string& problem : config::check_training_keys(c)) p.add(std::move(problem));
+    if (!p.empty()) p.throw_if_any();
     check_parallel_layout(c, ctx,
                           {"trainer.num_nodes", "trainer.devices", "model.tensor_model_parallel_size",
                            "model.pipeline_model_parallel_size", "model.global_batch_size", "model.micro_batch_size"},

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "bignlp/config/worker_keys.h"
 #include "bignlp/config/yaml.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
@@ -567,6 +568,9 @@ void check_derived_keys(const ConfigView& cfg, const TrainingConfig& c) {
 }
 
 TrainingConfig bind_training_config(const ConfigView& cfg) {
+  // Types and ranges first: the schema the launcher checked (config/worker_keys.h).
+  if (const auto problems = config::check_training_keys(cfg); !problems.empty())
+    throw ConfigError(join(problems, "\n"));
   TrainingConfig c;
   bind_unsupported(cfg);
   bind_trainer(cfg, c);

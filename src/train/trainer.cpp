@@ -14,6 +14,8 @@
 #include "bignlp/model/micro_batch_runner.h"
 #include "bignlp/model/model_family.h"
 #include "bignlp/ops/device_runtime.h"
+#include "bignlp/ops/ops.h"
+#include "bignlp/tensor/buffer.h"
 #include "bignlp/checkpoint/catalog.h"
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/train/data_loader.h"
@@ -151,6 +153,23 @@ bool Trainer::any_rank(bool flag) const {
 
 void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result) {
   if (!config_.exp_manager.create_checkpoint_callback || s.last_saved_step == s.global_step) return;
+  // Never save a diverged state (it would replace "-last" and be resumed from): every rank's weights
+  // must be finite. One sum of squares over the compute copies; an overflow to inf counts too.
+  float sq = 0.0f;
+  {
+    std::vector<TensorView> values;
+    for (const auto& p : model_->parameters().params()) values.push_back(p.value);
+    Buffer out(*ctx_.allocator, DType::kF32, Shape{1});
+    ops::sum_squares_multi(ctx_, values, out.view());
+    ops::copy(ctx_, out.view(), TensorView(&sq, DType::kF32, Shape{1}));
+  }
+  if (any_rank(!std::isfinite(sq)))
+    throw RuntimeError(fmt::format(
+        "step {}: the weights are not finite (or so large that their sum of squares overflows): training has "
+        "diverged. Stopping without saving, so the checkpoints in {} stay as they were{}; lower the learning rate or "
+        "resume from an earlier checkpoint",
+        s.global_step, config_.exp_manager.explicit_log_dir.string(),
+        s.last_saved_step >= 0 ? fmt::format(" (the last was saved at step {})", s.last_saved_step) : ""));
   const fs::path dir = config_.exp_manager.explicit_log_dir / "checkpoints";
   CheckpointState st;
   st.global_step = s.global_step;
@@ -304,19 +323,47 @@ void Trainer::resume_or_initialize(State& s, TrainResult& result) {
         fs::remove_all(e.path(), ec);
       }
   std::optional<fs::path> resume;
+  std::vector<fs::path> candidates;
   if (c.exp_manager.resume_if_exists) {
-    resume = find_latest_checkpoint(ckpt_dir);
-    if (!resume && !c.exp_manager.resume_ignore_no_checkpoint)
+    candidates = list_checkpoints(ckpt_dir);
+    if (candidates.empty() && !c.exp_manager.resume_ignore_no_checkpoint)
       throw ConfigError(fmt::format("exp_manager.resume_if_exists: no complete checkpoint in '{}' (set "
                                     "exp_manager.resume_ignore_no_checkpoint=True to start fresh)",
                                     ckpt_dir.string()));
   }
-  if (!resume) {
+  if (candidates.empty()) {
     model_->initialize(c.seed);
     return;
   }
+  // Newest first; a damaged checkpoint (size, checksum or non-finite values, on any rank: the ranks
+  // agree) is skipped with a warning and the next older one is tried. Loading an intact one assigns
+  // every weight and moment, so nothing of a failed attempt survives.
+  std::vector<std::string> damaged;
+  for (auto it = candidates.rbegin(); it != candidates.rend() && !resume; ++it) {
+    std::string error;
+    try {
+      load_checkpoint(*it, model_->parameters(), s.optimizer.get(), ctx_, parallel_, &log_);
+    } catch (const DataError& e) {
+      error = e.what();
+    } catch (const IoError& e) {  // a shard file missing or unreadable
+      error = e.what();
+    }
+    if (!any_rank(!error.empty())) {
+      resume = *it;
+      break;
+    }
+    if (error.empty()) error = "damaged on another rank (see that rank's log)";
+    log_.warn("checkpoint {} is damaged, not resuming from it: {}", it->string(), error);
+    damaged.push_back(fmt::format("{}: {}", it->string(), error));
+  }
+  if (!resume)
+    throw DataError(fmt::format("exp_manager.resume_if_exists: every checkpoint in '{}' is damaged:\n  {}\n(move "
+                                "them aside to start fresh)",
+                                ckpt_dir.string(), join(damaged, "\n  ")));
+  if (!damaged.empty() && is_rank0())
+    log_.warn("resuming from {}, the newest intact checkpoint ({} newer one(s) damaged)", resume->string(),
+              damaged.size());
   const CheckpointState st = read_checkpoint_metadata(*resume);
-  load_checkpoint(*resume, model_->parameters(), s.optimizer.get(), ctx_, parallel_);
   s.global_step = st.global_step;
   s.consumed_samples = st.consumed_samples;
   s.scheduler_step = st.scheduler_step;

@@ -12,7 +12,10 @@
 #include <mutex>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "bignlp/checkpoint/checkpoint.h"
+#include "bignlp/checkpoint/integrity.h"
 #include "bignlp/comm/local_communicator.h"
 #include "bignlp/comm/parallel_groups.h"
 #include "bignlp/core/error.h"
@@ -365,7 +368,10 @@ TEST(DistributedOptimizer, LoadingACheckpointWithAMissingMomentNamesIt) {
         out.add(e.name, TensorView(keep.back().data(), DType::kF32, e.shape));
       }
     }
-    out.write(file);
+    checkpoint::write_shard_file(out, file);  // with checksums, so only the missing tensor is wrong
+    auto meta = nlohmann::json::parse(read_file(ckpt / "metadata.json"));
+    meta["files"][checkpoint_shard_name(0, 0) + "/optimizer.safetensors"] = fs::file_size(file);
+    write_file_atomic(ckpt / "metadata.json", meta.dump());
   }
   std::mutex mu;
   std::vector<std::string> errors;

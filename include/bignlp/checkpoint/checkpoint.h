@@ -35,6 +35,7 @@
 #include <string>
 
 #include "bignlp/checkpoint/metadata.h"
+#include "bignlp/core/logging.h"
 #include "bignlp/checkpoint/optimizer_state.h"
 #include "bignlp/model/gpt_config.h"
 #include "bignlp/model/model_family.h"
@@ -64,9 +65,14 @@ void write_checkpoint_shard(const std::filesystem::path& shard_dir, const model:
 /// Loads master weights (and refreshes the compute copy) and, when `optimizer` is given, its moments
 /// and step count, from this rank's (tp, pp) shard, keeping the elements the store and optimizer
 /// hold. Every parameter must be present with its shape (any float dtype); throws DataError naming
-/// the file and tensor, or the parallel sizes when they differ from the run's.
+/// the file and tensor, or the parallel sizes when they differ from the run's. Integrity
+/// (integrity.h): a shard file whose size differs from metadata.json's record, a tensor failing its
+/// CRC-32, or a non-finite weight or moment throws DataError naming the file and tensor (the store
+/// may then hold part of the checkpoint: load another one or discard it). A checkpoint without
+/// checksums (older bignlp) loads with a warning on `log` (stderr when null).
 void load_checkpoint(const std::filesystem::path& dir, model::ParameterStore& store, OptimizerState* optimizer,
-                     const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {});
+                     const ops::OpContext& ctx, const parallel::ParallelContext& parallel = {},
+                     const Logger* log = nullptr);
 
 /// The model of the checkpoint's family (built by `registry` from the recorded config; precision
 /// overridden when given) with its weights loaded, on one rank (the checkpoint must be TP 1 x PP 1):

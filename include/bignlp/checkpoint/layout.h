@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bignlp/checkpoint/integrity.h"
 #include "bignlp/checkpoint/metadata.h"
 #include "bignlp/tensor/safetensors.h"
 #include "bignlp/tensor/shape.h"
@@ -64,7 +65,8 @@ class LayerRenaming {
 /// Full fp32 tensors of a bignlp checkpoint, assembled from its shards on request.
 class CheckpointTensors {
  public:
-  /// Reads the metadata and maps every shard's model.safetensors. Throws DataError/IoError.
+  /// Reads the metadata and maps every shard's model.safetensors, checking each file's size against
+  /// metadata.json (integrity.h). Throws DataError/IoError.
   explicit CheckpointTensors(const std::filesystem::path& dir);
   ~CheckpointTensors();
 
@@ -75,17 +77,20 @@ class CheckpointTensors {
   /// Bytes of all fp32 parameters (the tied copy once).
   std::size_t total_bytes() const;
   /// The full fp32 tensor `name` (global name; the tied copy gives the word embedding), its shape
-  /// in `shape` when given. Throws DataError naming the shard file and tensor when missing or of the wrong shape.
+  /// in `shape` when given. Throws DataError naming the shard file and tensor when missing, of the
+  /// wrong shape, failing its checksum or holding a non-finite value.
   std::vector<float> full(const std::string& name, Shape* shape = nullptr) const;
 
  private:
   struct Source {
     ShardParameter param;
     const SafetensorsReader* reader;
+    const ShardChecksums* checksums;
   };
   std::filesystem::path dir_;
   CheckpointState meta_;
   std::vector<std::unique_ptr<SafetensorsReader>> readers_;
+  std::vector<std::unique_ptr<ShardChecksums>> checksums_;
   std::map<std::string, ShardParameter> full_;
   std::map<std::string, std::vector<Source>> sources_;
 };

@@ -18,6 +18,10 @@
 //   global_step, consumed_samples, val_loss (null when not validated), scheduler_step,
 //   optimizer_steps, loss_scaler {scale, growth_tracker, hysteresis_tracker}, seed
 //   has_optimizer_state               shards hold optimizer.safetensors
+//   files                             {"<shard>/<file>": bytes} of every shard file (optional: absent
+//                                     in checkpoints written before it; integrity.h)
+//   tensor_checksums                  "crc32": every shard file carries per-tensor CRC-32s in its
+//                                     header (optional, as "files"; integrity.h)
 // Version-2 keys only add to version 1, so version-1 readers still read version-2 checkpoints.
 // Reading a version-1 checkpoint gives family "gpt", a null model_config, weights "fp32" and no
 // virtual pipeline; a version above 2 is refused (written by a newer bignlp). Which families can
@@ -67,9 +71,14 @@ struct CheckpointState {
   int virtual_pp_size = 1;
   DType weights_dtype = DType::kF32;  ///< what the shards hold (always fp32 when this code writes)
   bool has_optimizer_state = false;
+  /// Shard file sizes as read ("<shard>/<file>" -> bytes); empty for checkpoints written before
+  /// them. Writing records the files present in the directory instead.
+  std::map<std::string, std::uint64_t> file_sizes;
+  bool tensor_checksums = false;  ///< as read: the shards carry per-tensor CRC-32s
 };
 
-/// Writes <dir>/metadata.json (atomically) for `state`, as version kFormatVersion.
+/// Writes <dir>/metadata.json (atomically) for `state`, as version kFormatVersion, recording the
+/// sizes of the shard files already in `dir` (write it last).
 void write_checkpoint_metadata(const std::filesystem::path& dir, const CheckpointState& state);
 
 /// Reads <dir>/metadata.json (any version up to kFormatVersion). Throws DataError naming the file

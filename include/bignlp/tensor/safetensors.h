@@ -64,6 +64,8 @@ class SafetensorsWriter {
   /// Adds a contiguous host tensor. Throws RuntimeError for duplicates or non-host memory.
   void add(const std::string& name, const TensorView& tensor);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+  /// The tensors added so far, in order.
+  const std::vector<std::pair<std::string, TensorView>>& tensors() const { return tensors_; }
   /// Writes the file. Throws IoError naming the path.
   void write(const std::filesystem::path& path) const;
 

@@ -3,11 +3,18 @@
 #include "bignlp/model/gpt.h"
 #include "bignlp/checkpoint/checkpoint.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "bignlp/checkpoint/catalog.h"
+#include "bignlp/checkpoint/integrity.h"
+#include "bignlp/checkpoint/layout.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/ops/ops.h"
@@ -162,6 +169,188 @@ TEST(CheckpointTest, AFailedSaveLeavesNothingBehind) {
   opt.m_.resize(3);  // the moments do not cover the parameters: the shard writer refuses
   EXPECT_ANY_THROW(save_checkpoint(dir.path() / "c", st, a.parameters(), &opt, cpu.ctx));
   EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+// --- Integrity: sizes and per-tensor CRC-32s in the metadata, finite values only -----------------
+
+/// A tiny checkpoint with weights and moments at <dir>/c.
+fs::path save_tiny(const fs::path& dir, Cpu& cpu) {
+  model::GptModel a(tiny_config(), cpu.ctx);
+  a.initialize(7);
+  ToyOptimizer opt(a.parameters());
+  for (std::size_t i = 0; i < opt.m_.size(); ++i) {
+    opt.m_[i] = 0.001f * static_cast<float>(i % 17);
+    opt.v_[i] = 0.0001f * static_cast<float>(i % 5);
+  }
+  CheckpointState st;
+  st.model = a.config_json();
+  save_checkpoint(dir / "c", st, a.parameters(), &opt, cpu.ctx);
+  return dir / "c";
+}
+
+/// Byte offset in `file` of element `element` of tensor `name`.
+std::uint64_t tensor_offset(const fs::path& file, const std::string& name, std::int64_t element) {
+  std::uint64_t header = 0;
+  std::ifstream in(file, std::ios::binary);
+  in.read(reinterpret_cast<char*>(&header), 8);
+  const SafetensorsReader r(file);
+  return 8 + header + r.find(name)->begin + static_cast<std::uint64_t>(element) * 4;
+}
+
+void xor_byte(const fs::path& file, std::uint64_t offset, unsigned char mask) {
+  std::fstream f(file, std::ios::binary | std::ios::in | std::ios::out);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(static_cast<unsigned char>(c) ^ mask);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+}
+
+/// Rewrites `file` with element `element` of tensor `name` set to `value` and fresh checksums (the
+/// size stays the same): only the finite-value check can catch it.
+void write_value(const fs::path& file, const std::string& name, std::int64_t element, float value) {
+  std::vector<std::vector<float>> data;
+  SafetensorsWriter w;
+  {
+    const SafetensorsReader r(file);
+    data.reserve(r.entries().size());
+    for (const auto& e : r.entries()) {
+      const TensorView v = r.view(e.name);
+      data.emplace_back(v.data<float>(), v.data<float>() + v.numel());
+      if (e.name == name) data.back()[static_cast<std::size_t>(element)] = value;
+    }
+    std::size_t i = 0;
+    for (const auto& e : r.entries()) w.add(e.name, TensorView(data[i++].data(), DType::kF32, e.shape));
+    for (const auto& [k, v] : r.metadata()) w.set_metadata(k, v);
+  }
+  write_shard_file(w, file);
+}
+
+std::string load_error(const fs::path& ckpt, Cpu& cpu, bool with_optimizer = true) {
+  model::GptModel b(tiny_config(), cpu.ctx);
+  ToyOptimizer opt(b.parameters());
+  try {
+    load_checkpoint(ckpt, b.parameters(), with_optimizer ? &opt : nullptr, cpu.ctx);
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+constexpr const char* kWte = "model.language_model.embedding.word_embeddings.weight";
+
+TEST(CheckpointIntegrityTest, MetadataRecordsEveryShardFileSizeAndTheShardsCarryChecksums) {
+  TempDir dir("ckpt-int");
+  Cpu cpu;
+  const fs::path c = save_tiny(dir.path(), cpu);
+  const CheckpointState meta = read_checkpoint_metadata(c);
+  EXPECT_TRUE(meta.tensor_checksums);
+  ASSERT_EQ(meta.file_sizes.size(), 2u);
+  for (const char* f : {"tp_rank_00_pp_rank_000/model.safetensors", "tp_rank_00_pp_rank_000/optimizer.safetensors"})
+    EXPECT_EQ(meta.file_sizes.at(f), fs::file_size(c / f)) << f;
+  // The recorded CRC-32 is that of the tensor's bytes (crc32_of itself is checked against the
+  // standard check value below).
+  const SafetensorsReader r(c / "tp_rank_00_pp_rank_000/model.safetensors");
+  const auto crcs = nlohmann::json::parse(r.metadata().at(kChecksumKey));
+  EXPECT_EQ(crcs.size(), r.entries().size());
+  const TensorView v = r.view(kWte);
+  EXPECT_EQ(crcs[kWte].get<std::string>(), fmt::format("{:08x}", crc32_of(v.raw(), v.nbytes())));
+  EXPECT_EQ(load_error(c, cpu), "");
+}
+
+TEST(CheckpointIntegrityTest, KnownCrc32Value) {
+  // The standard check value of CRC-32 (ISO-HDLC, zlib): "123456789" -> cbf43926.
+  EXPECT_EQ(crc32_of("123456789", 9), 0xcbf43926u);
+}
+
+TEST(CheckpointIntegrityTest, AFlippedExponentBitInAWeightIsRefusedNamingFileAndTensor) {
+  TempDir dir("ckpt-flip");
+  Cpu cpu;
+  const fs::path c = save_tiny(dir.path(), cpu);
+  const fs::path file = c / "tp_rank_00_pp_rank_000/model.safetensors";
+  xor_byte(file, tensor_offset(file, kWte, 10) + 3, 0x01);  // low exponent bit: a finite, wrong value
+  const std::string e = load_error(c, cpu);
+  EXPECT_NE(e.find(file.string()), std::string::npos) << e;
+  EXPECT_NE(e.find(kWte), std::string::npos) << e;
+  EXPECT_NE(e.find("fails its checksum"), std::string::npos) << e;
+  // The converters' reader refuses it too.
+  const CheckpointTensors t(c);
+  EXPECT_THROW(t.full(kWte), DataError);
+}
+
+TEST(CheckpointIntegrityTest, GarbageInTheOptimizerStateIsRefused) {
+  TempDir dir("ckpt-garbage");
+  Cpu cpu;
+  const fs::path c = save_tiny(dir.path(), cpu);
+  const fs::path file = c / "tp_rank_00_pp_rank_000/optimizer.safetensors";
+  const std::string name = std::string("exp_avg_sq.") + kWte;
+  for (int i = 0; i < 8; ++i) xor_byte(file, tensor_offset(file, name, 3) + static_cast<std::uint64_t>(i), 0x5a);
+  const std::string e = load_error(c, cpu);
+  EXPECT_NE(e.find(file.string()), std::string::npos) << e;
+  EXPECT_NE(e.find(name), std::string::npos) << e;
+  // The weights alone still load (inference does not read the optimizer file).
+  EXPECT_EQ(load_error(c, cpu, /*with_optimizer=*/false), "");
+}
+
+TEST(CheckpointIntegrityTest, ATruncatedShardIsRefusedNamingTheFile) {
+  TempDir dir("ckpt-trunc");
+  Cpu cpu;
+  const fs::path c = save_tiny(dir.path(), cpu);
+  const fs::path file = c / "tp_rank_00_pp_rank_000/optimizer.safetensors";
+  fs::resize_file(file, fs::file_size(file) - 100);
+  const std::string e = load_error(c, cpu);
+  EXPECT_NE(e.find(file.string()), std::string::npos) << e;
+  EXPECT_NE(e.find("truncated or damaged"), std::string::npos) << e;
+}
+
+TEST(CheckpointIntegrityTest, NonFiniteWeightsAndMomentsAreRefusedEvenWithMatchingChecksums) {
+  Cpu cpu;
+  for (const auto& [file_name, tensor, value] :
+       {std::tuple<std::string, std::string, float>{"model.safetensors", kWte, std::nanf("")},
+        {"optimizer.safetensors", std::string("exp_avg.") + kWte, INFINITY}}) {
+    TempDir dir("ckpt-nan");
+    const fs::path c = save_tiny(dir.path(), cpu);
+    const fs::path file = c / "tp_rank_00_pp_rank_000" / file_name;
+    write_value(file, tensor, 5, value);
+    const std::string e = load_error(c, cpu);
+    EXPECT_NE(e.find(file.string()), std::string::npos) << e;
+    EXPECT_NE(e.find(tensor), std::string::npos) << e;
+    EXPECT_NE(e.find("1 non-finite value(s) (first at element 5"), std::string::npos) << e;
+  }
+}
+
+TEST(CheckpointIntegrityTest, AShardWithoutChecksumsInACheckpointThatRecordsThemIsRefused) {
+  TempDir dir("ckpt-nocrc");
+  Cpu cpu;
+  const fs::path c = save_tiny(dir.path(), cpu);
+  const fs::path file = c / "tp_rank_00_pp_rank_000/model.safetensors";
+  std::vector<std::vector<float>> data;
+  SafetensorsWriter w;
+  {
+    const SafetensorsReader r(file);
+    data.reserve(r.entries().size());
+    for (const auto& e : r.entries()) {
+      const TensorView v = r.view(e.name);
+      data.emplace_back(v.data<float>(), v.data<float>() + v.numel());
+      w.add(e.name, TensorView(data.back().data(), DType::kF32, e.shape));
+    }
+  }
+  w.write(file);  // no checksums
+  // Record the new size, so only the missing checksums are wrong.
+  auto meta = nlohmann::json::parse(read_file(c / "metadata.json"));
+  meta["files"]["tp_rank_00_pp_rank_000/model.safetensors"] = fs::file_size(file);
+  write_file_atomic(c / "metadata.json", meta.dump());
+  const std::string e = load_error(c, cpu);
+  EXPECT_NE(e.find("records tensor checksums, but this shard file has none"), std::string::npos) << e;
+  // Without the metadata's record it is an older checkpoint: it loads (with a warning).
+  meta.erase("files");
+  meta.erase("tensor_checksums");
+  write_file_atomic(c / "metadata.json", meta.dump());
+  model::GptModel b(tiny_config(), cpu.ctx);
+  const Logger log = Logger::capturing(LogLevel::kWarn);
+  load_checkpoint(c, b.parameters(), nullptr, cpu.ctx, {}, &log);
+  EXPECT_NE(log.captured().find("without shard sizes and tensor checksums"), std::string::npos) << log.captured();
 }
 
 }  // namespace

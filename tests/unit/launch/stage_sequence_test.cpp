@@ -144,6 +144,39 @@ TEST(StageSequence, ARefusedRenderWritesNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "files were written for a refused render";
 }
 
+// The keys bignlp-train reads are typed and range-checked at launch with the worker's schema
+// (config/worker_keys.h): a bad value fails here, before the queue wait, and nothing is written.
+TEST(StageSequence, BadWorkerKeysAreRefusedAtLaunchNamingTheKeyAndOverride) {
+  TempDir tmp;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"training.trainer.max_steps=abc", "training.trainer.max_steps=abc (override #"},
+      {"training.trainer.max_steps=-5", "training.trainer.max_steps=-5 (override #"},
+      {"training.trainer.max_steps=2.5", "training.trainer.max_steps=2.5 (override #"},
+      {"training.model.micro_batch_size=0", "training.model.micro_batch_size=0 (override #"},
+      {"training.model.optim.lr=-1e-4", "training.model.optim.lr=-0.0001 (override #"},
+      {"training.model.hidden_dropout=1.5", "training.model.hidden_dropout=1.5 (override #"},
+      {"training.model.optim.sched.warmup_steps=oops", "training.model.optim.sched.warmup_steps=oops (override #"},
+  };
+  for (const auto& [override_text, expected] : cases) {
+    const Refusal r = refusal({override_text}, tmp.path());
+    EXPECT_EQ(r.exit_code, 1) << r.message;
+    EXPECT_NE(r.message.find(expected), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("must be"), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("Nothing was written or submitted."), std::string::npos) << r.message;
+    EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << override_text << ": files were written";
+  }
+  // Warm-up plus constant steps beyond max_steps: the cross-key rule names all three.
+  const Refusal r = refusal({"training.trainer.max_steps=100", "training.model.optim.sched.warmup_steps=80",
+                             "training.model.optim.sched.constant_steps=30"},
+                            tmp.path());
+  EXPECT_EQ(r.exit_code, 1) << r.message;
+  for (const char* part : {"training.model.optim.sched.warmup_steps=80 (override #",
+                           "training.model.optim.sched.constant_steps=30 (override #", "= 110 warm-up + constant steps "
+                           "exceed training.trainer.max_steps=100 (override #"})
+    EXPECT_NE(r.message.find(part), std::string::npos) << part << "\n" << r.message;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
+}
+
 TEST(StageSequence, BackslashesInSlurmPathsAreRefused) {
   TempDir tmp;
   for (const std::vector<std::string>& o : std::vector<std::vector<std::string>>{

@@ -149,8 +149,11 @@ TEST(StageChecks, DataPreparationInputs) {
 }
 
 TEST(StageChecks, ValuesOfTheWrongTypeNameTheKey) {
+  // A key of the worker-key schema (config/worker_keys.h) names the override that set it.
   EXPECT_EQ(plan_error({"stages=[training]", "training.model.tensor_model_parallel_size=abc"}),
-            "training.model.tensor_model_parallel_size: expected int, got 'abc'");
+            "training: training.model.tensor_model_parallel_size=abc (override #2 "
+            "'training.model.tensor_model_parallel_size=abc'): must be an integer >= 1\nNothing was written or "
+            "submitted.");
   EXPECT_EQ(plan_error({"stages=[training]", "training.model.sequence_parallel=3"}),
             "training.model.sequence_parallel: expected bool, got 3 (int)");
   EXPECT_EQ(plan_error({"stages=[training]", "training.run.name=null"}),

@@ -134,3 +134,36 @@ TEST(T5ConfigBinding, PresetValuesReachTheConfigAndUnsupportedKeysAreRefusedByNa
 
 }  // namespace
 }  // namespace bignlp::train
+
+namespace bignlp::train {
+namespace {
+
+// bind_training_config checks the same worker-key schema the launcher checks (config/worker_keys.h).
+TEST(TrainingConfigBinding, TheWorkerChecksTheLaunchersKeySchema) {
+  Fixture f;
+  config::ConfigNode root = preset("t5/220m", f.dir);
+  root.find_path("trainer")->set("max_steps", config::ConfigNode::string("abc"));
+  try {
+    bind_training_config(config::ConfigView(root));
+    FAIL() << "bound trainer.max_steps=abc";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer.max_steps=abc"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("must be an integer >= 1"), std::string::npos) << e.what();
+  }
+  root.find_path("trainer")->set("max_steps", config::ConfigNode::integer(100));
+  root.find_path("model.optim.sched")->set("warmup_steps", config::ConfigNode::integer(90));
+  root.find_path("model.optim.sched")->set("constant_steps", config::ConfigNode::integer(20));
+  root.find_path("model.optim.sched")->erase("warmup_ratio");
+  root.find_path("model.optim.sched")->erase("constant_ratio");
+  try {
+    bind_training_config(config::ConfigView(root));
+    FAIL() << "bound 110 warm-up + constant steps in 100";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("= 110 warm-up + constant steps exceed trainer.max_steps=100"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace bignlp::train

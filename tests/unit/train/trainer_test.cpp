@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
 #include <filesystem>
 #include <random>
 
@@ -284,6 +285,101 @@ TEST(TrainerTest, ConsecutiveNonFiniteStepsStopTheRunWithoutSaving) {
     }
   }
   EXPECT_FALSE(saved) << "a checkpoint was saved by the diverged run";
+}
+
+/// Flips one bit in the middle of the data section of `file` (a safetensors shard).
+void damage(const fs::path& file) {
+  std::fstream f(file, std::ios::binary | std::ios::in | std::ios::out);
+  const auto size = static_cast<std::streamoff>(fs::file_size(file));
+  f.seekg(size - 64);
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x10);
+  f.seekp(size - 64);
+  f.write(&c, 1);
+}
+
+TEST(TrainerTest, ResumeFallsBackToTheNewestIntactCheckpointAndSaysSo) {
+  TempDir dir("fallback");
+  const fs::path prefix = write_corpus(dir.path());
+  Harness h;
+  TrainingConfig c = small_config(dir.path() / "r", prefix);
+  c.exp_manager.save_top_k = -1;  // keep step 4 and step 8
+  {
+    Trainer t(c, h.log, h.ctx, h.out);
+    t.fit();
+  }
+  const fs::path ckdir = dir.path() / "r" / "checkpoints";
+  const auto all = list_checkpoints(ckdir);
+  ASSERT_EQ(all.size(), 3u);  // step 4, step 8, step 8 "-last"
+  ASSERT_EQ(read_checkpoint_metadata(all[0]).global_step, 4);
+  damage(all[1] / "tp_rank_00_pp_rank_000" / "model.safetensors");
+  damage(all[2] / "tp_rank_00_pp_rank_000" / "optimizer.safetensors");
+  c.max_steps = 10;
+  Logger log = Logger::capturing(LogLevel::kInfo);
+  Trainer t(c, log, h.ctx, h.out);
+  const TrainResult r = t.fit();
+  EXPECT_EQ(r.resumed_from_step, 4);
+  const std::string text = log.captured();
+  EXPECT_NE(text.find("checkpoint " + all[2].string() + " is damaged"), std::string::npos) << text;
+  EXPECT_NE(text.find("checkpoint " + all[1].string() + " is damaged"), std::string::npos) << text;
+  EXPECT_NE(text.find("fails its checksum"), std::string::npos) << text;
+  EXPECT_NE(text.find("resuming from " + all[0].string() + ", the newest intact checkpoint (2 newer one(s) damaged)"),
+            std::string::npos)
+      << text;
+}
+
+TEST(TrainerTest, ResumeWithEveryCheckpointDamagedFailsNamingThem) {
+  TempDir dir("alldamaged");
+  const fs::path prefix = write_corpus(dir.path());
+  Harness h;
+  TrainingConfig c = small_config(dir.path() / "r", prefix);
+  c.max_steps = 4;
+  {
+    Trainer t(c, h.log, h.ctx, h.out);
+    t.fit();
+  }
+  const auto all = list_checkpoints(dir.path() / "r" / "checkpoints");
+  ASSERT_FALSE(all.empty());
+  for (const auto& p : all) damage(p / "tp_rank_00_pp_rank_000" / "model.safetensors");
+  c.max_steps = 6;
+  Trainer t(c, h.log, h.ctx, h.out);
+  try {
+    t.fit();
+    FAIL() << "resumed from a damaged checkpoint";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("every checkpoint in"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(all.back().string()), std::string::npos) << e.what();
+  }
+}
+
+TEST(TrainerTest, ADivergedStateIsNeverSavedOverGoodCheckpoints) {
+  TempDir dir("nosave");
+  const fs::path prefix = write_corpus(dir.path());
+  Harness h;
+  TrainingConfig c = small_config(dir.path() / "r", prefix);
+  c.max_steps = 4;
+  {
+    Trainer t(c, h.log, h.ctx, h.out);
+    t.fit();
+  }
+  const fs::path ckdir = dir.path() / "r" / "checkpoints";
+  const auto before = list_checkpoints(ckdir);
+  ASSERT_FALSE(before.empty());
+  // Resume with a learning rate that sends the weights to infinity within a step or two, and no
+  // consecutive-skip limit: the save at step 8 must refuse.
+  c.max_steps = 8;
+  c.optim.lr = 1e30;
+  c.max_consecutive_nonfinite_steps = 0;
+  Trainer t(c, h.log, h.ctx, h.out);
+  try {
+    t.fit();
+    FAIL() << "a diverged run finished";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("the weights are not finite"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(list_checkpoints(ckdir), before);
+  EXPECT_EQ(read_checkpoint_metadata(find_latest_checkpoint(ckdir).value()).global_step, 4);
 }
 
 }  // namespace
