@@ -65,10 +65,12 @@ std::string next_to_us(const std::string& program) {
 }
 
 // The argv that runs `cmd` on `nodes` (one node, or a pair) with `tasks` tasks per node.
+// `env` adds variables for the check (srun passes our environment on to the tasks).
 std::vector<std::string> on_nodes(const Args& a, const std::vector<std::string>& nodes, int tasks,
-                                  const std::vector<std::string>& cmd) {
+                                  const std::vector<std::string>& cmd, const std::vector<std::string>& env = {}) {
   std::vector<std::string> argv = {"env", (nodes.size() == 1 ? "BIGNLP_VALIDATE_NODE=" : "BIGNLP_VALIDATE_NODES=") +
                                               join(nodes, ",")};
+  argv.insert(argv.end(), env.begin(), env.end());
   if (a.runner == "srun") {
     argv.insert(argv.end(), {"srun", "--overlap", fmt::format("--nodes={}", nodes.size()),
                              fmt::format("--ntasks={}", tasks * static_cast<int>(nodes.size())),
@@ -156,14 +158,17 @@ int run(const Args& a) {
         a.bench_comm.empty() ? next_to_us("bench_comm") : a.bench_comm, "--backend", a.backend, "--ops",
         "all_reduce", "--min-bytes", fmt::format("{}", bytes), "--max-bytes", fmt::format("{}", bytes), "--iters",
         fmt::format("{}", iters), "--warmup", "2", "--no-peer"};
-    auto measure = [&](const std::vector<std::string>& pair) {
+    // A step's SLURM_JOB_NODELIST is the whole job's, so the rendezvous would pick the job's
+    // first node: name the pair's first node, and a port of its own for each pair of a round.
+    auto measure = [&](const std::vector<std::string>& pair, int slot) {
       std::vector<std::string> cmd = bench;
       // One node alone: its tasks measure it among themselves (2 ranks at least).
       const int per_node = pair.size() == 1 ? std::max(2, tasks) : tasks;
       if (a.runner == "local" && gloo) {  // the ranks of every "node" are processes here
         cmd.insert(cmd.end(), {"--spawn", fmt::format("{}", per_node * static_cast<int>(pair.size()))});
       }
-      auto argv = on_nodes(a, pair, per_node, cmd);
+      auto argv = on_nodes(a, pair, per_node, cmd,
+                           {"MASTER_ADDR=" + pair.front(), fmt::format("MASTER_PORT={}", 29500 + slot)});
       return std::make_pair(argv, launch::run_captured(argv));
     };
     std::vector<cluster::PairMeasurement> pairs;
@@ -175,7 +180,7 @@ int run(const Args& a) {
       pairs.push_back({pair.front(), pair.back(), b});
     };
     if (nodes.size() == 1) {
-      auto [argv, r] = measure({nodes[0]});
+      auto [argv, r] = measure({nodes[0]}, 0);
       record({nodes[0]}, argv, r);
     }
     for (const auto& round : cluster::ring_pair_rounds(static_cast<int>(nodes.size()))) {
@@ -183,8 +188,9 @@ int run(const Args& a) {
       std::vector<std::future<std::pair<std::vector<std::string>, launch::CapturedRun>>> runs;
       for (const auto& [i, j] : round) {
         const std::vector<std::string> pair = {nodes[i], nodes[j]};
+        const int slot = static_cast<int>(runs.size());
         runs.push_back(std::async(a.runner == "srun" ? std::launch::async : std::launch::deferred,
-                                  [&measure, pair] { return measure(pair); }));
+                                  [&measure, pair, slot] { return measure(pair, slot); }));
       }
       for (std::size_t k = 0; k < round.size(); ++k) {
         auto [argv, r] = runs[k].get();
