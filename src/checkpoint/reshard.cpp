@@ -15,6 +15,7 @@
 #include "bignlp/core/file_io.h"
 #include "bignlp/model/gpt_config.h"
 #include "bignlp/model/model_family.h"
+#include "bignlp/model/t5.h"
 #include "bignlp/sizing/vocab.h"
 #include "bignlp/ops/ops.h"
 #include "bignlp/tensor/safetensors.h"
@@ -45,7 +46,8 @@ struct ShardModel {
 /// copy duplicates (GPT's last-stage word embeddings, T5's decoder and head copies).
 std::string source_name(const model::Parameter& p) {
   if (p.name == kWordCopy) return kWord;
-  return p.tied_to.empty() ? p.name : p.tied_to;
+  const std::string t5 = p.shared ? model::t5_copy_source(p.name) : std::string();
+  return t5.empty() ? p.name : t5;
 }
 
 /// The checkpoint's family config with another TP size: the key NeMo configs carry, and the padded

@@ -164,7 +164,7 @@ void ParameterStore::initialize(const ops::OpContext& ctx, std::uint64_t seed, c
     if (p.init == ParamInit::kOnes) {
       std::fill(host.begin(), host.end(), 1.0f);
     } else if (p.init == ParamInit::kNormal) {
-      const std::uint64_t stream = fnv1a64(p.tied_to.empty() ? p.name : p.tied_to);
+      const std::uint64_t stream = fnv1a64(p.name);
       // Global element index of local element i: the shard is a contiguous block along partition_dim.
       const int pd = p.partition_dim;
       const std::int64_t inner = pd < 0 ? 1 : [&] {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bignlp/core/check.h"
+#include "bignlp/ops/philox.h"
 #include "family_common.h"
 #include "bignlp/core/error.h"
 #include "bignlp/parallel/column_parallel_linear.h"
@@ -119,9 +120,11 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
   const int t = parallel_.tp_size();
   const int tp_rank = t > 1 ? parallel_.tp_rank() : 0;
   const std::int64_t c = config_.encoder.hidden_size, vocab_rows = config_.padded_vocab_size() / t;
-  // A renamed copy of a table on another stage (tied_to): drawn from the table's stream, shared.
+  // A renamed copy of a table on another stage (t5_copy_source names the table): shared, and set
+  // to the table's draw by initialize().
   const auto copy_of = [](Parameter w, const char* source) {
-    w.tied_to = source;
+    BIGNLP_CHECK(t5_copy_source(w.name) == source, "T5: '{}' is not the copy of '{}'", w.name, source);
+    w.init = ParamInit::kZeros;
     w.shared = true;
     return w;
   };
@@ -254,7 +257,30 @@ T5Model::T5Model(const T5Config& config, const ops::OpContext& ctx, const parall
   store_.allocate(*ctx_.allocator, config_.compute_dtype(), std::move(master_ranges));
 }
 
-void T5Model::initialize(std::uint64_t seed) { store_.initialize(ctx_, seed); }
+void T5Model::initialize(std::uint64_t seed) {
+  store_.initialize(ctx_, seed);
+  // A pipeline stage's copy of a tied table starts as the table: the same Philox draws (the
+  // table's name as the stream, this shard's global element indices; vocab tables split along
+  // rows), so no stage needs another's weights (Megatron zeroes and all-reduces instead: equal).
+  std::vector<float> host;
+  for (auto& p : store_.params()) {
+    const std::string source = p.shared ? t5_copy_source(p.name) : std::string();
+    if (source.empty()) continue;
+    BIGNLP_CHECK(p.partition_dim <= 0, "T5: the copy '{}' must be replicated or split along rows", p.name);
+    const std::uint64_t stream = fnv1a64(source), first = p.tensor_parallel() ? p.tp_rank * p.numel() : 0;
+    host.assign(static_cast<std::size_t>(p.numel()), 0.0f);
+    for (std::int64_t i = 0; i < p.numel(); ++i)
+      host[static_cast<std::size_t>(i)] =
+          philox_normal(seed, stream, first + static_cast<std::uint64_t>(i)) * config_.embedding_init_method_std;
+    store_.assign(ctx_, p, TensorView(host.data(), DType::kF32, p.shape));
+  }
+}
+
+std::string t5_copy_source(std::string_view name) {
+  if (name == kDecWord || name == kHeadCopy) return kEncWord;
+  if (name == kDecPos) return kEncPos;
+  return {};
+}
 
 Shape T5Model::boundary_shape(std::int64_t batch, std::int64_t seq) const {
   const std::int64_t td = config_.decoder_seq_length > 0 ? config_.decoder_seq_length : seq;

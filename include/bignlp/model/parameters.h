@@ -68,11 +68,6 @@ struct Parameter {
   /// A duplicate of a parameter held elsewhere (the last pipeline stage's copy of the tied word
   /// embedding): kept equal by an all-reduce of its gradient, not counted in the gradient norm.
   bool shared = false;
-  /// For a shared copy held under another name (T5's decoder embedding on the split stage, the
-  /// head's copy on the last stage): the name of the parameter it duplicates. A kNormal copy is
-  /// then drawn from that parameter's stream (so it starts equal to it without communication),
-  /// and checkpoint resharding takes its weights from it. Empty: not a renamed copy.
-  std::string tied_to;
   /// Updated by the optimizer. A frozen parameter (false) keeps its weights: it has no gradient in
   /// the flat buffer, no master weights and no optimizer state (see ParameterStore).
   bool trainable = true;
@@ -123,7 +118,7 @@ class ParameterStore {
                 std::optional<std::vector<parallel::FlatRange>> master_ranges = std::nullopt);
 
   /// Draws every parameter from its init rule: kNormal element i of the FULL (unsharded) tensor is
-  /// philox_normal(seed, fnv1a64(name), i) * init_std (the name of tied_to when set), so a tensor-parallel shard holds exactly its
+  /// philox_normal(seed, fnv1a64(name), i) * init_std, so a tensor-parallel shard holds exactly its
   /// part of the single-rank weights. Writes the master weights kept and the compute copy.
   /// Host-side generation, then copied (through a device buffer of its size for the fixed-up
   /// parameter when the store keeps master shards).

@@ -35,7 +35,7 @@
 // adds its cross-attention gradient to the encoder-output gradient it passes back. PP needs both
 // sharing flags (as NeMo): stage k's decoder tables ("enc_dec_model.decoder_embedding.*") and the
 // last stage's head table ("enc_dec_model.word_embeddings.weight", when k < PP-1) are shared
-// copies of the encoder's, drawn from its stream (Parameter::tied_to), their gradients all-reduced
+// copies of the encoder's (t5_copy_source), drawn from its stream, their gradients all-reduced
 // over the word group {0, k, PP-1} and the position group {0, k}; a relative bias table lives on
 // every stage of its stack, its gradients all-reduced over those stages. No virtual pipeline.
 // Sequence parallelism (TP > 1): as GPT's, in both stacks; the encoder output is sequence-split
@@ -47,6 +47,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -166,5 +167,11 @@ class T5Model final : public Model {
   std::unique_ptr<comm::Communicator> word_group_, position_group_;
   GradReadyHook grad_ready_;
 };
+
+/// The table a pipeline stage's renamed copy duplicates (when the parameter is `shared`):
+/// "enc_dec_model.decoder_embedding.word_embeddings.weight" and "enc_dec_model.word_embeddings.weight"
+/// -> the encoder's word table, the decoder's position table -> the encoder's; "" for other names.
+/// (At PP 1 an untied decoder embedding has the same name but is no copy: it is not `shared`.)
+std::string t5_copy_source(std::string_view name);
 
 }  // namespace bignlp::model

@@ -19,8 +19,8 @@
 // fc1 (and fc1_2) are column-parallel, dense, inter_dense and fc2 row-parallel, attention runs NH/t
 // heads (head_offset keeps its dropout masks those of the full model). With sequence parallelism
 // the residual stream, the norms and the hidden dropouts work on this rank's sequence slice: x_in/
-// x_out are (N/t, C) and dropout element indices start at the slice's first row; the encoder
-// output of cross-attention (and its gradient) is this rank's slice (Te/t, B, C) as well.
+// x_out are (N/t, C) and dropout element indices start at the slice's first row.
+// Not handled: sequence parallelism together with cross-attention.
 #pragma once
 
 #include <optional>
@@ -69,8 +69,7 @@ struct LayerPass {
   TensorView position_bias;
   /// (NH/t, T, T) fp32 gradient of position_bias, accumulated (+=) by the backward pass, or empty.
   TensorView position_bias_grad;
-  /// Cross-attention: the encoder's output (Te, B, C) ((Te/t, B, C) under sequence parallelism:
-  /// this rank's slice) in the compute dtype, its valid lengths (B)
+  /// Cross-attention: the encoder's output (Te, B, C) in the compute dtype, its valid lengths (B)
   /// int32 host (or empty), and the gradient of the encoder output, accumulated (+=) in backward.
   TensorView encoder_output;
   TensorView encoder_lengths;
