@@ -470,6 +470,13 @@ void bind_t5_data_config(const ConfigView& cfg, TrainingConfig& c) {
   }
 }
 
+void bind_trainer_exp_manager_optim(const ConfigView& cfg, TrainingConfig& c) {
+  bind_unsupported(cfg);
+  bind_trainer(cfg, c);
+  bind_exp_manager(cfg, c);
+  bind_optimizer(cfg, c);
+}
+
 TrainingConfig bind_training_config(const ConfigView& cfg) {
   TrainingConfig c;
   bind_unsupported(cfg);
