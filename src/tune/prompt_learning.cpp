@@ -199,8 +199,21 @@ std::vector<TaskTemplate> bind_task_templates(const ConfigView& cfg, const std::
 PromptLearningJob bind_prompt_learning(const ConfigView& cfg) {
   PromptLearningJob j;
   train::TrainingConfig& c = j.training;
+  if (cfg.has("model.pipeline_model_parallel_split_rank"))
+    throw ConfigError(fmt::format("{}: a T5/mT5 prompt-learning config; T5/mT5 prompt learning (prompt_learning=t5/squad, "
+                                  "mt5/squad) is not built, GPT prompt learning is (prompt_learning=gpt3/squad)",
+                                  where(cfg, "model.pipeline_model_parallel_split_rank")));
   train::bind_trainer_exp_manager_optim(cfg, c);
   for (const char* k : kIgnored) cfg.mark_used(k);
+  // Honoured: the final .nemo takes the best val_loss checkpoint (save_best_model).
+  cfg.mark_used("exp_manager.checkpoint_callback_params.save_best_model");
+  if (auto r = cfg.find<std::string>("trainer.resume_from_checkpoint"))
+    throw ConfigError(fmt::format("{}: '{}' is not supported: a run resumes from its own newest checkpoint with "
+                                  "exp_manager.resume_if_exists=True",
+                                  where(cfg, "trainer.resume_from_checkpoint"), *r));
+  if (cfg.get_or<bool>("model.optim.sched.reduce_on_plateau", false))
+    throw ConfigError(fmt::format("{}: True is not supported", where(cfg, "model.optim.sched.reduce_on_plateau")));
+  cfg.mark_used("model.optim.sched.monitor");  // used by reduce_on_plateau only
   j.max_epochs = cfg.get_or<std::int64_t>("trainer.max_epochs", 1);
   c.micro_batch_size = cfg.get<std::int64_t>("model.micro_batch_size");
   c.global_batch_size = cfg.get<std::int64_t>("model.global_batch_size");
