@@ -46,6 +46,7 @@
 #include "bignlp/eval/loglikelihood.h"
 #include "bignlp/eval/task_download.h"
 #include "bignlp/model/model_family.h"
+#include "bignlp/tune/prompt_evaluation.h"
 #include "bignlp/worker/worker_session.h"
 
 namespace {
@@ -272,6 +273,48 @@ RunSpec stage_spec(const bignlp::config::ConfigView& cfg, const bignlp::Logger& 
   return s;
 }
 
+/// evaluation=prompt_gpt3/squad: acc and ppl of a prompt-learnt GPT (tune/prompt_evaluation.h),
+/// written to <run.results_dir>/results/metrics.json.
+int run_prompt_stage(const bignlp::config::ConfigView& cfg, const std::string& device, int threads,
+                     const bignlp::Logger& log) {
+  const int tp = cfg.get_or<int>("model.tensor_model_parallel_size", 1), pp = cfg.get_or<int>("model.pipeline_model_parallel_size", 1);
+  if (tp != 1 || pp != 1)
+    throw ConfigError(fmt::format("{}={}, {}={}: a prompt-learnt model is evaluated on one rank here (its base is "
+                                  "loaded unsplit); set both to 1",
+                                  cfg.full_path("model.tensor_model_parallel_size"), tp,
+                                  cfg.full_path("model.pipeline_model_parallel_size"), pp));
+  cfg.mark_used("model.model_parallel_size");
+  if (cfg.get_or<bool>("model.disable_special_tokens", false))
+    throw ConfigError(fmt::format("{}: True (scoring without the virtual tokens) is not supported",
+                                  cfg.full_path("model.disable_special_tokens")));
+  const std::string precision = cfg.get_or<std::string>("model.precision", "32");
+  const std::int64_t batch = cfg.get_or<std::int64_t>("model.eval_batch_size", 4);
+  if (batch < 1) throw ConfigError(fmt::format("{} must be at least 1", cfg.full_path("model.eval_batch_size")));
+  const fs::path nemo = cfg.get<std::string>("model.nemo_model");
+  std::vector<fs::path> files;
+  for (const auto& f : cfg.string_list("model.prompt_dataset_paths")) files.emplace_back(f);
+  const std::string tasks = cfg.get_or<std::string>("run.tasks", "prompt");
+  if (tasks != "prompt")
+    throw ConfigError(fmt::format("{}: '{}': a prompt-learnt model is evaluated on the task 'prompt'", cfg.full_path("run.tasks"), tasks));
+  const fs::path out = fs::path(cfg.get<std::string>("run.results_dir")) / "results" / "metrics.json";
+  bignlp::worker::WorkerOptions options;
+  options.world = bignlp::worker::WorldKind::kSingleProcess;
+  options.device_flag = device;
+  options.cpu_threads = threads;
+  options.allow_tf32 = false;
+  const bignlp::worker::WorkerSession session = bignlp::worker::start_worker(options, bignlp::process_environment(), log);
+  bignlp::tune::LoadedPromptModel m = bignlp::tune::load_prompt_model(
+      nemo, session.runtime().context(), bignlp::model::parse_precision(precision), std::nullopt, log);
+  const bignlp::tune::PromptEvalResult r = bignlp::tune::evaluate_prompt_model(m, files, batch);
+  fs::create_directories(out.parent_path());
+  bignlp::write_file_atomic(out, r.metrics_json().dump(2) + "\n");
+  std::cout << fmt::format("prompt: acc {:.4f} (+- {:.4f}), ppl {:.6g} (+- {:.3g}) over {} examples\n", r.acc,
+                           r.acc_stderr, r.ppl, r.ppl_stderr, r.examples)
+            << std::flush;
+  log.info("metrics written to {}", out.string());
+  return 0;
+}
+
 int run_stage(const bignlp::config::WorkerConfigArgs& cfg_args, std::vector<std::string> args, bignlp::Logger log) {
   CLI::App app{"bignlp-evaluate: the launcher's evaluation stage"};
   std::string device = "auto";
@@ -286,6 +329,8 @@ int run_stage(const bignlp::config::WorkerConfigArgs& cfg_args, std::vector<std:
   }
   const bignlp::config::ConfigNode root = bignlp::config::load_worker_config(cfg_args);
   const bignlp::config::ConfigView cfg(root);
+  if (cfg.get_or<std::string>("model.model_type", "nemo-gpt3") == "nemo-gpt3-prompt")
+    return run_prompt_stage(cfg, device, threads, log);
   RunSpec s = stage_spec(cfg, log);
   s.device = device;
   s.threads = threads;

@@ -6,6 +6,9 @@
 //     Megatron's tools/preprocess_data.py / NeMo's preprocess_data_for_megatron.py flags.
 //   bignlp-preprocess --merge-inputs P1,P2,... --output-prefix OUT
 //     concatenates datasets (Megatron's merge_datasets).
+//   bignlp-preprocess --squad-prompt-learning DIR [--output-dir OUT]
+//     SQuAD v1.1 -> the prompt-learning jsonl files (data/squad_prompt_learning.h); the
+//     prompt_learning stage runs it as --step squad_prompt_learning on its own config.
 //   bignlp-preprocess --config-path DIR --config-name NAME_hydra.yaml --step STEP [key=value ...]
 //     one step of the data_preparation stage, as the launcher's jobs run it (docs/data.md §5).
 //     The worker's share comes from SLURM_ARRAY_TASK_ID / SLURM_LOCALID / SLURM_PROCID /
@@ -36,6 +39,7 @@
 #include "bignlp/data/mc4_preparation.h"
 #include "bignlp/data/pile_preparation.h"
 #include "bignlp/data/preprocess.h"
+#include "bignlp/data/squad_prompt_learning.h"
 #include "bignlp/data/tokenizer_factory.h"
 #include "bignlp/data/worker_position.h"
 
@@ -290,6 +294,29 @@ void run_custom(const bignlp::config::ConfigView& cfg, const std::string& step, 
   }
 }
 
+/// The prompt_learning stage's data step (tuning.md §2.2): SQuAD v1.1's train-v1.1.json and
+/// dev-v1.1.json in the folder of model.data.train_ds[0] become the four prompt-learning jsonl
+/// files there (rewritten on every run, as NeMo's script does).
+int run_squad_prompt_learning(const bignlp::config::ConfigView& cfg, const bignlp::Logger& log) {
+  const std::vector<std::string> train = cfg.string_list("model.data.train_ds");
+  if (train.empty()) throw bignlp::ConfigError(fmt::format("{}: no training file", cfg.full_path("model.data.train_ds")));
+  const std::filesystem::path dir = std::filesystem::path(train.front()).parent_path();
+  const auto n = bignlp::data::convert_squad_for_prompt_learning(dir / "train-v1.1.json", dir / "dev-v1.1.json", dir);
+  log.info("SQuAD -> prompt-learning jsonl in {}: {} training and {} validation/test questions ({} without answers "
+           "skipped)",
+           dir.string(), n.train, n.dev, n.skipped);
+  return 0;
+}
+
+int run_squad_prompt_learning_flags(const std::string& dir, const std::string& out, const bignlp::Logger& log) {
+  const std::filesystem::path in(dir);
+  const std::filesystem::path to = out.empty() ? in : std::filesystem::path(out);
+  const auto n = bignlp::data::convert_squad_for_prompt_learning(in / "train-v1.1.json", in / "dev-v1.1.json", to);
+  log.info("SQuAD -> prompt-learning jsonl in {}: {} training and {} validation/test questions", to.string(), n.train,
+           n.dev);
+  return 0;
+}
+
 int run_stage(std::vector<std::string> args, const bignlp::config::WorkerConfigArgs& cfg_args) {
   std::string step;
   std::string progress = "auto";
@@ -307,6 +334,7 @@ int run_stage(std::vector<std::string> args, const bignlp::config::WorkerConfigA
   const bignlp::Logger log("preprocess", bignlp::parse_log_level(log_level));
   const bignlp::config::ConfigNode root = bignlp::config::load_worker_config(cfg_args);
   const bignlp::config::ConfigView cfg(root);
+  if (step == "squad_prompt_learning") return run_squad_prompt_learning(cfg, log);
   const auto pos = read_worker_position();
   const std::string dataset = cfg.get<std::string>("dataset");
   log.info("data preparation: dataset {}, step {}, {}, {} CPU(s)", dataset, step, show(pos), pos.cpus);
@@ -368,6 +396,10 @@ int run(int argc, char** argv) {
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error or off");
   app.add_option("--merge-inputs", f.merge_inputs, "merge these dataset prefixes into --output-prefix instead of tokenizing")
       ->delimiter(',');
+  std::string squad_dir, output_dir;
+  app.add_option("--squad-prompt-learning", squad_dir,
+                 "convert DIR/train-v1.1.json and DIR/dev-v1.1.json (SQuAD v1.1) to the prompt-learning jsonl files");
+  app.add_option("--output-dir", output_dir, "with --squad-prompt-learning: where the jsonl files go (default: DIR)");
   try {
     std::reverse(all_args.begin(), all_args.end());
     app.parse(std::move(all_args));
@@ -377,6 +409,8 @@ int run(int argc, char** argv) {
   }
   const bignlp::Logger log("preprocess", bignlp::parse_log_level(f.log_level));
 
+  if (!squad_dir.empty()) return run_squad_prompt_learning_flags(squad_dir, output_dir, log);
+  if (!output_dir.empty()) throw bignlp::UsageError("--output-dir goes with --squad-prompt-learning");
   if (!f.merge_inputs.empty()) {
     if (f.output_prefix.empty()) throw bignlp::UsageError("--merge-inputs needs --output-prefix");
     std::vector<std::filesystem::path> prefixes(f.merge_inputs.begin(), f.merge_inputs.end());

@@ -42,6 +42,7 @@
 #include "bignlp/export/nemo.h"
 #include "bignlp/train/config_binding.h"
 #include "bignlp/train/trainer.h"
+#include "bignlp/tune/prompt_learning.h"
 #include "bignlp/worker/worker_session.h"
 
 namespace {
@@ -71,7 +72,7 @@ std::optional<int> parse_args(int argc, char** argv, TrainArgs& out) {
   app.add_option("--device", out.device, "cpu, cuda (gpu) or auto; overrides trainer.accelerator")
       ->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
   app.add_option("--log-level", out.level, "trace, debug, info, warn, error");
-  app.add_option("--stage", out.stage, "the launcher stage this run belongs to (training; fine_tuning and prompt_learning are not built)")
+  app.add_option("--stage", out.stage, "the launcher stage this run belongs to (training, prompt_learning; fine_tuning is not built)")
       ->check(CLI::IsMember({"training", "fine_tuning", "prompt_learning"}));
   app.add_option("--comm-backend", out.backend, "auto (gloo on CPUs, nccl on GPUs), gloo or nccl")
       ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
@@ -88,7 +89,7 @@ std::optional<int> parse_args(int argc, char** argv, TrainArgs& out) {
 }
 
 void check_stage(const std::string& stage) {
-  if (stage != "training")
+  if (stage != "training" && stage != "prompt_learning")
     throw bignlp::ConfigError(fmt::format(
         "--stage {}: the {} stage is not built yet; bignlp-train runs GPT pre-training (the training stage) only "
         "(README, Status)",
@@ -187,6 +188,20 @@ int main(int argc, char** argv) {
     const bignlp::config::ConfigNode root = bignlp::config::load_worker_config(args.config);
     const bignlp::config::ConfigView cfg(root);
     const std::optional<int> master_port = cfg.find<int>("run.master_port");
+    if (args.stage == "prompt_learning") {
+      // Prompt learning (tune/prompt_learning.h): the same trainer around a frozen base model.
+      bignlp::tune::PromptLearningJob job = bignlp::tune::bind_prompt_learning(cfg);
+      job.training.cpu_threads = args.threads;
+      install_signal_handlers();
+      const bignlp::worker::WorkerSession session = bignlp::worker::start_worker(
+          worker_options(args, job.training, master_port), bignlp::process_environment(), log);
+      log = session.log();
+      const bignlp::tune::PromptLearningResult r = bignlp::tune::run_prompt_learning(
+          job, session.context(), session.parallel_context(), log, &g_stop_requested, stdout);
+      session.barrier();
+      log.info("finished at step {}; prompt-learnt model {}", r.train.global_step, r.nemo.string());
+      return 0;
+    }
     bignlp::train::TrainingConfig tc = bignlp::train::bind_training_config(cfg);
     tc.cpu_threads = args.threads;
     install_signal_handlers();

@@ -184,6 +184,10 @@ void TorchFileWriter::finish() {
   PickleOut p;
   p.op('\x80');
   p.s.push_back(2);
+  if (!outer_key_.empty()) {
+    p.op('}');  // EMPTY_DICT: {outer_key_: OrderedDict(...)}
+    p.str(outer_key_);
+  }
   p.global("collections", "OrderedDict");
   p.op(')');
   p.op('R');
@@ -218,6 +222,7 @@ void TorchFileWriter::finish() {
     }
     p.op('u');
   }
+  if (!outer_key_.empty()) p.op('s');  // SETITEM
   p.op('.');
   write_member("data.pkl", p.s.data(), p.s.size());
   const std::string version = "3\n";
@@ -728,8 +733,9 @@ TorchFileReader::TorchFileReader(const fs::path& path) : path_(path) {
     return k->s;
   };
   if (root->kind != PValue::Kind::kDict) throw bad("data.pkl does not hold a dict");
-  for (const auto& [k, v] : root->dict) {  // a Lightning checkpoint: its 'state_dict'
-    if (k->kind == PValue::Kind::kStr && k->s == "state_dict" && v->kind == PValue::Kind::kDict) {
+  for (const auto& [k, v] : root->dict) {  // a Lightning checkpoint: its 'state_dict'; prompt learning: 'prompt_table'
+    if (k->kind == PValue::Kind::kStr && (k->s == "state_dict" || k->s == "prompt_table") &&
+        v->kind == PValue::Kind::kDict) {
       root = v;
       break;
     }

@@ -80,7 +80,8 @@ class EvaluationStage final : public Stage {
             "the fixtures in tests/data/eval (docs/evaluation.md)");
     } else if (family == "prompt_gpt3") {
       input("model.nemo_model", "prompt_learning", "set it to a prompt-learnt .nemo model");
-      input("model.prompt_dataset_paths", "", "prepare the prompt-learning test set");
+      // The prompt_learning stage's SQuAD step writes the jsonl files when it runs earlier.
+      input("model.prompt_dataset_paths", "prompt_learning", "prepare the prompt-learning test set");
     } else if (family == "prompt_t5" || family == "prompt_mt5") {
       input("pretrained_language_model_file", "conversion", "set it to a converted .nemo model");
       input("virtual_prompt_model_file", "prompt_learning", "set it to a prompt-learnt .nemo model");

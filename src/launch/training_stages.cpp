@@ -215,6 +215,14 @@ class TuningStage final : public Stage {
     p.throw_if_any();
 
     add_train_job(plan, c, ctx, {"--stage", c.prefix()});
+    // Prompt learning on SQuAD converts the SQuAD files first (tuning.md §2.2), every launch.
+    if (c.prefix() == "prompt_learning" && c.find<std::string>("run.task_name").value_or("") == "squad") {
+      JobSpec& job = plan.jobs.back();
+      job.groups.insert(job.groups.begin(),
+                        CommandGroup{{worker_command(plan, ctx, "bignlp-preprocess", {"--step", "squad_prompt_learning"},
+                                                     /*bind=*/false)},
+                                     /*nodes=*/1, /*ntasks_per_node=*/1});
+    }
     return plan;
   }
 

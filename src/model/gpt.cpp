@@ -298,8 +298,16 @@ std::unique_ptr<Activations> GptModel::forward_chunk(int chunk, const Batch& bat
   const int count = static_cast<int>(chunk_layers.size());
   if (has_head(chunk)) prepare_targets(*a, batch);
   a->inputs.resize(static_cast<std::size_t>(count) + 1);
-  if (has_embedding(chunk)) {
+  if (has_embedding(chunk) && !input.defined()) {
     embed(*a, batch, training);
+  } else if (has_embedding(chunk)) {
+    // Embeddings computed by the caller (prompt learning: virtual token rows; NeMo's
+    // encoder_input): the embedding module and its dropout are bypassed.
+    BIGNLP_CHECK(input.numel() == nl * c, "the input embeddings of stage {} must be {} x {}, got {}",
+                 parallel_.pp_rank(), nl, c, input.to_string());
+    a->embedded_input = true;
+    a->inputs[0] = Buffer(*ctx_.allocator, config_.compute_dtype(), Shape{nl, c});
+    ops::copy(ctx_, input.reshape(Shape{nl, c}), a->inputs[0]);
   } else {
     BIGNLP_CHECK(input.defined() && input.numel() == nl * c, "chunk {} of stage {} needs the previous stage's activation "
                  "({} x {}), got {}", chunk, parallel_.pp_rank(), nl, c, input.defined() ? input.to_string() : "nothing");
@@ -385,7 +393,12 @@ void GptModel::backward_chunk(Activations& acts, float grad_scale, const TensorV
     a.inputs[l] = Buffer();
     for (Parameter* p : layer.parameters()) notify(p);
   }
-  if (has_embedding(chunk)) {
+  if (has_embedding(chunk) && a.embedded_input) {
+    // The caller's embeddings get their gradient; the frozen or bypassed tables get none.
+    BIGNLP_CHECK(input_grad.defined() && input_grad.numel() == nl * c,
+                 "a forward given input embeddings needs an input gradient of {} x {}", nl, c);
+    ops::copy(ctx_, dx, input_grad.reshape(Shape{nl, c}));
+  } else if (has_embedding(chunk)) {
     if (a.pass.training && config_.hidden_dropout > 0.0f)
       ops::dropout_backward(ctx_, dx, dx,
                             ops::DropoutParams{config_.hidden_dropout, a.pass.seed, a.pass.offset_base,

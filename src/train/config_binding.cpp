@@ -567,6 +567,13 @@ void check_derived_keys(const ConfigView& cfg, const TrainingConfig& c) {
     mismatch(mp, *v, tp_pp, "model.tensor_model_parallel_size x model.pipeline_model_parallel_size");
 }
 
+void bind_trainer_exp_manager_optim(const ConfigView& cfg, TrainingConfig& c) {
+  bind_unsupported(cfg);
+  bind_trainer(cfg, c);
+  bind_exp_manager(cfg, c);
+  bind_optimizer(cfg, c);
+}
+
 TrainingConfig bind_training_config(const ConfigView& cfg) {
   // Types and ranges first: the schema the launcher checked (config/worker_keys.h).
   if (const auto problems = config::check_training_keys(cfg); !problems.empty())

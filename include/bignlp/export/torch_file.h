@@ -51,6 +51,9 @@ class TorchFileWriter {
   /// Appends tensor `name` (contiguous host view: fp32, bf16, fp16, int32 or int64) to the file now.
   /// Throws RuntimeError for a duplicate name, IoError for a write failure.
   void add(const std::string& name, const TensorView& tensor);
+  /// Saves the state dict as the value of `key` in an outer dict ({key: {name: tensor}}), the
+  /// nesting of NeMo's prompt-learning weights ({'prompt_table': {...}}); the reader flattens it.
+  void set_outer_key(std::string key) { outer_key_ = std::move(key); }
   /// Writes data.pkl, version and the central directory, fsyncs and renames to the path.
   void finish();
   /// Bytes written so far.
@@ -78,6 +81,7 @@ class TorchFileWriter {
   bool finished_ = false;
   std::vector<Member> members_;
   std::vector<Entry> entries_;
+  std::string outer_key_;
 };
 
 /// One tensor of a torch file, described (its bytes stay in the file until read()).

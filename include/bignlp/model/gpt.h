@@ -63,6 +63,7 @@ struct GptActivations final : Activations {
   Buffer logits;                   // (T, B, Vp/t) compute dtype
   Buffer losses, lse;              // (N) fp32
   std::vector<float> token_losses; // (N) host, sequence-first
+  bool embedded_input = false;     // the embedding chunk was given its input (see forward_chunk)
 };
 
 class GptModel final : public Model {
@@ -110,7 +111,10 @@ class GptModel final : public Model {
 
   /// Forward of model chunk `chunk` of this stage (returns GptActivations). `input` (T, B, C) (or
   /// (T/t, B, C) under sequence parallelism) is the previous stage's activation, empty when the
-  /// chunk holds the embedding (the batch's tokens are read instead); `output` receives the
+  /// chunk holds the embedding (the batch's tokens are read instead). On the embedding chunk a
+  /// given `input` replaces the embedding output (word + position rows; NeMo's encoder_input,
+  /// so no embedding dropout: prompt learning) and backward_chunk returns its gradient in
+  /// `input_grad` (batch.tokens still gives the shape); `output` receives the
   /// activation for the next stage, empty when the chunk holds the head (the loss is computed;
   /// labels required when training).
   std::unique_ptr<Activations> forward_chunk(int chunk, const Batch& batch, const DropoutRng& rng, bool training,

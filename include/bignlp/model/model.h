@@ -38,6 +38,7 @@ struct Batch {
   TensorView encoder_tokens{};   ///< (B, Te) int32: the encoder's input (encoder-decoder families)
   TensorView encoder_lengths{};  ///< (B) int32 valid encoder tokens per row (key padding), or empty
   TensorView decoder_lengths{};  ///< (B) int32 valid decoder tokens per row, or empty
+  TensorView task_ids{};         ///< (B) int32 prompt-learning task of each row (tune/prompt_model.h), or empty
 };
 
 /// The random stream of one micro-batch.

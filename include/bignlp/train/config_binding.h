@@ -26,4 +26,9 @@ TrainingConfig bind_training_config(const config::ConfigView& cfg);
 /// with a model.encoder section.
 void bind_t5_data_config(const config::ConfigView& cfg, TrainingConfig& c);
 
+/// The sections the tuning stages share with pre-training: trainer.*, exp_manager.* and
+/// model.optim.* (plus the ignored-key list). The caller binds its own model/data keys and audits
+/// the sections afterwards (prompt learning: tune/prompt_learning.h).
+void bind_trainer_exp_manager_optim(const config::ConfigView& cfg, TrainingConfig& c);
+
 }  // namespace bignlp::train
