@@ -1,10 +1,12 @@
 // bignlp-generate: text generation with a bignlp checkpoint (docs/inference.md).
 //
-//   bignlp-generate --checkpoint CKPT --input PROMPTS.jsonl --output OUT.jsonl [--tokens-to-generate N]
+//   bignlp-generate --checkpoint CKPT|--model-repo DIR --input PROMPTS.jsonl --output OUT.jsonl [--tokens-to-generate N]
 //                   [--top-k K] [--top-p P] [--temperature T] [--beam-width W] [--len-penalty A]
 //                   [--repetition-penalty R | --presence-penalty P] [--min-length N] [--end-id ID]
 //                   [--stop-words W1,W2 ...] [--bad-words ...] [--seed S] [--logprobs] [--batch-size B]
 //   bignlp-generate --checkpoint CKPT --interactive [...]     (a prompt loop on a terminal)
+// --model-repo: a FasterTransformer GPT model repository as bignlp-export writes it
+// (infer/ft_repository.h); --model-name picks one model of a repository holding several.
 // Formats: infer/generation_io.h. Output lines come in input order, written atomically.
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -16,6 +18,7 @@
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/infer/engine.h"
+#include "bignlp/infer/ft_repository.h"
 #include "bignlp/infer/generation_io.h"
 #include "bignlp/worker/worker_session.h"
 
@@ -74,7 +77,7 @@ int interactive(infer::Engine& engine, const infer::SamplingParams& params, cons
 
 int main(int argc, char** argv) {
   CLI::App app{"bignlp-generate: generate text with a bignlp checkpoint"};
-  std::string checkpoint, input, output, precision = "32", device = "auto";
+  std::string checkpoint, model_repo, repo_model_name, input, output, precision = "32", device = "auto";
   std::vector<std::string> stop_words, bad_words;
   infer::SamplingParams p;
   p.max_new_tokens = 30;
@@ -82,7 +85,12 @@ int main(int argc, char** argv) {
   std::int64_t batch_size = 8;
   bool want_interactive = false;
   int threads = 0;
-  app.add_option("--checkpoint", checkpoint, "bignlp checkpoint directory")->required();
+  auto* ckpt_opt = app.add_option("--checkpoint", checkpoint, "bignlp checkpoint directory");
+  auto* repo_opt = app.add_option("--model-repo", model_repo,
+                                  "FasterTransformer GPT model repository (bignlp-export): the repository, a model "
+                                  "directory or its <T>-gpu weights folder");
+  ckpt_opt->excludes(repo_opt);
+  app.add_option("--model-name", repo_model_name, "with --model-repo: the model of a repository holding several");
   app.add_option("--input", input, "JSONL prompts: {\"ids\": [...]} or {\"text\": \"...\"} per line");
   app.add_option("--output", output, "JSONL results, one line per prompt in input order");
   app.add_flag("--interactive", want_interactive, "a prompt loop on the terminal, streaming tokens");
@@ -101,7 +109,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", p.random_seed, "random seed of every prompt (a line's \"seed\" overrides it)");
   app.add_flag("--logprobs", p.return_log_probs, "write per-token log-probabilities");
   app.add_option("--batch-size", batch_size, "sequences decoded together (a beam counts as one)")->check(CLI::PositiveNumber);
-  app.add_option("--precision", precision, "compute precision: 32, bf16 or 16")->check(CLI::IsMember({"32", "bf16", "16"}));
+  app.add_option("--precision", precision, "compute precision: 32, bf16 or 16 (default 32; with --model-repo, config.pbtxt's data_type)")->check(CLI::IsMember({"32", "bf16", "16"}));
   app.add_option("--threads", threads, "CPU threads (0: all)");
   app.add_option("--device", device, "auto (a GPU when there is one), cpu or cuda (gpu)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda", "gpu"}));
@@ -118,12 +126,16 @@ int main(int argc, char** argv) {
     options.cpu_threads = threads;
     options.allow_tf32 = false;
     const worker::WorkerSession session = worker::start_worker(options, process_environment(), log);
-    auto model = checkpoint::load_model_from_checkpoint(checkpoint, session.runtime().context(),
-                                                        model::parse_precision(precision));
-    const auto tok = infer::load_checkpoint_tokenizer(checkpoint);
+    const std::optional<model::Precision> prec =
+        model_repo.empty() || app.count("--precision") > 0 ? std::optional(model::parse_precision(precision)) : std::nullopt;
+    if (!repo_model_name.empty() && model_repo.empty()) throw UsageError("--model-name goes with --model-repo");
+    infer::InferenceModel loaded =
+        infer::load_inference_model(checkpoint, model_repo, repo_model_name, session.runtime().context(), prec);
+    auto& model = loaded.model;
+    const auto& tok = loaded.tokenizer;
+    log.info("loaded {} ({} compute)", loaded.source, dtype_name(model->compute_dtype()));
     if (end_id == -2) {
-      if (tok && tok->special_tokens().eod) p.end_id = *tok->special_tokens().eod;
-      else if (tok && tok->special_tokens().eos) p.end_id = *tok->special_tokens().eos;
+      p.end_id = loaded.end_id;
     } else if (end_id >= 0) {
       p.end_id = static_cast<std::int32_t>(end_id);
     } else if (end_id != -1) {
