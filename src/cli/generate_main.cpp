@@ -13,6 +13,7 @@
 #include <string>
 
 #include "bignlp/checkpoint/checkpoint.h"
+#include "bignlp/comm/rendezvous.h"
 #include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
@@ -120,17 +121,41 @@ int main(int argc, char** argv) {
       throw UsageError("give --input and --output, or --interactive");
     if (want_interactive && (!input.empty() || !output.empty()))
       throw UsageError("--interactive reads prompts from the terminal: drop --input/--output");
+    if (!repo_model_name.empty() && model_repo.empty()) throw UsageError("--model-name goes with --model-repo");
+    // Ranks: a checkpoint runs in its own TP x PP layout (one process per rank, as bignlp-evaluate);
+    // a repository's weights are re-assembled for as many tensor-parallel ranks as were started.
+    const std::map<std::string, std::string> env = process_environment();
+    const int world = comm::parse_distributed_env(env).world_size;
+    int tp = world, pp = 1;
+    if (!checkpoint.empty()) {
+      const checkpoint::CheckpointState meta = checkpoint::read_checkpoint_metadata(checkpoint);
+      tp = meta.tp_size;
+      pp = meta.pp_size;
+    }
+    if (pp > 1)
+      throw ConfigError(fmt::format("checkpoint {} is split over {} pipeline stages; generation runs tensor-parallel "
+                                    "only: reshard it to PP 1 (bignlp-convert --reshard --pipeline-model-parallel-size 1)",
+                                    checkpoint, pp));
+    if (tp != world)
+      throw ConfigError(fmt::format("checkpoint {} is split TP {} = {} ranks, but {} processes were started; start one "
+                                    "per rank (or reshard it)",
+                                    checkpoint, tp, tp, world));
+    const bool parallel = tp > 1;
+    if (parallel && want_interactive) throw UsageError("--interactive runs on one rank");
     worker::WorkerOptions options;
-    options.world = worker::WorldKind::kSingleProcess;
+    options.world = parallel ? worker::WorldKind::kLauncher : worker::WorldKind::kSingleProcess;
     options.device_flag = device;
     options.cpu_threads = threads;
     options.allow_tf32 = false;
-    const worker::WorkerSession session = worker::start_worker(options, process_environment(), log);
+    options.tensor_model_parallel_size = tp;
+    const worker::WorkerSession session = worker::start_worker(options, env, log);
+    const bool reporting = !parallel || session.env().rank == 0;
+    if (parallel) log = session.log();
     const std::optional<model::Precision> prec =
         model_repo.empty() || app.count("--precision") > 0 ? std::optional(model::parse_precision(precision)) : std::nullopt;
-    if (!repo_model_name.empty() && model_repo.empty()) throw UsageError("--model-name goes with --model-repo");
     infer::InferenceModel loaded =
-        infer::load_inference_model(checkpoint, model_repo, repo_model_name, session.runtime().context(), prec);
+        infer::load_inference_model(checkpoint, model_repo, repo_model_name, session.runtime().context(), prec,
+                                    parallel ? session.parallel_context() : parallel::ParallelContext{});
     auto& model = loaded.model;
     const auto& tok = loaded.tokenizer;
     log.info("loaded {} ({} compute)", loaded.source, dtype_name(model->compute_dtype()));
@@ -160,6 +185,7 @@ int main(int argc, char** argv) {
         throw RuntimeError(fmt::format("{}: prompt {}: generation failed: {}", input, i + 1, results[i].error));
     std::string text;
     for (const auto& r : results) text += infer::result_json(r, tok.get(), p.return_log_probs).dump() + "\n";
+    if (!reporting) return 0;  // every rank computed the same tokens; rank 0 writes them
     write_file_atomic(output, text);
     log.info("generated for {} prompts from {} into {} ({} prompt and {} decode tokens)", results.size(), input, output,
              engine.prompt_tokens(), engine.decode_tokens());

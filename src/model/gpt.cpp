@@ -466,10 +466,13 @@ std::vector<float> GptModel::logits_to_host(const Activations& acts) const {
 }
 
 KvCache GptModel::make_kv_cache(std::int64_t slots, std::int64_t capacity) {
-  BIGNLP_CHECK(parallel_.tp_size() == 1 && parallel_.pp_size() == 1 && plan_.num_chunks() == 1,
-               "incremental decoding runs on one rank; this model is split over {} tensor- and {} pipeline-parallel "
-               "ranks (reshard the checkpoint to TP 1 x PP 1)",
-               parallel_.tp_size(), parallel_.pp_size());
+  // Tensor parallelism: each rank caches its heads (the column-parallel QKV's share); the layers'
+  // row-parallel projections and the vocab-parallel embedding all-reduce, the head's logits are
+  // gathered over TP, so every rank sees the same logits.
+  BIGNLP_CHECK(parallel_.pp_size() == 1 && plan_.num_chunks() == 1 && !parallel_.sequence_parallel(),
+               "incremental decoding runs on one pipeline stage without sequence parallelism; this model is split "
+               "over {} pipeline-parallel ranks (reshard the checkpoint to PP 1: bignlp-convert --reshard)",
+               parallel_.pp_size());
   BIGNLP_CHECK(slots >= 1 && capacity >= 1, "a KV cache needs at least one slot and one position, got {} x {}", slots,
                capacity);
   BIGNLP_CHECK(capacity <= config_.positions(), "KV cache capacity {} exceeds max_position_embeddings {}", capacity,
@@ -477,7 +480,7 @@ KvCache GptModel::make_kv_cache(std::int64_t slots, std::int64_t capacity) {
   KvCache cache;
   cache.slots = slots;
   cache.capacity = capacity;
-  const Shape shape{slots, capacity, config_.hidden_size};
+  const Shape shape{slots, capacity, config_.projection_size() / parallel_.tp_size()};
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     cache.keys.emplace_back(*ctx_.allocator, config_.compute_dtype(), shape);
     cache.values.emplace_back(*ctx_.allocator, config_.compute_dtype(), shape);
@@ -532,7 +535,9 @@ void GptModel::decode(KvCache& cache, std::span<const std::int32_t> tokens, std:
   const std::int64_t vl = output_weights_->shape[0];
   Buffer full(alloc, dt, Shape{s, vl});
   output_layer().forward(ctx_, output_layer_weights(), out, full);
-  ops::copy(ctx_, full.view().slice(1, 0, v), TensorView(logits.data(), DType::kF32, Shape{s, v}));
+  const Buffer gathered = detail::gather_vocab_logits(ctx_, parallel_, full, s, vl);
+  ops::copy(ctx_, (gathered.defined() ? gathered.view() : full.view()).slice(1, 0, v),
+            TensorView(logits.data(), DType::kF32, Shape{s, v}));
 }
 
 }  // namespace bignlp::model
