@@ -41,22 +41,30 @@ std::vector<std::vector<std::int32_t>> words_of(const std::vector<std::string>& 
 }
 
 int interactive(infer::Engine& engine, const infer::SamplingParams& params, const data::Tokenizer* tok) {
-  if (tok == nullptr) throw ConfigError("--interactive needs the checkpoint's tokenizer, and the checkpoint records none");
-  // The dialogue so far is the next prompt (re-run each turn, oldest tokens dropped to fit).
-  std::vector<std::int32_t> history;
+  if (tok == nullptr) throw ConfigError("--interactive needs the model's tokenizer, and the model records none");
+  // One session: its KV cache is kept between turns, so a turn runs only its own tokens through
+  // the model (and the last token generated before it). When the dialogue outgrows the context,
+  // a new session starts from its most recent tokens.
+  std::uint64_t session = engine.open_session();
   std::string line;
   std::cerr << "bignlp-generate: type a prompt and press enter (an empty line or end of input quits)\n";
   while (std::cout << "> " << std::flush, std::getline(std::cin, line) && !line.empty()) {
-    const auto ids = tok->encode(line + "\n");
-    history.insert(history.end(), ids.begin(), ids.end());
+    std::vector<std::int32_t> ids = tok->encode(line + "\n");
     const std::int64_t room = engine.options().capacity - params.max_new_tokens;
     if (room < 1) throw ConfigError("--tokens-to-generate leaves no room for a prompt in the model's context");
-    if (static_cast<std::int64_t>(history.size()) > room) history.erase(history.begin(), history.end() - room);
-    infer::GenerationRequest r{history, params};
+    const std::vector<std::int32_t>& so_far = engine.session_tokens(session);
+    if (static_cast<std::int64_t>(so_far.size() + ids.size()) > room) {
+      std::vector<std::int32_t> history(so_far);
+      history.insert(history.end(), ids.begin(), ids.end());
+      history.erase(history.begin(), history.end() - std::min<std::int64_t>(room, static_cast<std::int64_t>(history.size())));
+      engine.close_session(session);
+      session = engine.open_session();
+      ids = std::move(history);
+    }
     std::vector<std::int32_t> generated;
     std::string shown;
     engine.submit(
-        r,
+        infer::GenerationRequest{ids, params, session},
         [&](std::int32_t token, float) {
           generated.push_back(token);
           const std::string text = infer::detokenize(*tok, generated);
@@ -69,7 +77,6 @@ int interactive(infer::Engine& engine, const infer::SamplingParams& params, cons
     while (engine.step()) {
     }
     std::cout << "\n";
-    history.insert(history.end(), generated.begin(), generated.end());
   }
   return 0;
 }

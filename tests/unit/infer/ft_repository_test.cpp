@@ -3,7 +3,8 @@
 // is seen) exported at inference TP 1 and 2, fp32 and fp16, fused and unfused QKV, loads back into
 // the GPT model with every weight equal to the source's (fp16: the source rounded to fp16) and the
 // same decode logits; bignlp-generate --model-repo greedy output equals --checkpoint's; broken
-// repositories fail naming the file.
+// repositories fail naming the file. Also bignlp-generate --interactive's continued turns (the
+// same tokenizer-bearing checkpoint).
 #include "bignlp/infer/ft_repository.h"
 
 #include <fmt/format.h>
@@ -11,12 +12,14 @@
 
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "bignlp/checkpoint/checkpoint.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/logging.h"
+#include "bignlp/data/tokenizer_factory.h"
 #include "bignlp/export/fastertransformer.h"
 #include "bignlp/model/gpt.h"
 #include "bignlp/tensor/allocator.h"
@@ -224,6 +227,41 @@ TEST(FtRepositoryErrors, BrokenRepositoriesNameTheFile) {
   expect_error("config.pbtxt: parameters int8_mode = \"1\"");
   write_file_atomic(repo / "m" / "config.pbtxt", pbtxt);
   EXPECT_NO_THROW(load_model_from_ft_repository(open_ft_repository(repo), r.ctx, model::Precision::kFp32));
+}
+
+}  // namespace
+}  // namespace bignlp::infer
+
+namespace bignlp::infer {
+namespace {
+
+// bignlp-generate --interactive: the second turn, continued from the session's cache, prints what
+// generating from the whole dialogue (turn 1, its answer, turn 2) from scratch prints.
+TEST(InteractiveGenerate, TheSecondTurnEqualsTheWholeDialogueFromScratch) {
+  Repo r;
+  const auto tok = data::load_tokenizer(data::TokenizerSpec{"megatron", "GPT2BPETokenizer",
+                                                            r.dir.path() / "bpe" / "vocab.json",
+                                                            r.dir.path() / "bpe" / "merges.txt", {}, false});
+  const auto once = [&](const std::vector<std::int32_t>& ids) {
+    const fs::path in = r.dir.path() / "in.jsonl", out = r.dir.path() / "out.jsonl";
+    write_file_atomic(in, nlohmann::json{{"ids", ids}}.dump() + "\n");
+    const auto [rc, log] = run(fmt::format("{}/bignlp-generate --checkpoint {} --input {} --output {} "
+                                           "--tokens-to-generate 5 --threads 1",
+                                           BIGNLP_BIN_DIR, r.ckpt.string(), in.string(), out.string()));
+    EXPECT_EQ(rc, 0) << log;
+    return nlohmann::json::parse(read_file(out));
+  };
+  const std::vector<std::int32_t> a = tok->encode("the north\n"), b = tok->encode("wind\n");
+  const auto first = once(a);
+  std::vector<std::int32_t> whole = a;
+  for (const auto& id : first["ids"]) whole.push_back(id.get<std::int32_t>());
+  whole.insert(whole.end(), b.begin(), b.end());
+  const auto second = once(whole);
+  const auto [rc, shown] = run(fmt::format("(printf 'the north\\nwind\\n\\n' | {}/bignlp-generate --checkpoint {} "
+                                           "--interactive --tokens-to-generate 5 --threads 1 2>/dev/null)",
+                                           BIGNLP_BIN_DIR, r.ckpt.string()));
+  EXPECT_EQ(rc, 0) << shown;
+  EXPECT_EQ(shown, "> " + first["text"].get<std::string>() + "\n> " + second["text"].get<std::string>() + "\n> ");
 }
 
 }  // namespace
