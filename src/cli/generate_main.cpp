@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
     if (want_interactive && (!input.empty() || !output.empty()))
       throw UsageError("--interactive reads prompts from the terminal: drop --input/--output");
     if (!repo_model_name.empty() && model_repo.empty()) throw UsageError("--model-name goes with --model-repo");
-    // Ranks: a checkpoint runs in its own TP x PP layout (one process per rank, as bignlp-evaluate);
+    // Ranks: a checkpoint runs in its own TP x PP layout (one process per rank, as bignlp-evaluate;
+    // every rank runs the same engine and samples the same tokens from the same logits);
     // a repository's weights are re-assembled for as many tensor-parallel ranks as were started.
     const std::map<std::string, std::string> env = process_environment();
     const int world = comm::parse_distributed_env(env).world_size;
@@ -139,15 +140,11 @@ int main(int argc, char** argv) {
       tp = meta.tp_size;
       pp = meta.pp_size;
     }
-    if (pp > 1)
-      throw ConfigError(fmt::format("checkpoint {} is split over {} pipeline stages; generation runs tensor-parallel "
-                                    "only: reshard it to PP 1 (bignlp-convert --reshard --pipeline-model-parallel-size 1)",
-                                    checkpoint, pp));
-    if (tp != world)
-      throw ConfigError(fmt::format("checkpoint {} is split TP {} = {} ranks, but {} processes were started; start one "
-                                    "per rank (or reshard it)",
-                                    checkpoint, tp, tp, world));
-    const bool parallel = tp > 1;
+    if (tp * pp != world)
+      throw ConfigError(fmt::format("checkpoint {} is split TP {} x PP {} = {} ranks, but {} processes were started; "
+                                    "start one per rank (or reshard it)",
+                                    checkpoint, tp, pp, tp * pp, world));
+    const bool parallel = tp * pp > 1;
     if (parallel && want_interactive) throw UsageError("--interactive runs on one rank");
     worker::WorkerOptions options;
     options.world = parallel ? worker::WorldKind::kLauncher : worker::WorldKind::kSingleProcess;
@@ -155,6 +152,7 @@ int main(int argc, char** argv) {
     options.cpu_threads = threads;
     options.allow_tf32 = false;
     options.tensor_model_parallel_size = tp;
+    options.pipeline_model_parallel_size = pp;
     const worker::WorkerSession session = worker::start_worker(options, env, log);
     const bool reporting = !parallel || session.env().rank == 0;
     if (parallel) log = session.log();
