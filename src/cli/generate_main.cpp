@@ -1,21 +1,25 @@
 // bignlp-generate: text generation with a bignlp checkpoint (docs/inference.md).
 //
-//   bignlp-generate --checkpoint CKPT --input PROMPTS.jsonl --output OUT.jsonl [--tokens-to-generate N]
+//   bignlp-generate --checkpoint CKPT|--model-repo DIR --input PROMPTS.jsonl --output OUT.jsonl [--tokens-to-generate N]
 //                   [--top-k K] [--top-p P] [--temperature T] [--beam-width W] [--len-penalty A]
 //                   [--repetition-penalty R | --presence-penalty P] [--min-length N] [--end-id ID]
 //                   [--stop-words W1,W2 ...] [--bad-words ...] [--seed S] [--logprobs] [--batch-size B]
 //   bignlp-generate --checkpoint CKPT --interactive [...]     (a prompt loop on a terminal)
+// --model-repo: a FasterTransformer GPT model repository as bignlp-export writes it
+// (infer/ft_repository.h); --model-name picks one model of a repository holding several.
 // Formats: infer/generation_io.h. Output lines come in input order, written atomically.
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <string>
 
 #include "bignlp/checkpoint/checkpoint.h"
+#include "bignlp/comm/rendezvous.h"
 #include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/infer/engine.h"
+#include "bignlp/infer/ft_repository.h"
 #include "bignlp/infer/generation_io.h"
 #include "bignlp/worker/worker_session.h"
 
@@ -37,22 +41,30 @@ std::vector<std::vector<std::int32_t>> words_of(const std::vector<std::string>& 
 }
 
 int interactive(infer::Engine& engine, const infer::SamplingParams& params, const data::Tokenizer* tok) {
-  if (tok == nullptr) throw ConfigError("--interactive needs the checkpoint's tokenizer, and the checkpoint records none");
-  // The dialogue so far is the next prompt (re-run each turn, oldest tokens dropped to fit).
-  std::vector<std::int32_t> history;
+  if (tok == nullptr) throw ConfigError("--interactive needs the model's tokenizer, and the model records none");
+  // One session: its KV cache is kept between turns, so a turn runs only its own tokens through
+  // the model (and the last token generated before it). When the dialogue outgrows the context,
+  // a new session starts from its most recent tokens.
+  std::uint64_t session = engine.open_session();
   std::string line;
   std::cerr << "bignlp-generate: type a prompt and press enter (an empty line or end of input quits)\n";
   while (std::cout << "> " << std::flush, std::getline(std::cin, line) && !line.empty()) {
-    const auto ids = tok->encode(line + "\n");
-    history.insert(history.end(), ids.begin(), ids.end());
+    std::vector<std::int32_t> ids = tok->encode(line + "\n");
     const std::int64_t room = engine.options().capacity - params.max_new_tokens;
     if (room < 1) throw ConfigError("--tokens-to-generate leaves no room for a prompt in the model's context");
-    if (static_cast<std::int64_t>(history.size()) > room) history.erase(history.begin(), history.end() - room);
-    infer::GenerationRequest r{history, params};
+    const std::vector<std::int32_t>& so_far = engine.session_tokens(session);
+    if (static_cast<std::int64_t>(so_far.size() + ids.size()) > room) {
+      std::vector<std::int32_t> history(so_far);
+      history.insert(history.end(), ids.begin(), ids.end());
+      history.erase(history.begin(), history.end() - std::min<std::int64_t>(room, static_cast<std::int64_t>(history.size())));
+      engine.close_session(session);
+      session = engine.open_session();
+      ids = std::move(history);
+    }
     std::vector<std::int32_t> generated;
     std::string shown;
     engine.submit(
-        r,
+        infer::GenerationRequest{ids, params, session},
         [&](std::int32_t token, float) {
           generated.push_back(token);
           const std::string text = infer::detokenize(*tok, generated);
@@ -65,7 +77,6 @@ int interactive(infer::Engine& engine, const infer::SamplingParams& params, cons
     while (engine.step()) {
     }
     std::cout << "\n";
-    history.insert(history.end(), generated.begin(), generated.end());
   }
   return 0;
 }
@@ -74,7 +85,7 @@ int interactive(infer::Engine& engine, const infer::SamplingParams& params, cons
 
 int main(int argc, char** argv) {
   CLI::App app{"bignlp-generate: generate text with a bignlp checkpoint"};
-  std::string checkpoint, input, output, precision = "32", device = "auto";
+  std::string checkpoint, model_repo, repo_model_name, input, output, precision = "32", device = "auto";
   std::vector<std::string> stop_words, bad_words;
   infer::SamplingParams p;
   p.max_new_tokens = 30;
@@ -82,7 +93,12 @@ int main(int argc, char** argv) {
   std::int64_t batch_size = 8;
   bool want_interactive = false;
   int threads = 0;
-  app.add_option("--checkpoint", checkpoint, "bignlp checkpoint directory")->required();
+  auto* ckpt_opt = app.add_option("--checkpoint", checkpoint, "bignlp checkpoint directory");
+  auto* repo_opt = app.add_option("--model-repo", model_repo,
+                                  "FasterTransformer GPT model repository (bignlp-export): the repository, a model "
+                                  "directory or its <T>-gpu weights folder");
+  ckpt_opt->excludes(repo_opt);
+  app.add_option("--model-name", repo_model_name, "with --model-repo: the model of a repository holding several");
   app.add_option("--input", input, "JSONL prompts: {\"ids\": [...]} or {\"text\": \"...\"} per line");
   app.add_option("--output", output, "JSONL results, one line per prompt in input order");
   app.add_flag("--interactive", want_interactive, "a prompt loop on the terminal, streaming tokens");
@@ -101,7 +117,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", p.random_seed, "random seed of every prompt (a line's \"seed\" overrides it)");
   app.add_flag("--logprobs", p.return_log_probs, "write per-token log-probabilities");
   app.add_option("--batch-size", batch_size, "sequences decoded together (a beam counts as one)")->check(CLI::PositiveNumber);
-  app.add_option("--precision", precision, "compute precision: 32, bf16 or 16")->check(CLI::IsMember({"32", "bf16", "16"}));
+  app.add_option("--precision", precision, "compute precision: 32, bf16 or 16 (default 32; with --model-repo, config.pbtxt's data_type)")->check(CLI::IsMember({"32", "bf16", "16"}));
   app.add_option("--threads", threads, "CPU threads (0: all)");
   app.add_option("--device", device, "auto (a GPU when there is one), cpu or cuda (gpu)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda", "gpu"}));
@@ -112,18 +128,44 @@ int main(int argc, char** argv) {
       throw UsageError("give --input and --output, or --interactive");
     if (want_interactive && (!input.empty() || !output.empty()))
       throw UsageError("--interactive reads prompts from the terminal: drop --input/--output");
+    if (!repo_model_name.empty() && model_repo.empty()) throw UsageError("--model-name goes with --model-repo");
+    // Ranks: a checkpoint runs in its own TP x PP layout (one process per rank, as bignlp-evaluate;
+    // every rank runs the same engine and samples the same tokens from the same logits);
+    // a repository's weights are re-assembled for as many tensor-parallel ranks as were started.
+    const std::map<std::string, std::string> env = process_environment();
+    const int world = comm::parse_distributed_env(env).world_size;
+    int tp = world, pp = 1;
+    if (!checkpoint.empty()) {
+      const checkpoint::CheckpointState meta = checkpoint::read_checkpoint_metadata(checkpoint);
+      tp = meta.tp_size;
+      pp = meta.pp_size;
+    }
+    if (tp * pp != world)
+      throw ConfigError(fmt::format("checkpoint {} is split TP {} x PP {} = {} ranks, but {} processes were started; "
+                                    "start one per rank (or reshard it)",
+                                    checkpoint, tp, pp, tp * pp, world));
+    const bool parallel = tp * pp > 1;
+    if (parallel && want_interactive) throw UsageError("--interactive runs on one rank");
     worker::WorkerOptions options;
-    options.world = worker::WorldKind::kSingleProcess;
+    options.world = parallel ? worker::WorldKind::kLauncher : worker::WorldKind::kSingleProcess;
     options.device_flag = device;
     options.cpu_threads = threads;
     options.allow_tf32 = false;
-    const worker::WorkerSession session = worker::start_worker(options, process_environment(), log);
-    auto model = checkpoint::load_model_from_checkpoint(checkpoint, session.runtime().context(),
-                                                        model::parse_precision(precision));
-    const auto tok = infer::load_checkpoint_tokenizer(checkpoint);
+    options.tensor_model_parallel_size = tp;
+    options.pipeline_model_parallel_size = pp;
+    const worker::WorkerSession session = worker::start_worker(options, env, log);
+    const bool reporting = !parallel || session.env().rank == 0;
+    if (parallel) log = session.log();
+    const std::optional<model::Precision> prec =
+        model_repo.empty() || app.count("--precision") > 0 ? std::optional(model::parse_precision(precision)) : std::nullopt;
+    infer::InferenceModel loaded =
+        infer::load_inference_model(checkpoint, model_repo, repo_model_name, session.runtime().context(), prec,
+                                    parallel ? session.parallel_context() : parallel::ParallelContext{});
+    auto& model = loaded.model;
+    const auto& tok = loaded.tokenizer;
+    log.info("loaded {} ({} compute)", loaded.source, dtype_name(model->compute_dtype()));
     if (end_id == -2) {
-      if (tok && tok->special_tokens().eod) p.end_id = *tok->special_tokens().eod;
-      else if (tok && tok->special_tokens().eos) p.end_id = *tok->special_tokens().eos;
+      p.end_id = loaded.end_id;
     } else if (end_id >= 0) {
       p.end_id = static_cast<std::int32_t>(end_id);
     } else if (end_id != -1) {
@@ -148,6 +190,7 @@ int main(int argc, char** argv) {
         throw RuntimeError(fmt::format("{}: prompt {}: generation failed: {}", input, i + 1, results[i].error));
     std::string text;
     for (const auto& r : results) text += infer::result_json(r, tok.get(), p.return_log_probs).dump() + "\n";
+    if (!reporting) return 0;  // every rank computed the same tokens; rank 0 writes them
     write_file_atomic(output, text);
     log.info("generated for {} prompts from {} into {} ({} prompt and {} decode tokens)", results.size(), input, output,
              engine.prompt_tokens(), engine.decode_tokens());

@@ -3,7 +3,7 @@
 // API, Prometheus metrics. SIGTERM or SIGINT: new requests get 503, in-flight ones finish, then
 // the server exits 0.
 //
-//   bignlp-serve --checkpoint CKPT [--model-name NAME] [--host 127.0.0.1] [--port 8000]
+//   bignlp-serve --checkpoint CKPT|--model-repo DIR [--model-name NAME] [--host 127.0.0.1] [--port 8000]
 //                [--max-batch-size B] [--max-queue Q] [--http-threads N] [--end-id ID]
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -16,6 +16,7 @@
 #include "bignlp/core/environment.h"
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
+#include "bignlp/infer/ft_repository.h"
 #include "bignlp/infer/generation_io.h"
 #include "bignlp/serve/server.h"
 #include "bignlp/worker/worker_session.h"
@@ -35,16 +36,22 @@ extern "C" void on_signal(int sig) {
 
 int main(int argc, char** argv) {
   using namespace bignlp;
-  CLI::App app{"bignlp-serve: serve a bignlp checkpoint over HTTP (KServe v2 and OpenAI-style APIs)"};
-  std::string checkpoint, precision = "32", device = "auto";
+  CLI::App app{"bignlp-serve: serve a bignlp checkpoint or FasterTransformer repository over HTTP (KServe v2 and OpenAI-style APIs)"};
+  std::string checkpoint, model_repo, precision = "32", device = "auto";
   serve::ServerOptions o;
   o.engine.max_batch_size = 8;
   o.engine.max_queue = 256;
   std::int64_t end_id = -2;
   int threads = 0;
   bool no_access_log = false;
-  app.add_option("--checkpoint", checkpoint, "bignlp checkpoint directory")->required();
-  app.add_option("--model-name", o.model_name, "the model's name in URLs and requests (default: the checkpoint directory's name)");
+  auto* ckpt_opt = app.add_option("--checkpoint", checkpoint, "bignlp checkpoint directory");
+  auto* repo_opt = app.add_option("--model-repo", model_repo,
+                                  "FasterTransformer GPT model repository (bignlp-export): the repository, a model "
+                                  "directory or its <T>-gpu weights folder");
+  ckpt_opt->excludes(repo_opt);
+  app.add_option("--model-name", o.model_name,
+                 "the model's name in URLs and requests (default: the checkpoint directory's name, or the "
+                 "repository's model name); with --model-repo also the model of the repository to load");
   app.add_option("--host", o.host, "address to bind (default 127.0.0.1: this machine only)");
   app.add_option("--port", o.port, "TCP port (0: any free port, printed)")->check(CLI::Range(0, 65535));
   app.add_option("--max-batch-size", o.engine.max_batch_size, "sequences decoded together (KV-cache slots)")
@@ -58,7 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--http-threads", o.http_threads, "concurrent HTTP connections handled")->check(CLI::PositiveNumber);
   app.add_option("--end-id", end_id, "default end-of-sequence token id (default: the tokenizer's; -1: none)");
   app.add_flag("--no-access-log", no_access_log, "do not log each request on stderr");
-  app.add_option("--precision", precision, "compute precision: 32, bf16 or 16")->check(CLI::IsMember({"32", "bf16", "16"}));
+  app.add_option("--precision", precision, "compute precision: 32, bf16 or 16 (default 32; with --model-repo, config.pbtxt's data_type)")->check(CLI::IsMember({"32", "bf16", "16"}));
   app.add_option("--threads", threads, "CPU threads (0: all)");
   app.add_option("--device", device, "auto (a GPU when there is one), cpu or cuda (gpu)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda", "gpu"}));
@@ -76,24 +83,26 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   try {
-    if (o.model_name.empty() || app.count("--model-name") == 0)
-      o.model_name = std::filesystem::path(checkpoint).lexically_normal().filename().string();
-    if (o.model_name.empty()) o.model_name = std::filesystem::path(checkpoint).lexically_normal().parent_path().filename().string();
-    if (o.model_name.empty() || o.model_name.find('/') != std::string::npos)
-      throw UsageError(fmt::format("--model-name '{}': give a name without '/'", o.model_name));
+    if (app.count("--model-name") == 0) o.model_name.clear();
     worker::WorkerOptions wo;
     wo.world = worker::WorldKind::kSingleProcess;
     wo.device_flag = device;
     wo.cpu_threads = threads;
     wo.allow_tf32 = false;
     const worker::WorkerSession session = worker::start_worker(wo, process_environment(), log);
-    auto model = checkpoint::load_model_from_checkpoint(checkpoint, session.runtime().context(),
-                                                        model::parse_precision(precision));
-    const auto tok = infer::load_checkpoint_tokenizer(checkpoint);
+    const std::optional<model::Precision> prec =
+        model_repo.empty() || app.count("--precision") > 0 ? std::optional(model::parse_precision(precision)) : std::nullopt;
+    infer::InferenceModel loaded =
+        infer::load_inference_model(checkpoint, model_repo, o.model_name, session.runtime().context(), prec);
+    auto& model = loaded.model;
+    const auto& tok = loaded.tokenizer;
+    if (o.model_name.empty()) o.model_name = loaded.name;
+    if (o.model_name.empty() || o.model_name.find('/') != std::string::npos)
+      throw UsageError(fmt::format("--model-name '{}': give a name without '/'", o.model_name));
+    log.info("loaded {} ({} compute)", loaded.source, dtype_name(model->compute_dtype()));
     std::optional<std::int32_t> eid;
     if (end_id == -2) {
-      if (tok && tok->special_tokens().eod) eid = *tok->special_tokens().eod;
-      else if (tok && tok->special_tokens().eos) eid = *tok->special_tokens().eos;
+      eid = loaded.end_id;
     } else if (end_id >= 0) {
       if (end_id >= model->vocab_size())
         throw UsageError(fmt::format("--end-id {} outside the vocabulary [0, {})", end_id, model->vocab_size()));

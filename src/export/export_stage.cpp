@@ -7,6 +7,7 @@
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
 #include "bignlp/export/conversion_stage.h"
+#include "bignlp/export/export_check.h"
 #include "bignlp/export/nemo.h"
 
 namespace fs = std::filesystem;
@@ -54,14 +55,6 @@ std::string render_bignlp_serve_script(const fs::path& repo) {
 
 void run_export_stage(const config::ConfigView& cfg, const Logger& log) {
   cfg.mark_used("run");
-  for (const char* key : {"accuracy.enabled", "benchmark.enabled"}) {
-    if (cfg.get_or<bool>(key, false))
-      throw ConfigError(fmt::format("{}: True asks for a run of the exported model, which needs the inference engine "
-                                    "this build does not have; set {}=False (the export itself does not need it)",
-                                    cfg.full_path(key), cfg.full_path(key)));
-  }
-  if (cfg.has("accuracy")) cfg.mark_used("accuracy");
-  if (cfg.has("benchmark")) cfg.mark_used("benchmark");
   const fs::path results = cfg.get<std::string>("run.results_dir");
   fs::path ckpt = cfg.get<std::string>("model.checkpoint_path");
   FtExportOptions o;
@@ -81,6 +74,48 @@ void run_export_stage(const config::ConfigView& cfg, const Logger& log) {
   o.int8_mode = cfg.get_or<bool>("triton_deployment.int8_mode", false);
   o.enable_custom_all_reduce = cfg.get_or<bool>("triton_deployment.enable_custom_all_reduce", false);
   o.data_type = cfg.get_or<std::string>("triton_deployment.data_type", "fp16");
+  // The accuracy check and the benchmark (export_check.h): their keys are read before anything is
+  // written, so a bad value fails early.
+  const bool accuracy = cfg.get_or<bool>("accuracy.enabled", false);
+  AccuracyCheckOptions ao;
+  if (accuracy) {
+    // The launcher's task count for FT's multi-GPU run; the check runs the re-assembled model in
+    // this one process (the numbers FT computes on ntasks_per_node ranks).
+    if (cfg.get_or<int>("accuracy.ntasks_per_node", 1) < 1)
+      throw ConfigError(fmt::format("{}: must be >= 1", cfg.full_path("accuracy.ntasks_per_node")));
+    ao.test_data = cfg.get<std::string>("accuracy.test_data");
+    if (!fs::is_regular_file(ao.test_data))
+      throw ConfigError(fmt::format("{}: '{}' does not exist; fetch LAMBADA with bignlp-evaluate --download --tasks lambada "
+                                    "--data-dir DIR and point it at DIR/lambada_test.jsonl (or set {}=False)",
+                                    cfg.full_path("accuracy.test_data"), ao.test_data.string(),
+                                    cfg.full_path("accuracy.enabled")));
+    ao.output_path = cfg.get<std::string>("accuracy.output_path");
+    ao.runtime_ini = cfg.get_or<std::string>("accuracy.runtime_config_ini_path", "");
+    ao.batch_size = cfg.get_or<std::int64_t>("accuracy.batch_size", 64);
+    ao.max_seq_len = cfg.get_or<std::int64_t>("accuracy.runtime.max_seq_len", 512);
+    ao.beam_width = cfg.get_or<int>("accuracy.runtime.beam_width", 1);
+    ao.top_k = cfg.get_or<int>("accuracy.runtime.sampling_top_k", 1);
+    ao.top_p = cfg.get_or<float>("accuracy.runtime.sampling_top_p", 0.0f);
+    if (auto limit = cfg.find<std::int64_t>("accuracy.limit")) ao.limit = *limit;
+    for (const char* k : {"accuracy.batch_size", "accuracy.runtime.max_seq_len", "accuracy.runtime.beam_width"})
+      if (cfg.get_or<std::int64_t>(k, 1) < 1) throw ConfigError(fmt::format("{}: must be >= 1", cfg.full_path(k)));
+  } else if (cfg.has("accuracy")) {
+    cfg.mark_used("accuracy");  // a disabled section's other keys are not read
+  }
+  const bool benchmark = cfg.get_or<bool>("benchmark.enabled", false);
+  BenchmarkOptions bo;
+  if (benchmark) {
+    bo.input_len = cfg.get_or<std::int64_t>("benchmark.input_len", 60);
+    bo.output_len = cfg.get_or<std::int64_t>("benchmark.output_len", 20);
+    if (cfg.has("benchmark.batch_sizes")) bo.batch_sizes = cfg.get<std::vector<std::int64_t>>("benchmark.batch_sizes");
+    // Seconds the seed waits for tritonserver to start; the benchmark here runs the engine in this
+    // process, so there is no server to wait for (read, checked, documented in docs/conversion.md).
+    if (cfg.get_or<double>("benchmark.triton_wait_time", 0.0) < 0)
+      throw ConfigError(fmt::format("{}: must be >= 0", cfg.full_path("benchmark.triton_wait_time")));
+    bo.output_csv = results / "benchmark.csv";
+  } else if (cfg.has("benchmark")) {
+    cfg.mark_used("benchmark");
+  }
   cfg.check_all_used("the export stage config");
   // The launcher's export replaces the model directory of an earlier run.
   o.overwrite = true;
@@ -101,6 +136,11 @@ void run_export_stage(const config::ConfigView& cfg, const Logger& log) {
   write_file_atomic(results / "serve_bignlp.sh", render_bignlp_serve_script(fs::absolute(repo).lexically_normal()), 0755);
   log.info("serving commands: {} and {}", (results / "serve_tritonserver.sh").string(),
            (results / "serve_bignlp.sh").string());
+  if (accuracy) check_export_accuracy(ckpt, model_dir, ao, log);
+  if (benchmark) {
+    benchmark_export(model_dir, bo, log);
+    log.info("benchmark results: {}", bo.output_csv.string());
+  }
 }
 
 }  // namespace bignlp::exporting

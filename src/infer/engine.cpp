@@ -31,9 +31,17 @@ void Engine::check(const GenerationRequest& r) const {
   if (r.prompt.empty()) throw ConfigError("the prompt must hold at least one token");
   for (std::int32_t id : r.prompt)
     if (id < 0 || id >= vocab_) throw ConfigError(fmt::format("prompt token id {} outside the vocabulary [0, {})", id, vocab_));
-  const std::int64_t total = static_cast<std::int64_t>(r.prompt.size()) + r.params.max_new_tokens;
+  std::int64_t earlier = 0;
+  if (r.session != 0) {
+    auto it = sessions_.find(r.session);
+    if (it == sessions_.end()) throw ConfigError(fmt::format("no open session {}", r.session));
+    if (r.params.beam_width != 1) throw ConfigError("a session continues with sampling only (beam_width 1)");
+    earlier = static_cast<std::int64_t>(it->second.tokens.size());
+  }
+  const std::int64_t total = earlier + static_cast<std::int64_t>(r.prompt.size()) + r.params.max_new_tokens;
   if (total > options_.capacity)
-    throw ConfigError(fmt::format("prompt of {} tokens plus {} tokens to generate exceeds the context of {} positions",
+    throw ConfigError(fmt::format("{}prompt of {} tokens plus {} tokens to generate exceeds the context of {} positions",
+                                  earlier > 0 ? fmt::format("the session's {} tokens plus a ", earlier) : "",
                                   r.prompt.size(), r.params.max_new_tokens, options_.capacity));
   if (r.params.beam_width > options_.max_batch_size)
     throw ConfigError(fmt::format("beam_width {} exceeds max_batch_size {} (one cache slot per beam)",
@@ -60,10 +68,31 @@ void Engine::admit() {
   while (!queue_.empty()) {
     Waiting& w = queue_.front();
     const auto width = static_cast<std::size_t>(w.req.params.beam_width);
-    if (free_slots_.size() < width) break;  // first come, first served
+    Session* session = nullptr;
+    if (w.req.session != 0) {
+      auto it = sessions_.find(w.req.session);
+      if (it == sessions_.end() || it->second.busy) break;  // closed or still running: it waits (FIFO)
+      session = &it->second;
+    } else if (free_slots_.size() < width) {
+      break;  // first come, first served
+    }
     auto a = std::make_unique<Active>();
     a->id = w.id;
     a->req = std::move(w.req);
+    if (session != nullptr) {
+      // The session's sequence so far, then the new tokens; only those not yet cached will run.
+      a->req.prompt.insert(a->req.prompt.begin(), session->tokens.begin(), session->tokens.end());
+      a->cached = session->cached;
+      session->busy = true;
+      a->beams.resize(1);
+      a->beams[0].slot = session->slot;
+      a->on_token = std::move(w.on_token);
+      a->on_done = std::move(w.on_done);
+      a->rng = std::make_unique<Xorwow>(a->req.params.random_seed);
+      queue_.pop_front();
+      active_.push_back(std::move(a));
+      continue;
+    }
     a->on_token = std::move(w.on_token);
     a->on_done = std::move(w.on_done);
     a->rng = std::make_unique<Xorwow>(a->req.params.random_seed);
@@ -231,10 +260,10 @@ bool Engine::step() {
     Active& a = *active_[r];
     const std::int64_t plen = static_cast<std::int64_t>(a.req.prompt.size());
     if (!a.prefilled) {
-      segs.push_back(model::DecodeSegment{a.beams[0].slot, 0, plen});
-      tokens.insert(tokens.end(), a.req.prompt.begin(), a.req.prompt.end());
+      segs.push_back(model::DecodeSegment{a.beams[0].slot, a.cached, plen - a.cached});
+      tokens.insert(tokens.end(), a.req.prompt.begin() + a.cached, a.req.prompt.end());
       owner.emplace_back(r, 0);
-      prompt += plen;
+      prompt += plen - a.cached;
       continue;
     }
     for (std::size_t i = 0; i < a.beams.size(); ++i) {
@@ -294,15 +323,58 @@ bool Engine::step() {
     }
     GenerationResult res;
     res.error = a.error;
+    if (a.req.session != 0) {
+      // The session keeps its slot: every prompt token and all generated ones but the last are cached.
+      Session& s = sessions_.at(a.req.session);
+      s.tokens = a.req.prompt;
+      s.tokens.insert(s.tokens.end(), a.beams[0].out.tokens.begin(), a.beams[0].out.tokens.end());
+      s.cached = static_cast<std::int64_t>(a.req.prompt.size()) +
+                 std::max<std::int64_t>(0, static_cast<std::int64_t>(a.beams[0].out.tokens.size()) - 1);
+      s.busy = false;
+      if (!a.error.empty()) {  // a failed request empties the session (its cache is rewritten from position 0)
+        s.tokens.clear();
+        s.cached = 0;
+      }
+    }
     for (Beam& b : a.beams) {
       if (b.out.finish_reason.empty()) b.out.finish_reason = "length";
-      free_slots_.push_back(b.slot);
+      if (a.req.session == 0) free_slots_.push_back(b.slot);
       res.beams.push_back(std::move(b.out));
     }
     if (a.on_done) a.on_done(std::move(res));
   }
   active_ = std::move(still);
   return true;
+}
+
+std::uint64_t Engine::open_session() {
+  if (free_slots_.empty())
+    throw ConfigError(fmt::format("no free KV-cache slot for a session (max_batch_size {})", options_.max_batch_size));
+  const std::uint64_t id = next_session_++;
+  Session s;
+  s.slot = free_slots_.back();
+  free_slots_.pop_back();
+  sessions_.emplace(id, std::move(s));
+  return id;
+}
+
+void Engine::close_session(std::uint64_t session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) throw ConfigError(fmt::format("no open session {}", session));
+  if (it->second.busy) throw ConfigError(fmt::format("session {} has a request running", session));
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    for (const Waiting& w : queue_)
+      if (w.req.session == session) throw ConfigError(fmt::format("session {} has a request queued", session));
+  }
+  free_slots_.push_back(it->second.slot);
+  sessions_.erase(it);
+}
+
+const std::vector<std::int32_t>& Engine::session_tokens(std::uint64_t session) const {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) throw ConfigError(fmt::format("no open session {}", session));
+  return it->second.tokens;
 }
 
 std::vector<GenerationResult> Engine::generate(const std::vector<GenerationRequest>& requests) {

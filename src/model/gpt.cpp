@@ -479,10 +479,14 @@ std::vector<float> GptModel::logits_to_host(const Activations& acts) const {
 }
 
 KvCache GptModel::make_kv_cache(std::int64_t slots, std::int64_t capacity) {
-  BIGNLP_CHECK(parallel_.tp_size() == 1 && parallel_.pp_size() == 1 && plan_.num_chunks() == 1,
-               "incremental decoding runs on one rank; this model is split over {} tensor- and {} pipeline-parallel "
-               "ranks (reshard the checkpoint to TP 1 x PP 1)",
-               parallel_.tp_size(), parallel_.pp_size());
+  // Tensor parallelism: each rank caches its heads (the column-parallel QKV's share); the layers'
+  // row-parallel projections and the vocab-parallel embedding all-reduce, the head's logits are
+  // gathered over TP, so every rank sees the same logits. Pipeline parallelism: each stage caches
+  // its own layers; decode() passes the hidden states stage to stage and the last stage
+  // broadcasts the logits.
+  BIGNLP_CHECK(plan_.num_chunks() == 1 && !parallel_.sequence_parallel(),
+               "incremental decoding runs without virtual pipeline chunks and sequence parallelism (reshard the "
+               "checkpoint: bignlp-convert --reshard)");
   BIGNLP_CHECK(slots >= 1 && capacity >= 1, "a KV cache needs at least one slot and one position, got {} x {}", slots,
                capacity);
   BIGNLP_CHECK(capacity <= config_.positions(), "KV cache capacity {} exceeds max_position_embeddings {}", capacity,
@@ -490,7 +494,7 @@ KvCache GptModel::make_kv_cache(std::int64_t slots, std::int64_t capacity) {
   KvCache cache;
   cache.slots = slots;
   cache.capacity = capacity;
-  const Shape shape{slots, capacity, config_.hidden_size};
+  const Shape shape{slots, capacity, config_.projection_size() / parallel_.tp_size()};
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     cache.keys.emplace_back(*ctx_.allocator, config_.compute_dtype(), shape);
     cache.values.emplace_back(*ctx_.allocator, config_.compute_dtype(), shape);
@@ -527,11 +531,22 @@ void GptModel::decode(KvCache& cache, std::span<const std::int32_t> tokens, std:
   ops::copy(ctx_, TensorView(const_cast<std::int32_t*>(tokens.data()), DType::kI32, Shape{n}), ids);
   ops::copy(ctx_, TensorView(positions.data(), DType::kI32, Shape{n}), pos);
   Buffer x(alloc, dt, Shape{n, c}), y(alloc, dt, Shape{n, c});
-  word_embedding().forward(ctx_, ids, word_embeddings_->value, x);
-  ops::embedding_forward(ctx_, pos, position_embeddings_->value, x, 0, /*accumulate=*/true);
+  const int stage = parallel_.pp_rank(), stages = parallel_.pp_size();
+  if (stage == 0) {
+    word_embedding().forward(ctx_, ids, word_embeddings_->value, x);
+    ops::embedding_forward(ctx_, pos, position_embeddings_->value, x, 0, /*accumulate=*/true);
+  } else {
+    parallel_.pp->recv(x.view(), stage - 1);
+  }
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     layers_[l].forward_cached(ctx_, segments, x, y, cache.keys[l], cache.values[l]);
     std::swap(x, y);
+  }
+  if (stage + 1 < stages) {
+    // Host logits: the pipeline group's backend must take host memory (gloo; the engine runs on CPUs).
+    parallel_.pp->send(x.view(), stage + 1);
+    parallel_.pp->broadcast(TensorView(logits.data(), DType::kF32, Shape{s, v}), stages - 1);
+    return;
   }
   // The head runs on each segment's last row only.
   Buffer last(alloc, dt, Shape{s, c});
@@ -545,7 +560,10 @@ void GptModel::decode(KvCache& cache, std::span<const std::int32_t> tokens, std:
   const std::int64_t vl = output_weights_->shape[0];
   Buffer full(alloc, dt, Shape{s, vl});
   output_layer().forward(ctx_, output_layer_weights(), out, full);
-  ops::copy(ctx_, full.view().slice(1, 0, v), TensorView(logits.data(), DType::kF32, Shape{s, v}));
+  const Buffer gathered = detail::gather_vocab_logits(ctx_, parallel_, full, s, vl);
+  ops::copy(ctx_, (gathered.defined() ? gathered.view() : full.view()).slice(1, 0, v),
+            TensorView(logits.data(), DType::kF32, Shape{s, v}));
+  if (stages > 1) parallel_.pp->broadcast(TensorView(logits.data(), DType::kF32, Shape{s, v}), stages - 1);
 }
 
 }  // namespace bignlp::model

@@ -19,8 +19,7 @@
 #include "bignlp/core/logging.h"
 #include "bignlp/core/strings.h"
 #include "eval_fixture.h"
-
-extern char** environ;
+#include "rank_launcher.h"
 
 namespace bignlp {
 namespace {
@@ -28,71 +27,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-int free_port() {
-  comm::TcpStoreOptions so;
-  so.is_server = true;
-  comm::TcpStore probe(so);
-  return probe.port();
-}
-
 /// Runs `ranks` bignlp-evaluate processes with `args`; returns each rank's exit status and log.
 std::vector<std::pair<int, std::string>> launch(const fs::path& dir, int ranks, const std::vector<std::string>& args) {
-  const std::string bin = fmt::format("{}/bignlp-evaluate", BIGNLP_BIN_DIR);
-  const int port = free_port();
-  std::vector<pid_t> pids;
-  for (int r = 0; r < ranks; ++r) {
-    const fs::path log = dir / fmt::format("rank{}.log", r);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      std::freopen(log.c_str(), "w", stdout);
-      dup2(fileno(stdout), fileno(stderr));
-      std::vector<std::string> env;
-      for (char** e = environ; *e != nullptr; ++e) {
-        const std::string kv = *e;
-        if (!starts_with(kv, "SLURM_") && !starts_with(kv, "RANK=") && !starts_with(kv, "WORLD_SIZE=") &&
-            !starts_with(kv, "MASTER_") && !starts_with(kv, "LOCAL_RANK=") &&
-            !starts_with(kv, "BIGNLP_STORE_SECRET="))
-          env.push_back(kv);
-      }
-      for (const auto& kv : std::vector<std::string>{
-               fmt::format("SLURM_PROCID={}", r), fmt::format("SLURM_NTASKS={}", ranks), fmt::format("SLURM_LOCALID={}", r),
-               "SLURM_NNODES=1", "SLURM_JOB_ID=78", "SLURM_JOB_NODELIST=localhost", fmt::format("MASTER_PORT={}", port),
-               fmt::format("BIGNLP_STORE_SECRET=eval-test-{}", port), "OMP_NUM_THREADS=1"})
-        env.push_back(kv);
-      std::vector<char*> envp;
-      for (auto& kv : env) envp.push_back(kv.data());
-      envp.push_back(nullptr);
-      std::vector<std::string> a{bin};
-      a.insert(a.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& s : a) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      execve(bin.c_str(), argv.data(), envp.data());
-      _exit(127);
-    }
-    pids.push_back(pid);
-  }
-  std::vector<std::pair<int, std::string>> out;
-  const auto deadline = std::chrono::steady_clock::now() + 300s;
-  std::vector<int> status(static_cast<std::size_t>(ranks), -1);
-  for (int left = ranks; left > 0;) {
-    for (int r = 0; r < ranks; ++r) {
-      int st = 0;
-      if (status[static_cast<std::size_t>(r)] == -1 && waitpid(pids[static_cast<std::size_t>(r)], &st, WNOHANG) > 0) {
-        status[static_cast<std::size_t>(r)] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        --left;
-      }
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      for (pid_t p : pids) kill(p, SIGKILL);
-      for (pid_t p : pids) waitpid(p, nullptr, 0);
-      break;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  for (int r = 0; r < ranks; ++r)
-    out.emplace_back(status[static_cast<std::size_t>(r)], read_file(dir / fmt::format("rank{}.log", r)));
-  return out;
+  return test_support::launch_ranks(fmt::format("{}/bignlp-evaluate", BIGNLP_BIN_DIR), dir, ranks, args);
 }
 
 class EvalParallelTest : public ::testing::TestWithParam<std::pair<int, int>> {};

@@ -16,10 +16,17 @@
 //   triton_deployment.triton_model_dir       <repo>/<model name>: the model directory written
 //   triton_deployment.max_batch_size, pipeline_model_parallel_size, int8_mode,
 //   enable_custom_all_reduce, data_type      config.pbtxt values
-//   accuracy.enabled, benchmark.enabled      must be False: the accuracy test and the benchmark
-//                                            need the inference engine, which this build lacks
-//                                            (refused with a message naming the key; the other
-//                                            accuracy.* / benchmark.* keys are then not used)
+//   accuracy.enabled                         run the accuracy check (export_check.h) after the export:
+//     accuracy.test_data, output_path        LAMBADA file; the JSON report
+//     accuracy.runtime_config_ini_path       where the runtime settings used are written
+//     accuracy.batch_size, runtime.{max_seq_len, beam_width, sampling_top_k, sampling_top_p}
+//     accuracy.ntasks_per_node               the seed's task count for FT's run; the check runs the
+//                                            re-assembled model in this one process
+//     accuracy.limit                         optional: the first N documents
+//   benchmark.enabled                        run the benchmark: benchmark.{input_len, output_len,
+//                                            batch_sizes} -> <results_dir>/benchmark.csv;
+//     benchmark.triton_wait_time             checked (>= 0); no server is started, nothing to wait for
+// (a disabled section's other keys are not read)
 // Written next to the repository (in run.results_dir):
 //   serve_tritonserver.sh   srun ... tritonserver --model-repository <repo> (seed §6.1: nodes and
 //                           CUDA_VISIBLE_DEVICES from T x PP on 8-GPU nodes; the container image

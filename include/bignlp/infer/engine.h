@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +33,11 @@ namespace bignlp::infer {
 struct GenerationRequest {
   std::vector<std::int32_t> prompt;  ///< at least one token
   SamplingParams params;
+  /// Engine::open_session id: continue that session's sequence (0: none). The request then
+  /// computes what a request whose prompt is the session's tokens so far (earlier prompts and
+  /// generated tokens) followed by `prompt` computes, but only the tokens not yet in the
+  /// session's cache run through the model. Sampling (beam_width 1) only.
+  std::uint64_t session = 0;
 };
 
 /// One generated sequence (one beam).
@@ -103,6 +109,16 @@ class Engine {
   /// Checks a request without queueing it (what submit() checks).
   void check(const GenerationRequest& request) const;
 
+  // Interactive (continued) generation: a session holds one cache slot between requests (FT's
+  // continue_gen). Called from the stepping thread; one request of a session at a time.
+
+  /// Reserves a cache slot for a new session; throws ConfigError when every slot is taken.
+  std::uint64_t open_session();
+  /// Frees the session's slot (it must have no request queued or running).
+  void close_session(std::uint64_t session);
+  /// The session's tokens so far (prompts and generated tokens, in order).
+  const std::vector<std::int32_t>& session_tokens(std::uint64_t session) const;
+
  private:
   struct Beam {
     std::int64_t slot = -1;
@@ -119,6 +135,13 @@ class Engine {
     bool prefilled = false;
     std::unique_ptr<Xorwow> rng;
     std::string error;
+    std::int64_t cached = 0;  ///< prompt positions already in the cache (a session's earlier turns)
+  };
+  struct Session {
+    std::int64_t slot = -1;
+    std::vector<std::int32_t> tokens;  ///< the sequence so far
+    std::int64_t cached = 0;           ///< its positions in the cache (all but the last generated token)
+    bool busy = false;
   };
   struct Waiting {
     std::uint64_t id = 0;
@@ -143,6 +166,8 @@ class Engine {
   std::deque<Waiting> queue_;
   std::uint64_t next_id_ = 1;
   std::int64_t prompt_tokens_ = 0, decode_tokens_ = 0;
+  std::map<std::uint64_t, Session> sessions_;
+  std::uint64_t next_session_ = 1;
 };
 
 }  // namespace bignlp::infer

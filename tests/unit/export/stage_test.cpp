@@ -116,7 +116,7 @@ TEST(ConversionStage, InconsistentModelParallelSizeAndUnknownKeysAreRefusedByNam
   EXPECT_FALSE(fs::exists(f.dir.path() / "train" / "convert_nemo" / "megatron_gpt.nemo"));
 }
 
-std::string export_yaml(const fs::path& base, const fs::path& ckpt, bool accuracy) {
+std::string export_yaml(const fs::path& base, const fs::path& ckpt, bool accuracy, const std::string& accuracy_extra = "") {
   return fmt::format(R"(run:
   name: export_gpt3_tiny
   time_limit: "2:00:00"
@@ -143,11 +143,11 @@ accuracy:
   enabled: {2}
   ntasks_per_node: 8
   batch_size: 64
-benchmark:
+{3}benchmark:
   enabled: False
   input_len: 60
 )",
-                     base.string(), ckpt.string(), accuracy ? "True" : "False");
+                     base.string(), ckpt.string(), accuracy ? "True" : "False", accuracy_extra);
 }
 
 TEST(ExportStage, WritesTheRepositoryAndTheServingCommands) {
@@ -169,14 +169,18 @@ TEST(ExportStage, WritesTheRepositoryAndTheServingCommands) {
   EXPECT_EQ(testing::run("bash -n " + (f.dir.path() / "export" / "serve_tritonserver.sh").string()), 0);
 }
 
-TEST(ExportStage, AccuracyCheckIsRefusedByNameBeforeAnythingIsWritten) {
+TEST(ExportStage, AccuracyCheckWithoutItsTestDataIsRefusedByNameBeforeAnythingIsWritten) {
   Fixture f;
-  const config::ConfigNode root = config::load_yaml_string(export_yaml(f.dir.path(), f.checkpoints, true));
+  const config::ConfigNode root = config::load_yaml_string(
+      export_yaml(f.dir.path(), f.checkpoints, true,
+                  fmt::format("  test_data: {0}/nowhere/lambada_test.jsonl\n  output_path: {0}/eval_output.json\n",
+                              f.dir.path().string())));
   try {
     run_export_stage(config::ConfigView(root), f.log);
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("accuracy.enabled"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("accuracy.test_data: '" + (f.dir.path() / "nowhere").string()), std::string::npos)
+        << e.what();
   }
   EXPECT_FALSE(fs::exists(f.dir.path() / "export"));
 }

@@ -281,3 +281,58 @@ TEST(EngineTest, EndIdStopWordsAndMinLength) {
 
 }  // namespace
 }  // namespace bignlp::infer
+
+namespace bignlp::infer {
+namespace {
+
+// Interactive generation: a session's second turn runs only its new tokens through the model (the
+// last generated token of turn 1 and the new prompt) and generates what a request for the whole
+// concatenation generates from scratch, with repetition penalty and seeded top-k sampling (both
+// read the whole history) as well as greedy.
+TEST(EngineSession, ContinuedGenerationEqualsTheConcatenationFromScratch) {
+  for (const bool sampled : {false, true}) {
+    Fixture f;
+    Engine engine(*f.model, EngineOptions{3, 0});
+    SamplingParams p;
+    p.max_new_tokens = 4;
+    if (sampled) {
+      p.top_k = 5;
+      p.random_seed = 17;
+      p.repetition_penalty = 1.5f;
+    }
+    const std::vector<std::int32_t> turn1{3, 9, 27, 1}, turn2{5, 5, 30};
+    const std::uint64_t s = engine.open_session();
+    GenerationResult r1, r2;
+    engine.submit(GenerationRequest{turn1, p, s}, {}, [&](GenerationResult r) { r1 = std::move(r); });
+    while (engine.step()) {
+    }
+    ASSERT_EQ(r1.beams.at(0).tokens.size(), 4u);
+    const std::int64_t prompt_before = engine.prompt_tokens();
+    engine.submit(GenerationRequest{turn2, p, s}, {}, [&](GenerationResult r) { r2 = std::move(r); });
+    while (engine.step()) {
+    }
+    // Turn 2 ran the pending generated token and its own 3 tokens, not the 8 before them.
+    EXPECT_EQ(engine.prompt_tokens() - prompt_before, 1 + 3);
+    std::vector<std::int32_t> whole = turn1;
+    whole.insert(whole.end(), r1.beams[0].tokens.begin(), r1.beams[0].tokens.end());
+    whole.insert(whole.end(), turn2.begin(), turn2.end());
+    Engine fresh(*f.model, EngineOptions{1, 0});
+    const auto scratch = fresh.generate({GenerationRequest{whole, p}});
+    EXPECT_EQ(r2.beams.at(0).tokens, scratch.at(0).beams.at(0).tokens) << (sampled ? "sampled" : "greedy");
+    for (std::size_t i = 0; i < scratch[0].beams[0].token_log_probs.size(); ++i)
+      EXPECT_NEAR(r2.beams[0].token_log_probs.at(i), scratch[0].beams[0].token_log_probs[i], 1e-5);
+    std::vector<std::int32_t> expect_tokens = whole;
+    expect_tokens.insert(expect_tokens.end(), r2.beams[0].tokens.begin(), r2.beams[0].tokens.end());
+    EXPECT_EQ(engine.session_tokens(s), expect_tokens);
+    // The session keeps its slot until closed; the context limit counts the session's tokens.
+    EXPECT_EQ(engine.slots_in_use(), 1);
+    p.max_new_tokens = 10;
+    EXPECT_THROW(engine.check(GenerationRequest{std::vector<std::int32_t>(2, 1), p, s}), ConfigError);
+    engine.close_session(s);
+    EXPECT_EQ(engine.slots_in_use(), 0);
+    EXPECT_THROW(engine.check(GenerationRequest{turn2, p, s}), ConfigError);
+  }
+}
+
+}  // namespace
+}  // namespace bignlp::infer
