@@ -14,11 +14,17 @@
 //     fetches the task files (URLs and checksums: the manifest).
 //   bignlp-evaluate --checkpoint CKPT --loglikelihood REQUESTS.jsonl --output OUT.jsonl [--batch-size N]
 //     raw requests {"context": [ids], "continuation": [ids]} -> {"logprob": x, "is_greedy": b}.
+//   bignlp-evaluate --checkpoint CKPT --generate ITEMS.jsonl --output PREDICTIONS.jsonl
+//                   [--tokens-to-generate N] [--results RESULTS.json] [--batch-size N]
+//     a generation task (eval/generation.h): {"text"|"ids": ..., "answers": [...]} per line,
+//     greedy decoding on the inference engine (GPT, T5/mT5), predictions file, SQuAD EM/F1 and
+//     exact_string_match on stdout and in RESULTS.json (default: PREDICTIONS with .metrics.json).
 // A checkpoint with TP x PP shards is evaluated at that layout: one process per rank, started by
 // the launcher (or srun / torchrun variables), which meet as bignlp-train's ranks do.
 // --device auto (the default) scores on CUDA device LOCAL_RANK when the build has CUDA and a GPU is
 // visible, else on the CPU. Precision 32 is exact fp32 on both (no TF32).
-// Index: eval/tasks.h, eval/evaluator.h, eval/loglikelihood.h, eval/task_download.h,
+// Index: eval/tasks.h, eval/evaluator.h, eval/loglikelihood.h, eval/task_download.h, eval/generation.h,
+// infer/engine.h (generation),
 // checkpoint/checkpoint.h (loading), worker/worker_session.h (ranks and device).
 #include <algorithm>
 #include <CLI/CLI.hpp>
@@ -43,6 +49,8 @@
 #include "bignlp/core/strings.h"
 #include "bignlp/data/tokenizer_factory.h"
 #include "bignlp/eval/evaluator.h"
+#include "bignlp/eval/generation.h"
+#include "bignlp/infer/generation_io.h"
 #include "bignlp/eval/loglikelihood.h"
 #include "bignlp/eval/task_download.h"
 #include "bignlp/model/model_family.h"
@@ -357,6 +365,62 @@ int run_loglikelihood(const std::string& checkpoint, const std::string& requests
   return 0;
 }
 
+struct GenerateSpec {
+  std::string checkpoint, items, output, results, precision = "32", device = "auto";
+  std::int64_t tokens = 30, batch_size = 8;
+  int threads = 0;
+};
+
+int run_generate(const GenerateSpec& g, const TokenizerFlags& flags, const bignlp::Logger& log) {
+  bignlp::worker::WorkerOptions options;
+  options.world = bignlp::worker::WorldKind::kSingleProcess;
+  options.device_flag = g.device;
+  options.cpu_threads = g.threads;
+  options.allow_tf32 = false;
+  const bignlp::worker::WorkerSession session = bignlp::worker::start_worker(options, bignlp::process_environment(), log);
+  auto model = bignlp::checkpoint::load_model_from_checkpoint(g.checkpoint, session.runtime().context(),
+                                                            bignlp::model::parse_precision(g.precision));
+  std::unique_ptr<bignlp::data::Tokenizer> tok;
+  if (flags.any()) {
+    RunSpec spec;
+    spec.checkpoint = g.checkpoint;
+    spec.tokenizer = flags;
+    tok = bignlp::data::load_tokenizer(tokenizer_spec(spec, bignlp::checkpoint::read_checkpoint_metadata(g.checkpoint)));
+  } else {
+    tok = bignlp::infer::load_checkpoint_tokenizer(g.checkpoint);
+  }
+  if (!tok)
+    throw ConfigError(fmt::format("{} records no tokenizer, which --generate needs to detokenize the predictions; give "
+                                  "--tokenizer-type and its files",
+                                  g.checkpoint));
+  const bool encdec = model->is_encoder_decoder();
+  const auto items = bignlp::eval::read_generation_items(g.items, tok.get(), model->vocab_size(), encdec);
+  bignlp::eval::GenerationOptions o;
+  o.max_new_tokens = g.tokens;
+  const bignlp::data::SpecialTokens& sp = tok->special_tokens();
+  // The end of a generated answer: T5's eos; GPT's end-of-document token.
+  o.end_id = encdec ? (sp.eos ? sp.eos : sp.eod) : (sp.eod ? sp.eod : sp.eos);
+  for (const auto& id : {sp.bos, sp.eos, sp.eod, sp.pad, sp.cls, sp.sep, sp.mask})
+    if (id) o.drop_ids.push_back(*id);
+  // Ids past the tokenizer (T5 sentinels, padding rows) have no text.
+  for (std::int64_t id = tok->vocab_size(); id < model->vocab_size(); ++id) o.drop_ids.push_back(static_cast<std::int32_t>(id));
+  o.detokenize = [&tok](const std::vector<std::int32_t>& ids) { return bignlp::infer::detokenize(*tok, ids); };
+  bignlp::infer::Engine engine(*model, bignlp::infer::EngineOptions{g.batch_size, 0});
+  const bignlp::eval::GenerationReport report = bignlp::eval::run_generation_task(engine, items, o);
+  const fs::path results = g.results.empty() ? fs::path(g.output).replace_extension(".metrics.json") : fs::path(g.results);
+  nlohmann::json j = bignlp::eval::scores_json(report.scores);
+  j["config"] = {{"checkpoint", g.checkpoint}, {"generate", g.items}, {"tokens_to_generate", g.tokens},
+                 {"end_id", o.end_id ? nlohmann::json(*o.end_id) : nlohmann::json(nullptr)},
+                 {"precision", g.precision}};
+  bignlp::eval::write_generation_predictions(g.output, items, report);
+  bignlp::write_file_atomic(results, j.dump(2) + "\n");
+  std::cout << bignlp::eval::scores_json(report.scores).dump() << "\n" << std::flush;
+  log.info("{} items of {}: exact_match {:.2f}, f1 {:.2f}, exact_string_match {:.4f}; predictions in {}, scores in {}",
+           report.scores.total, g.items, report.scores.exact_match, report.scores.f1, report.scores.exact_string_match,
+           g.output, results.string());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -391,6 +455,11 @@ int main(int argc, char** argv) {
     app.add_option("--merge-file", s.tokenizer.merge_file, "GPT-2 BPE merges");
     app.add_option("--tokenizer-model", s.tokenizer.model, "SentencePiece .model file");
     app.add_option("--loglikelihood", requests, "JSONL file of token-level log-likelihood requests");
+    GenerateSpec gen;
+    app.add_option("--generate", gen.items, "JSONL generation task: {\"text\"|\"ids\": ..., \"answers\": [...]} per line");
+    auto* tokens_opt = app.add_option("--tokens-to-generate", gen.tokens, "--generate: tokens to decode at most (default 30)")
+                           ->check(CLI::PositiveNumber);
+    auto* results_opt = app.add_option("--results", gen.results, "--generate: scores JSON (default: OUTPUT with .metrics.json)");
     app.add_flag("--download", download, "download the --tasks' files into --data-dir");
     app.add_option("--manifest", manifest, "task file table (default: conf/eval_task_files.yaml of this tree)");
     app.add_option("--precision", precision, "compute precision: 32, bf16 or 16 (default: the checkpoint's)")
@@ -416,6 +485,21 @@ int main(int argc, char** argv) {
     }
     need(checkpoint, "--checkpoint", "bignlp-evaluate");
     need(output, "--output", "bignlp-evaluate");
+    if (gen.items.empty() && (tokens_opt->count() > 0 || results_opt->count() > 0))
+      throw bignlp::UsageError("--tokens-to-generate and --results belong to --generate");
+    if (!gen.items.empty()) {
+      if (!tasks.empty() || !requests.empty())
+        throw bignlp::UsageError("--generate, --loglikelihood and --tasks are separate modes; give one");
+      if (!data_dir.empty() || limit > 0 || no_cache || !cache_dir.empty() || style != "launcher")
+        throw bignlp::UsageError("--data-dir, --limit, --cache-dir, --no-cache and --task-style belong to --tasks, not --generate");
+      gen.checkpoint = checkpoint;
+      gen.output = output;
+      gen.batch_size = s.batch_size;
+      gen.precision = precision.empty() ? "32" : precision;
+      gen.device = s.device;
+      gen.threads = s.threads;
+      return run_generate(gen, s.tokenizer, log);
+    }
     if (!requests.empty()) {
       if (!tasks.empty()) throw bignlp::UsageError("--loglikelihood and --tasks are two modes; give one");
       return run_loglikelihood(checkpoint, requests, output, s.batch_size, precision.empty() ? "32" : precision,
