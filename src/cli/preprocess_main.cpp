@@ -36,6 +36,7 @@
 #include "bignlp/data/mc4_preparation.h"
 #include "bignlp/data/pile_preparation.h"
 #include "bignlp/data/preprocess.h"
+#include "bignlp/data/squad_preparation.h"
 #include "bignlp/data/tokenizer_factory.h"
 #include "bignlp/data/worker_position.h"
 
@@ -294,8 +295,12 @@ int run_stage(std::vector<std::string> args, const bignlp::config::WorkerConfigA
   std::string step;
   std::string progress = "auto";
   std::string log_level = "info";
+  std::string squad_dir, squad_mirror;
   CLI::App app{"bignlp-preprocess (stage mode): one step of the data_preparation stage", "bignlp-preprocess"};
   app.add_option("--step", step, "the step to run (docs/data.md)")->required();
+  app.add_option("--squad-dir", squad_dir, "step prepare_squad: the SQuAD directory (<data_dir>/squad_data)");
+  app.add_option("--squad-mirror", squad_mirror,
+                 "step prepare_squad: a URL or directory laid out like the SQuAD directory, instead of the public hosts");
   app.add_option("--progress", progress, "auto, terminal, log or off")->check(CLI::IsMember({"auto", "terminal", "log", "off"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   std::reverse(args.begin(), args.end());
@@ -308,6 +313,17 @@ int run_stage(std::vector<std::string> args, const bignlp::config::WorkerConfigA
   const bignlp::config::ConfigNode root = bignlp::config::load_worker_config(cfg_args);
   const bignlp::config::ConfigView cfg(root);
   const auto pos = read_worker_position();
+  if (step == "prepare_squad") {
+    // The fine_tuning stage's data preparation (data/squad_preparation.h) for its run.task_name.
+    if (squad_dir.empty()) throw bignlp::UsageError("--step prepare_squad needs --squad-dir");
+    bignlp::data::SquadDownloadOptions o;
+    o.mirror = squad_mirror;
+    single_task_only(pos, step, log, [&] {
+      bignlp::data::prepare_squad_for_fine_tuning(squad_dir, cfg.get<std::string>("run.task_name"), o, log);
+    });
+    log.info("step {} done", step);
+    return 0;
+  }
   const std::string dataset = cfg.get<std::string>("dataset");
   log.info("data preparation: dataset {}, step {}, {}, {} CPU(s)", dataset, step, show(pos), pos.cpus);
   if (dataset == "pile") {

@@ -470,6 +470,10 @@ void bind_t5_data_config(const ConfigView& cfg, TrainingConfig& c) {
   }
 }
 
+void bind_trainer_config(const ConfigView& cfg, TrainingConfig& c) { bind_trainer(cfg, c); }
+
+void bind_optimizer_config(const ConfigView& cfg, TrainingConfig& c) { bind_optimizer(cfg, c); }
+
 TrainingConfig bind_training_config(const ConfigView& cfg) {
   TrainingConfig c;
   bind_unsupported(cfg);

@@ -26,4 +26,12 @@ TrainingConfig bind_training_config(const config::ConfigView& cfg);
 /// with a model.encoder section.
 void bind_t5_data_config(const config::ConfigView& cfg, TrainingConfig& c);
 
+/// The trainer.* keys (nodes, devices, accelerator, precision, max_steps, max_time, logging,
+/// validation interval and batches, gradient clipping) into `c`, as bind_training_config reads them
+/// (the fine_tuning stage reuses it for its trainer section).
+void bind_trainer_config(const config::ConfigView& cfg, TrainingConfig& c);
+
+/// model.optim.* (optimizer, LR schedule) and the data-parallel bucket size into `c`.
+void bind_optimizer_config(const config::ConfigView& cfg, TrainingConfig& c);
+
 }  // namespace bignlp::train
