@@ -20,6 +20,14 @@ Engine::Engine(model::Model& model, EngineOptions options) : model_(model), opti
     throw ConfigError(fmt::format("KV-cache capacity {} exceeds the model's {} positions", options_.capacity,
                                   model_.max_sequence_length()));
   vocab_ = model_.vocab_size();
+  if (model_.is_encoder_decoder()) {
+    const std::optional<std::int32_t> start = model_.decoder_start_token();
+    if (!start)
+      throw ConfigError(fmt::format("the {} model records no decoder start token (decoder_start_token_id): it cannot "
+                                    "generate",
+                                    model_.family()));
+    decoder_start_ = *start;
+  }
   cache_ = model_.make_kv_cache(options_.max_batch_size, options_.capacity);
   for (std::int64_t s = options_.max_batch_size - 1; s >= 0; --s) free_slots_.push_back(s);
 }
@@ -31,10 +39,19 @@ void Engine::check(const GenerationRequest& r) const {
   if (r.prompt.empty()) throw ConfigError("the prompt must hold at least one token");
   for (std::int32_t id : r.prompt)
     if (id < 0 || id >= vocab_) throw ConfigError(fmt::format("prompt token id {} outside the vocabulary [0, {})", id, vocab_));
-  const std::int64_t total = static_cast<std::int64_t>(r.prompt.size()) + r.params.max_new_tokens;
-  if (total > options_.capacity)
+  if (decoder_start_) {
+    // The prompt is the encoder's input; the decoder runs from its start token (position 0).
+    if (static_cast<std::int64_t>(r.prompt.size()) > cache_.encoder_capacity)
+      throw ConfigError(fmt::format("prompt of {} tokens exceeds the encoder's {} positions", r.prompt.size(),
+                                    cache_.encoder_capacity));
+    if (r.params.max_new_tokens > options_.capacity)
+      throw ConfigError(fmt::format("{} tokens to generate exceed the decoder's context of {} positions",
+                                    r.params.max_new_tokens, options_.capacity));
+  } else if (const std::int64_t total = static_cast<std::int64_t>(r.prompt.size()) + r.params.max_new_tokens;
+             total > options_.capacity) {
     throw ConfigError(fmt::format("prompt of {} tokens plus {} tokens to generate exceeds the context of {} positions",
                                   r.prompt.size(), r.params.max_new_tokens, options_.capacity));
+  }
   if (r.params.beam_width > options_.max_batch_size)
     throw ConfigError(fmt::format("beam_width {} exceeds max_batch_size {} (one cache slot per beam)",
                                   r.params.beam_width, options_.max_batch_size));
@@ -67,6 +84,10 @@ void Engine::admit() {
     a->on_token = std::move(w.on_token);
     a->on_done = std::move(w.on_done);
     a->rng = std::make_unique<Xorwow>(a->req.params.random_seed);
+    if (decoder_start_)
+      a->context = {*decoder_start_};
+    else
+      a->context = a->req.prompt;
     a->beams.resize(width);
     for (Beam& b : a->beams) {
       b.slot = free_slots_.back();
@@ -92,7 +113,7 @@ void Engine::finish_beam(const Active& a, Beam& b, std::int32_t token) const {
     return;
   }
   if (!p.stop_words.empty()) {
-    std::vector<std::int32_t> history(a.req.prompt);
+    std::vector<std::int32_t> history(a.context);
     history.insert(history.end(), b.out.tokens.begin(), b.out.tokens.end());
     for (const auto& w : p.stop_words)
       if (ends_with(history, w)) {
@@ -107,7 +128,7 @@ void Engine::sample_step(Active& a, const float* row) {
   const SamplingParams& p = a.req.params;
   Beam& b = a.beams[0];
   std::vector<float> logits(row, row + vocab_);
-  std::vector<std::int32_t> history(a.req.prompt);
+  std::vector<std::int32_t> history(a.context);
   history.insert(history.end(), b.out.tokens.begin(), b.out.tokens.end());
   process_logits(logits, history, a.generated, p);
   const SampledToken t = sample_token(logits, p, *a.rng);
@@ -133,7 +154,7 @@ void Engine::sample_step(Active& a, const float* row) {
 void Engine::beam_step(Active& a, const std::vector<const float*>& logits) {
   const SamplingParams& p = a.req.params;
   const int w = p.beam_width;
-  const std::int64_t plen = static_cast<std::int64_t>(a.req.prompt.size());
+  const std::int64_t plen = static_cast<std::int64_t>(a.context.size());
   struct Candidate {
     double score = 0.0, rank = 0.0;
     int parent = 0;
@@ -156,7 +177,7 @@ void Engine::beam_step(Active& a, const std::vector<const float*>& logits) {
       continue;
     }
     std::vector<float> l(logits[static_cast<std::size_t>(i)], logits[static_cast<std::size_t>(i)] + vocab_);
-    std::vector<std::int32_t> history(a.req.prompt);
+    std::vector<std::int32_t> history(a.context);
     history.insert(history.end(), b.out.tokens.begin(), b.out.tokens.end());
     process_logits(l, history, a.generated, p);
     log_softmax(l, lp);
@@ -222,17 +243,23 @@ void Engine::beam_step(Active& a, const std::vector<const float*>& logits) {
 bool Engine::step() {
   admit();
   if (active_.empty()) return false;
-  std::vector<std::int32_t> tokens;
-  std::vector<model::DecodeSegment> segs;
+  std::vector<std::int32_t> tokens, encoder_tokens;
+  std::vector<model::DecodeSegment> segs, encoder_segs;
   // Which logits row belongs to which (request, beam).
   std::vector<std::pair<std::size_t, std::size_t>> owner;
   std::int64_t prompt = 0, decode = 0;
   for (std::size_t r = 0; r < active_.size(); ++r) {
     Active& a = *active_[r];
-    const std::int64_t plen = static_cast<std::int64_t>(a.req.prompt.size());
+    const std::int64_t plen = static_cast<std::int64_t>(a.context.size());
     if (!a.prefilled) {
+      if (decoder_start_) {
+        const std::int64_t elen = static_cast<std::int64_t>(a.req.prompt.size());
+        encoder_segs.push_back(model::DecodeSegment{a.beams[0].slot, 0, elen});
+        encoder_tokens.insert(encoder_tokens.end(), a.req.prompt.begin(), a.req.prompt.end());
+        prompt += elen;
+      }
       segs.push_back(model::DecodeSegment{a.beams[0].slot, 0, plen});
-      tokens.insert(tokens.end(), a.req.prompt.begin(), a.req.prompt.end());
+      tokens.insert(tokens.end(), a.context.begin(), a.context.end());
       owner.emplace_back(r, 0);
       prompt += plen;
       continue;
@@ -245,6 +272,13 @@ bool Engine::step() {
       owner.emplace_back(r, i);
       ++decode;
     }
+  }
+  if (!encoder_segs.empty()) {
+    // Encoder-decoder: each new request's input is encoded once; its beams share the encoding.
+    model_.encode(cache_, encoder_tokens, encoder_segs);
+    for (const auto& ap : active_)
+      if (!ap->prefilled)
+        for (const Beam& b : ap->beams) cache_.share_encoder(ap->beams[0].slot, b.slot);
   }
   std::vector<float> logits(segs.size() * static_cast<std::size_t>(vocab_));
   if (options_.batch_invariant) {

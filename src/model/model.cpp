@@ -35,6 +35,19 @@ void Model::decode(KvCache&, std::span<const std::int32_t>, std::span<const Deco
   throw ConfigError(fmt::format("model family '{}' does not support incremental decoding (generation)", family()));
 }
 
+void Model::encode(KvCache&, std::span<const std::int32_t>, std::span<const DecodeSegment>) {
+  throw ConfigError(fmt::format("model family '{}' has no encoder (encode() is for encoder-decoder families)", family()));
+}
+
+void KvCache::share_encoder(std::int64_t from, std::int64_t to) {
+  BIGNLP_CHECK(from >= 0 && from < slots && to >= 0 && to < slots &&
+                   static_cast<std::int64_t>(cross_source.size()) == slots,
+               "KV cache: sharing the encoder side of slot {} with slot {} outside {} slots (or a cache without an "
+               "encoder side)",
+               from, to, slots);
+  cross_source[static_cast<std::size_t>(to)] = cross_source[static_cast<std::size_t>(from)];
+}
+
 void KvCache::copy_slot(const ops::OpContext& ctx, std::int64_t from, std::int64_t to, std::int64_t length) const {
   BIGNLP_CHECK(from >= 0 && from < slots && to >= 0 && to < slots && length >= 0 && length <= capacity,
                "KV cache copy of {} positions from slot {} to slot {} outside {} slots x {} positions", length, from, to,

@@ -435,4 +435,149 @@ std::vector<float> T5Model::logits_to_host(const Activations& acts) const {
                                     a.dec.pass.seq, config_.padded_vocab_size());
 }
 
+KvCache T5Model::make_kv_cache(std::int64_t slots, std::int64_t capacity) {
+  BIGNLP_CHECK(parallel_.tp_size() == 1 && parallel_.pp_size() == 1,
+               "incremental decoding runs on one rank; this model is split over {} tensor-parallel ranks (reshard the "
+               "checkpoint to TP 1)",
+               parallel_.tp_size());
+  BIGNLP_CHECK(slots >= 1 && capacity >= 1, "a KV cache needs at least one slot and one position, got {} x {}", slots,
+               capacity);
+  BIGNLP_CHECK(capacity <= config_.positions(), "KV cache capacity {} exceeds max_position_embeddings {}", capacity,
+               config_.positions());
+  KvCache cache;
+  cache.slots = slots;
+  cache.capacity = capacity;
+  cache.encoder_capacity = config_.positions();
+  const std::int64_t width = config_.decoder.head_size() * config_.decoder.num_attention_heads;
+  const auto zeros = [&](std::vector<Buffer>& list, std::int64_t positions) {
+    for (std::size_t l = 0; l < dec_.layers.size(); ++l) {
+      list.emplace_back(*ctx_.allocator, config_.compute_dtype(), Shape{slots, positions, width});
+      ops::fill(ctx_, list.back(), 0.0);
+    }
+  };
+  zeros(cache.keys, capacity);
+  zeros(cache.values, capacity);
+  zeros(cache.cross_keys, cache.encoder_capacity);
+  zeros(cache.cross_values, cache.encoder_capacity);
+  cache.encoder_lengths.assign(static_cast<std::size_t>(slots), 0);
+  cache.cross_source.assign(static_cast<std::size_t>(slots), -1);
+  return cache;
+}
+
+void T5Model::encode(KvCache& cache, std::span<const std::int32_t> tokens, std::span<const DecodeSegment> segments) {
+  BIGNLP_CHECK(cache.cross_keys.size() == dec_.layers.size() && cache.cross_values.size() == dec_.layers.size() &&
+                   static_cast<std::int64_t>(cache.cross_source.size()) == cache.slots,
+               "KV cache has no encoder side for the model's {} decoder layers (make it with make_kv_cache)",
+               dec_.layers.size());
+  const std::int64_t c = config_.encoder.hidden_size;
+  std::size_t first = 0;
+  for (const DecodeSegment& seg : segments) {
+    BIGNLP_CHECK(seg.slot >= 0 && seg.slot < cache.slots && seg.past == 0 && seg.count >= 1 &&
+                     seg.count <= cache.encoder_capacity && first + static_cast<std::size_t>(seg.count) <= tokens.size(),
+                 "encode segment (slot {}, past {}, count {}) outside the cache ({} slots x {} encoder positions) or "
+                 "the {} tokens (an input is encoded whole: past 0)",
+                 seg.slot, seg.past, seg.count, cache.slots, cache.encoder_capacity, tokens.size());
+    // One input at a time: no padding, and its encoding does not depend on the other inputs.
+    std::vector<std::int32_t> ids(tokens.begin() + static_cast<std::ptrdiff_t>(first),
+                                  tokens.begin() + static_cast<std::ptrdiff_t>(first + seg.count));
+    first += static_cast<std::size_t>(seg.count);
+    T5StackActivations a;
+    a.pass.batch = 1;
+    a.pass.seq = seg.count;
+    a.inputs.resize(static_cast<std::size_t>(config_.encoder.num_layers) + 1);
+    embed(enc_, a, TensorView(ids.data(), DType::kI32, Shape{1, seg.count}), /*training=*/false);
+    run_stack(enc_, a, /*training=*/false);
+    const std::int64_t cap = cache.encoder_capacity;
+    for (std::size_t l = 0; l < dec_.layers.size(); ++l) {
+      const auto rows = [&](const Buffer& b) {
+        return b.view().slice(0, seg.slot, 1).reshape(Shape{cap, b.shape()[2]}).slice(0, 0, seg.count);
+      };
+      dec_.layers[l].cross_key_values(ctx_, a.final_out.view().reshape(Shape{seg.count, c}), rows(cache.cross_keys[l]),
+                                      rows(cache.cross_values[l]));
+    }
+    cache.encoder_lengths[static_cast<std::size_t>(seg.slot)] = seg.count;
+    cache.cross_source[static_cast<std::size_t>(seg.slot)] = seg.slot;
+  }
+  BIGNLP_CHECK(first == tokens.size(), "encode segments count {} tokens, {} given", first, tokens.size());
+}
+
+void T5Model::decode(KvCache& cache, std::span<const std::int32_t> tokens, std::span<const DecodeSegment> segments,
+                     std::span<float> logits) {
+  BIGNLP_CHECK(cache.keys.size() == dec_.layers.size() && cache.values.size() == dec_.layers.size() &&
+                   cache.cross_keys.size() == dec_.layers.size() &&
+                   static_cast<std::int64_t>(cache.cross_source.size()) == cache.slots,
+               "KV cache has {} layers, the model's decoder {}", cache.keys.size(), dec_.layers.size());
+  const std::int64_t n = static_cast<std::int64_t>(tokens.size()), c = config_.decoder.hidden_size,
+                     s = static_cast<std::int64_t>(segments.size()), v = config_.vocab_size;
+  BIGNLP_CHECK(n >= 1 && s >= 1, "decode needs at least one segment with tokens");
+  BIGNLP_CHECK(static_cast<std::int64_t>(logits.size()) == s * v, "decode logits hold {} values, need {} x {}",
+               logits.size(), s, v);
+  std::vector<std::int32_t> positions;
+  positions.reserve(tokens.size());
+  std::vector<std::int64_t> cross_slot, cross_length;
+  for (const DecodeSegment& seg : segments) {
+    BIGNLP_CHECK(seg.slot >= 0 && seg.slot < cache.slots, "decode segment slot {} outside the cache's {} slots",
+                 seg.slot, cache.slots);
+    BIGNLP_CHECK(seg.past + seg.count <= cache.capacity, "decoder positions up to {} exceed the cache's {}",
+                 seg.past + seg.count, cache.capacity);
+    const std::int64_t src = cache.cross_source[static_cast<std::size_t>(seg.slot)];
+    BIGNLP_CHECK(src >= 0, "decode segment of slot {}: no encoded input (call encode first)", seg.slot);
+    cross_slot.push_back(src);
+    cross_length.push_back(cache.encoder_lengths[static_cast<std::size_t>(src)]);
+    for (std::int64_t i = 0; i < seg.count; ++i) positions.push_back(static_cast<std::int32_t>(seg.past + i));
+  }
+  BIGNLP_CHECK(static_cast<std::int64_t>(positions.size()) == n, "decode segments count {} tokens, {} given",
+               positions.size(), n);
+  for (std::int32_t id : tokens)
+    BIGNLP_CHECK(id >= 0 && id < config_.padded_vocab_size(), "token id {} outside the vocabulary [0, {})", id,
+                 config_.padded_vocab_size());
+  Allocator& alloc = *ctx_.allocator;
+  const DType dt = config_.compute_dtype();
+  Buffer ids(alloc, DType::kI32, Shape{n});
+  ops::copy(ctx_, TensorView(const_cast<std::int32_t*>(tokens.data()), DType::kI32, Shape{n}), ids);
+  Buffer x(alloc, dt, Shape{n, c}), y(alloc, dt, Shape{n, c});
+  parallel::VocabParallelEmbedding(parallel_.tp, config_.padded_vocab_size()).forward(ctx_, ids, dec_.word->value, x);
+  if (dec_.position != nullptr) {
+    Buffer pos(alloc, DType::kI32, Shape{n});
+    ops::copy(ctx_, TensorView(positions.data(), DType::kI32, Shape{n}), pos);
+    ops::embedding_forward(ctx_, pos, dec_.position->value, x, 0, /*accumulate=*/true);
+  }
+  // The decoder's relative bias of each segment: its queries [past, past + count) against keys
+  // [0, past + count).
+  std::vector<Buffer> bias_store;
+  std::vector<TensorView> biases;
+  if (dec_.bias) {
+    const std::int64_t heads = config_.decoder.num_attention_heads;
+    for (const DecodeSegment& seg : segments) {
+      bias_store.emplace_back(alloc, DType::kF32, Shape{heads, seg.count, seg.past + seg.count});
+      dec_.bias->forward(ctx_, seg.past, bias_store.back());
+      biases.push_back(bias_store.back().view());
+    }
+  }
+  for (std::size_t l = 0; l < dec_.layers.size(); ++l) {
+    CachedDecodeExtras extras;
+    extras.position_bias = biases;
+    extras.cross_keys = cache.cross_keys[l];
+    extras.cross_values = cache.cross_values[l];
+    extras.cross_slot = cross_slot;
+    extras.cross_length = cross_length;
+    dec_.layers[l].forward_cached(ctx_, segments, x, y, cache.keys[l], cache.values[l], extras);
+    std::swap(x, y);
+  }
+  // The head runs on each segment's last row only.
+  Buffer last(alloc, dt, Shape{s, c});
+  std::int64_t row = 0;
+  for (std::int64_t i = 0; i < s; ++i) {
+    row += segments[static_cast<std::size_t>(i)].count;
+    ops::copy(ctx_, x.view().slice(0, row - 1, 1), last.view().slice(0, i, 1));
+  }
+  Buffer out(alloc, dt, Shape{s, c}), mean(alloc, DType::kF32, Shape{s}), rstd(alloc, DType::kF32, Shape{s});
+  dec_.final_norm->forward(ctx_, last, out, mean, rstd);
+  const std::int64_t vl = head_weight_->shape[0];
+  Buffer full(alloc, dt, Shape{s, vl});
+  const parallel::LinearWeights w{head_weight_->value, head_bias_ != nullptr ? head_bias_->value : TensorView{}, {}, {}};
+  parallel::ColumnParallelLinear(parallel_.tp, false, false).forward(ctx_, w, out, full);
+  ops::copy(ctx_, full.view().slice(1, 0, v), TensorView(logits.data(), DType::kF32, Shape{s, v}));
+}
+
 }  // namespace bignlp::model

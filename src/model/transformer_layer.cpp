@@ -443,14 +443,37 @@ void TransformerLayer::backward(const ops::OpContext& ctx, const LayerPass& pass
   a.clear();
 }
 
+void TransformerLayer::cross_key_values(const ops::OpContext& ctx, const TensorView& enc, const TensorView& keys,
+                                        const TensorView& values) const {
+  BIGNLP_CHECK(spec_.cross_attention, "layer {}: cross_key_values on a block without cross-attention", layer_index_);
+  BIGNLP_CHECK(ctx.allocator != nullptr, "TransformerLayer::cross_key_values needs ctx.allocator");
+  const std::int64_t te = enc.size(0), proj = spec_.projection_size() / tp_size_, nh = local_heads_, hs = proj / nh;
+  BIGNLP_CHECK(enc.rank() == 2 && enc.size(1) == spec_.hidden_size && keys.rank() == 2 && keys.size(0) == te &&
+                   keys.size(1) == proj && values.shape() == keys.shape(),
+               "layer {}: cross_key_values needs enc (Te, {}) and keys/values (Te, {}), got {}, {} and {}", layer_index_,
+               spec_.hidden_size, proj, enc.to_string(), keys.to_string(), values.to_string());
+  Buffer kv(*ctx.allocator, enc.dtype(), Shape{te, 1, 2 * proj});
+  key_value_cross_->forward(ctx, enc, kv.view().reshape(Shape{te, 2 * proj}));
+  ops::copy(ctx, head_part(kv, nh, 2, 0), keys.reshape(Shape{te, 1, nh, hs}));
+  ops::copy(ctx, head_part(kv, nh, 2, 1), values.reshape(Shape{te, 1, nh, hs}));
+}
+
 void TransformerLayer::forward_cached(const ops::OpContext& ctx, std::span<const DecodeSegment> segs,
                                       const TensorView& x_in, const TensorView& x_out, const TensorView& k_cache,
-                                      const TensorView& v_cache) const {
+                                      const TensorView& v_cache, const CachedDecodeExtras& extras) const {
   BIGNLP_CHECK(ctx.allocator != nullptr, "TransformerLayer::forward_cached needs ctx.allocator");
-  BIGNLP_CHECK(spec_.position_bias == PositionBias::kNone && !spec_.cross_attention &&
-                   spec_.self_attention_mask == SelfAttentionMask::kCausal && !parallel_.sequence_parallel(),
-               "layer {}: cached (incremental) decoding needs a causal self-attention block without position bias, "
-               "cross-attention or sequence parallelism",
+  BIGNLP_CHECK(spec_.self_attention_mask == SelfAttentionMask::kCausal && !parallel_.sequence_parallel(),
+               "layer {}: cached (incremental) decoding needs a causal self-attention block without sequence "
+               "parallelism",
+               layer_index_);
+  const bool biased = spec_.position_bias == PositionBias::kRelative;
+  BIGNLP_CHECK(biased ? extras.position_bias.size() == segs.size() : extras.position_bias.empty(),
+               "layer {}: the block {} a position bias, the cached pass brings {} for {} segments", layer_index_,
+               biased ? "takes" : "takes no", extras.position_bias.size(), segs.size());
+  BIGNLP_CHECK(!spec_.cross_attention || (extras.cross_keys.defined() && extras.cross_values.defined() &&
+                                          extras.cross_slot.size() == segs.size() &&
+                                          extras.cross_length.size() == segs.size()),
+               "layer {}: cached decoding of a cross-attention block needs the encoded inputs of every segment",
                layer_index_);
   Allocator& alloc = *ctx.allocator;
   const DType dt = x_in.dtype();
@@ -467,7 +490,8 @@ void TransformerLayer::forward_cached(const ops::OpContext& ctx, std::span<const
   qkv_.forward(ctx, ln1, qkv);
   Buffer attn(alloc, dt, Shape{n, proj});
   std::int64_t row = 0;
-  for (const DecodeSegment& s : segs) {
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    const DecodeSegment& s = segs[i];
     BIGNLP_CHECK(s.slot >= 0 && s.slot < slots && s.past >= 0 && s.count >= 1 && s.past + s.count <= capacity &&
                      row + s.count <= n,
                  "layer {}: decode segment (slot {}, past {}, count {}) outside the cache ({} slots x {} positions) "
@@ -481,8 +505,19 @@ void TransformerLayer::forward_cached(const ops::OpContext& ctx, std::span<const
     Buffer lse(alloc, DType::kF32, Shape{1, nh, s.count});
     ops::GeneralAttentionParams p = attention_params(LayerPass{}, /*causal=*/true, 0);
     p.kv_offset = s.past;
+    Buffer bias_storage;
+    TensorView bias;
+    if (biased) {
+      LayerPass bp;
+      bp.position_bias = extras.position_bias[i];
+      BIGNLP_CHECK(bp.position_bias.rank() == 3 && bp.position_bias.size(0) == nh && bp.position_bias.size(1) == s.count &&
+                       bp.position_bias.size(2) == s.past + s.count,
+                   "layer {}: segment {} position bias must be ({}, {}, {}), got {}", layer_index_, i, nh, s.count,
+                   s.past + s.count, bp.position_bias.to_string());
+      bias = self_attention_bias(ctx, bp, bias_storage);
+    }
     ops::attention_general_forward(ctx, head_part(seg, nh, 3, 0), kc.slice(0, 0, s.past + s.count),
-                                   vc.slice(0, 0, s.past + s.count), {}, {},
+                                   vc.slice(0, 0, s.past + s.count), bias, {},
                                    attn.view().slice(0, row, s.count).reshape(Shape{s.count, 1, proj}), lse, p);
     row += s.count;
   }
@@ -493,8 +528,43 @@ void TransformerLayer::forward_cached(const ops::OpContext& ctx, std::span<const
     dense_.forward(ctx, attn, proj_out);
     ops::dropout_forward(ctx, proj_out, x1, ops::DropoutParams{}, x_in);
   }
+  TensorView mlp_in = x1.view();
+  Buffer x2;
+  if (spec_.cross_attention) {
+    const TensorView ck = extras.cross_keys, cv = extras.cross_values;
+    BIGNLP_CHECK(ck.rank() == 3 && ck.size(0) == slots && ck.size(2) == proj && cv.shape() == ck.shape() &&
+                     ck.dtype() == dt && cv.dtype() == dt,
+                 "layer {}: cross-attention cache must be two ({}, Te, {}) {} tensors, got {} and {}", layer_index_,
+                 slots, proj, dtype_name(dt), ck.to_string(), cv.to_string());
+    const std::int64_t te_cap = ck.size(1);
+    Buffer lnc(alloc, dt, Shape{n, c});
+    norm_cross_->forward(ctx, x1, lnc, mean, rstd);
+    Buffer q(alloc, dt, Shape{n, proj});
+    query_cross_->forward(ctx, lnc, q);
+    Buffer cross(alloc, dt, Shape{n, proj});
+    row = 0;
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      const std::int64_t src = extras.cross_slot[i], len = extras.cross_length[i], cnt = segs[i].count;
+      BIGNLP_CHECK(src >= 0 && src < slots && len >= 1 && len <= te_cap,
+                   "layer {}: segment {} reads encoder slot {} of length {} outside the cross-attention cache ({} slots "
+                   "x {} positions)",
+                   layer_index_, i, src, len, slots, te_cap);
+      const TensorView kc = ck.slice(0, src, 1).reshape(Shape{te_cap, 1, proj}).slice(0, 0, len);
+      const TensorView vc = cv.slice(0, src, 1).reshape(Shape{te_cap, 1, proj}).slice(0, 0, len);
+      Buffer lse(alloc, DType::kF32, Shape{1, nh, cnt});
+      ops::attention_general_forward(ctx, q.view().slice(0, row, cnt).reshape(Shape{cnt, 1, proj}), kc, vc, {}, {},
+                                     cross.view().slice(0, row, cnt).reshape(Shape{cnt, 1, proj}), lse,
+                                     attention_params(LayerPass{}, /*causal=*/false, 3));
+      row += cnt;
+    }
+    Buffer out(alloc, dt, Shape{n, c});
+    dense_cross_->forward(ctx, cross, out);
+    x2 = Buffer(alloc, dt, Shape{n, c});
+    ops::dropout_forward(ctx, out, x2, ops::DropoutParams{}, x1);
+    mlp_in = x2.view();
+  }
   Buffer ln2(alloc, dt, Shape{n, c});
-  norm2_.forward(ctx, x1, ln2, mean, rstd);
+  norm2_.forward(ctx, mlp_in, ln2, mean, rstd);
   TransformerLayerActivations a;
   a.fc1 = Buffer(alloc, dt, Shape{n, f});
   fc1_.forward(ctx, ln2, a.fc1);
@@ -506,7 +576,7 @@ void TransformerLayer::forward_cached(const ops::OpContext& ctx, std::span<const
   mlp_activation_forward(ctx, a);
   Buffer mlp_out(alloc, dt, Shape{n, c});
   fc2_.forward(ctx, a.act, mlp_out);
-  ops::dropout_forward(ctx, mlp_out, x_out, ops::DropoutParams{}, x1);
+  ops::dropout_forward(ctx, mlp_out, x_out, ops::DropoutParams{}, mlp_in);
 }
 
 }  // namespace bignlp::model

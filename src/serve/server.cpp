@@ -380,7 +380,10 @@ struct Server::Impl {
     for (auto& p : pending) wait(*p);
     std::int64_t w = 1;
     for (const auto& q : rs) w = std::max<std::int64_t>(w, q.params.beam_width);
-    const std::int64_t width = s + max_out;
+    // Decoder-only: the prompt followed by the generated tokens, as FT's GPT returns them;
+    // encoder-decoder: the generated decoder tokens only (FT's T5 drops the start token too).
+    const bool encdec = model.is_encoder_decoder();
+    const std::int64_t width = (encdec ? 0 : s) + max_out;
     std::vector<std::uint32_t> out_ids(static_cast<std::size_t>(b * w * width));
     std::vector<std::uint32_t> seq_len(static_cast<std::size_t>(b * w), 0);
     std::vector<float> cum(static_cast<std::size_t>(b * w), 0.0f), lps(static_cast<std::size_t>(b * w * max_out), 0.0f);
@@ -395,9 +398,10 @@ struct Server::Impl {
         std::fill(row, row + width, pad);
         if (bw >= static_cast<std::int64_t>(res.beams.size())) continue;
         const auto& beam = res.beams[bw];
-        std::copy(q.prompt.begin(), q.prompt.end(), row);
-        std::copy(beam.tokens.begin(), beam.tokens.end(), row + q.prompt.size());
-        seq_len[r * w + bw] = static_cast<std::uint32_t>(q.prompt.size() + beam.tokens.size());
+        const std::size_t lead = encdec ? 0 : q.prompt.size();
+        if (!encdec) std::copy(q.prompt.begin(), q.prompt.end(), row);
+        std::copy(beam.tokens.begin(), beam.tokens.end(), row + lead);
+        seq_len[r * w + bw] = static_cast<std::uint32_t>(lead + beam.tokens.size());
         cum[r * w + bw] = static_cast<float>(beam.cum_log_prob);
         for (std::size_t i = 0; i < beam.log_probs.size(); ++i) lps[(r * w + bw) * max_out + i] = beam.log_probs[i];
       }

@@ -5,6 +5,7 @@ not needed), for tests/unit/model/hf_t5_test.cpp.
                                          VARIANT mt5 (gated-gelu, untied lm_head, T5 v1.1 / mT5 shape)
                                          or t5 (relu, tied embeddings: output rescaled by d_model^-0.5)
   hf_t5_reference.py requests DIR       DIR/requests.jsonl and the HF forward's DIR/expected.jsonl
+  hf_t5_reference.py generate DIR PROMPTS.jsonl OUT.jsonl N   greedy decoding of N tokens per prompt
   hf_t5_reference.py score DIR IN OUT    IN: encoder_tokens (B, Te), encoder_lengths (B), decoder_input_ids
                                          (B, Td), decoder_lengths (B), labels (B, Td); OUT: logprob (B, Td)
                                          of the labels and logits (B, Td, V), float64 math
@@ -144,6 +145,28 @@ def requests(d):
             ef.write(json.dumps({"logprob": total, "is_greedy": greedy}) + "\n")
 
 
+def generate(d, prompts, outp, n_tokens):
+    """Greedy decoding of the HF architecture: each prompt line {"ids": [...]} is the encoder input,
+    the decoder starts from decoder_start_token_id and takes N argmax tokens (no end token), each
+    step a full forward of the decoder so far; writes {"ids": [generated], "cum_logprob": x}."""
+    cfg, w = load_model(d)
+    start = cfg.get("decoder_start_token_id", 0)
+    with torch.no_grad(), open(prompts) as f, open(outp, "w") as out:
+        for line in f:
+            if not line.strip():
+                continue
+            ids = torch.tensor([json.loads(line)["ids"]])
+            dec, cum = [start], 0.0
+            for _ in range(n_tokens):
+                logits = model_logits(cfg, w, ids, torch.tensor([ids.shape[1]]), torch.tensor([dec]),
+                                      torch.tensor([len(dec)]))
+                logp = torch.log_softmax(logits[0, -1], dim=-1)
+                t = int(logp.argmax())
+                cum += float(logp[t])
+                dec.append(t)
+            out.write(json.dumps({"ids": dec[1:], "cum_logprob": cum}) + "\n")
+
+
 def model_logits(cfg, w, enc_ids, enc_len, dec_ids, dec_len):
     B, Te = enc_ids.shape
     Td = dec_ids.shape[1]
@@ -216,5 +239,7 @@ if __name__ == "__main__":
         write(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "requests":
         requests(sys.argv[2])
+    elif sys.argv[1] == "generate":
+        generate(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
         score(sys.argv[2], sys.argv[3], sys.argv[4])

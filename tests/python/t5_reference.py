@@ -47,17 +47,9 @@ def relative_bucket(rel, bidirectional, num_buckets, max_distance):
     return ret + torch.where(is_small, rel, large)
 
 
-def main(inp, outp):
-    t, meta = safetensors_io.load(inp)
-    cfg = json.loads(meta["config"])
-    dt = torch.float64
-    params = {k: v.to(dt).requires_grad_(True) for k, v in t.items() if k.startswith("enc_dec_model.")}
-    enc_tokens = t["encoder_tokens"].long()
-    dec_tokens = t["tokens"].long()
-    labels = t["labels"].long()
-    mask = t["loss_mask"].to(dt)
-    enc_len = t["encoder_lengths"].long()
-    dec_len = t["decoder_lengths"].long()
+def model_logits(params, cfg, enc_tokens, dec_tokens, enc_len, dec_len):
+    """Logits (Td, B, Vp) of the model with weights `params` (NeMo names) for encoder_tokens (B, Te)
+    and decoder tokens (B, Td) with their valid lengths (B)."""
     B, Te = enc_tokens.shape
     Td = dec_tokens.shape[1]
     relative = cfg["encoder"]["position_embedding_type"] == "relative"
@@ -161,6 +153,23 @@ def main(inp, outp):
             logits = logits + params["enc_dec_model.tokens_head.bias"]
     else:
         logits = dec_out @ params["enc_dec_model.tokens_head.weight"].t()
+    return logits
+
+
+def main(inp, outp):
+    t, meta = safetensors_io.load(inp)
+    cfg = json.loads(meta["config"])
+    dt = torch.float64
+    params = {k: v.to(dt).requires_grad_(True) for k, v in t.items() if k.startswith("enc_dec_model.")}
+    enc_tokens = t["encoder_tokens"].long()
+    dec_tokens = t["tokens"].long()
+    labels = t["labels"].long()
+    mask = t["loss_mask"].to(dt)
+    enc_len = t["encoder_lengths"].long()
+    dec_len = t["decoder_lengths"].long()
+    B = enc_tokens.shape[0]
+    Td = dec_tokens.shape[1]
+    logits = model_logits(params, cfg, enc_tokens, dec_tokens, enc_len, dec_len)
     losses = F.cross_entropy(logits.reshape(Td * B, -1), labels.t().reshape(-1), reduction="none").view(Td, B)
     loss = (losses * mask.t()).sum() / mask.sum()
     loss.backward()

@@ -66,12 +66,23 @@ struct TokenScores {
 /// Keys and values of past positions for incremental decoding (Model::decode). A slot holds one
 /// sequence; per layer of this stage, keys[l] and values[l] are (slots, capacity, width) in the
 /// compute dtype (width: this rank's heads times the head size), position t of slot s at row t.
+/// Encoder-decoder families (Model::encode) also keep, per decoder layer, the cross-attention keys
+/// and values of encoded inputs: cross_keys[l], cross_values[l] (slots, encoder_capacity, width),
+/// computed once per input; encoder slot e holds encoder_lengths[e] valid positions, and decoder
+/// slot s attends to encoder slot cross_source[s] (beams of one request share one encoded input).
 struct KvCache {
   std::int64_t slots = 0;
   std::int64_t capacity = 0;  ///< positions per slot
   std::vector<Buffer> keys, values;
-  /// Copies positions [0, length) of slot `from` into slot `to` in every layer (beam reordering).
+  std::int64_t encoder_capacity = 0;  ///< encoder positions per slot (0: no encoder side)
+  std::vector<Buffer> cross_keys, cross_values;
+  std::vector<std::int64_t> encoder_lengths;  ///< (slots) valid positions of each encoder slot
+  std::vector<std::int64_t> cross_source;     ///< (slots) the encoder slot each decoder slot reads (-1: none)
+  /// Copies positions [0, length) of slot `from` into slot `to` in every layer (beam reordering);
+  /// the self-attention keys and values only (the encoder side is shared, see share_encoder).
   void copy_slot(const ops::OpContext& ctx, std::int64_t from, std::int64_t to, std::int64_t length) const;
+  /// Decoder slot `to` reads the encoded input decoder slot `from` reads (no copy).
+  void share_encoder(std::int64_t from, std::int64_t to);
 };
 
 /// One sequence of a decode step: `count` new tokens at positions [past, past + count) of the
@@ -154,8 +165,15 @@ class Model {
   // Incremental decoding (generation). Families that support it override both; the defaults
   // throw an error naming the family.
 
-  /// A zeroed cache for `slots` sequences of up to `capacity` positions.
+  /// A zeroed cache for `slots` sequences of up to `capacity` positions (encoder-decoder families:
+  /// decoder positions; the encoder side holds max_sequence_length() positions per slot).
   virtual KvCache make_kv_cache(std::int64_t slots, std::int64_t capacity);
+  /// Encoder-decoder families: runs the encoder once over each segment's tokens (`tokens`: the
+  /// segments' tokens in order; each segment a whole input, past = 0), stores the cross-attention
+  /// keys and values of every decoder layer in encoder slot `slot` and points decoder slot `slot`
+  /// at it (cross_source). decode() then runs the decoder: its tokens are decoder tokens (the
+  /// first one decoder_start_token()) at decoder positions. Others: an error naming the family.
+  virtual void encode(KvCache& cache, std::span<const std::int32_t> tokens, std::span<const DecodeSegment> segments);
   /// Runs the new tokens of every segment (`tokens`: the segments' tokens in order, sum of counts)
   /// through the model without dropout, writes their keys and values into `cache` and returns in
   /// `logits` (segments.size() x vocab_size(), host fp32, row-major) the next-token logits after

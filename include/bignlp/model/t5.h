@@ -107,6 +107,15 @@ class T5Model final : public Model {
     return static_cast<std::int32_t>(config_.decoder_start_token_id);
   }
 
+  // Incremental decoding (one rank): the encoder runs once per input (encode: cross-attention keys
+  // and values of every decoder layer cached), the decoder one step at a time against its
+  // self-attention cache (decode: positions are decoder positions, the relative bias or learned
+  // positions of the decoder at those positions).
+  KvCache make_kv_cache(std::int64_t slots, std::int64_t capacity) override;
+  void encode(KvCache& cache, std::span<const std::int32_t> tokens, std::span<const DecodeSegment> segments) override;
+  void decode(KvCache& cache, std::span<const std::int32_t> tokens, std::span<const DecodeSegment> segments,
+              std::span<float> logits) override;
+
   /// Logits of a forward pass (not yet consumed by backward), host fp32, batch-first (B, Td, Vp).
   std::vector<float> logits_to_host(const Activations& acts) const;
 

@@ -77,6 +77,17 @@ struct LayerPass {
   std::int64_t rows() const { return batch * seq; }
 };
 
+/// What cached decoding of an encoder-decoder block brings besides the self-attention cache.
+struct CachedDecodeExtras {
+  /// Per segment: its self-attention position bias (NH/t, count, past + count) fp32 contiguous, as
+  /// the provider gives it (the layer applies query-key layer scaling); empty without a bias.
+  std::span<const TensorView> position_bias;
+  /// Cross-attention: keys and values of the encoded inputs (slots, Te capacity, NH/t*HS), and per
+  /// segment the encoder slot it reads and that slot's valid positions.
+  TensorView cross_keys, cross_values;
+  std::span<const std::int64_t> cross_slot, cross_length;
+};
+
 class TransformerLayer {
  public:
   /// layer_index: 0-based index within the stack (Megatron layer_number - 1).
@@ -96,10 +107,16 @@ class TransformerLayer {
   /// Inference forward (no dropout, nothing kept) of packed rows x_in (N, C) -> x_out (N, C):
   /// segment s owns the next segs[s].count rows, positions [past, past + count) of the sequence in
   /// cache slot segs[s].slot. Their keys and values are written into k_cache/v_cache (slots,
-  /// capacity, NH/t*HS) and each query attends causally to positions [0, its own]. Self-attention
-  /// blocks without a position bias or cross-attention only; no sequence parallelism.
+  /// capacity, NH/t*HS) and each query attends causally to positions [0, its own]. A block with a
+  /// position bias or cross-attention needs them in `extras`; causal self-attention only; no
+  /// sequence parallelism.
   void forward_cached(const ops::OpContext& ctx, std::span<const DecodeSegment> segs, const TensorView& x_in,
-                      const TensorView& x_out, const TensorView& k_cache, const TensorView& v_cache) const;
+                      const TensorView& x_out, const TensorView& k_cache, const TensorView& v_cache,
+                      const CachedDecodeExtras& extras = {}) const;
+  /// Cross-attention keys and values of an encoder output enc (Te, C) into keys/values (Te,
+  /// NH/t*HS) each (rows of a cache slot). Blocks with cross-attention only.
+  void cross_key_values(const ops::OpContext& ctx, const TensorView& enc, const TensorView& keys,
+                        const TensorView& values) const;
 
   int layer_index() const { return layer_index_; }
   const BlockSpec& spec() const { return spec_; }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -116,5 +117,43 @@ TEST_F(GenerateTest, BadPromptFilesNameTheFileAndLine) {
   EXPECT_NE(log.find("exceeds the context of 24 positions"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(out));
 }
+
+// An HF-layout T5 (relu, tied embeddings) and mT5 (gated-gelu, untied head) imported with
+// bignlp-convert --from hf-t5 decode greedily exactly as the HF architecture does
+// (tests/python/hf_t5_reference.py generate): the prompt is the encoder input, the output ids the
+// generated decoder tokens.
+class GenerateT5Test : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GenerateT5Test, HfT5ImportDecodesGreedilyAsTheHfArchitecture) {
+  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  bignlp::TempDir dir("generate-t5");
+  const fs::path hf = dir.path() / "hf", ckpt = dir.path() / "ckpt", prompts = dir.path() / "prompts.jsonl",
+                 expected = dir.path() / "expected.jsonl", out = dir.path() / "out.jsonl";
+  const std::string script = std::string(BIGNLP_SOURCE_DIR) + "/tests/python/hf_t5_reference.py";
+  ASSERT_EQ(run(fmt::format("/usr/bin/python3 {} write {} {}", script, hf.string(), GetParam())).first, 0);
+  const auto [crc, clog] = run(fmt::format("{}/bignlp-convert --from hf-t5 --input {} --output {}", BIGNLP_BIN_DIR,
+                                           hf.string(), ckpt.string()));
+  ASSERT_EQ(crc, 0) << clog;
+  bignlp::write_file_atomic(prompts, "{\"ids\": [3, 14, 15, 92, 65]}\n{\"ids\": [7]}\n"
+                                     "{\"ids\": [200, 2, 7, 7, 7, 45, 12, 160, 5, 5, 99, 248]}\n{\"ids\": [33, 34]}\n");
+  ASSERT_EQ(run(fmt::format("/usr/bin/python3 {} generate {} {} {} 8", script, hf.string(), prompts.string(),
+                            expected.string())).first, 0);
+  const auto [rc, log] = run(fmt::format("{}/bignlp-generate --checkpoint {} --input {} --output {} --tokens-to-generate 8 "
+                                         "--batch-size 2 --end-id -1",
+                                         BIGNLP_BIN_DIR, ckpt.string(), prompts.string(), out.string()));
+  ASSERT_EQ(rc, 0) << log;
+  const auto want = read_jsonl(expected), got = read_jsonl(out);
+  ASSERT_EQ(want.size(), 4u);
+  ASSERT_EQ(got.size(), want.size());
+  std::set<std::string> distinct;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i]["ids"], want[i]["ids"]) << "prompt " << i;
+    EXPECT_NEAR(got[i]["cum_logprob"].get<double>(), want[i]["cum_logprob"].get<double>(), 1e-4) << "prompt " << i;
+    distinct.insert(got[i]["ids"].dump());
+  }
+  EXPECT_GT(distinct.size(), 1u) << "the outputs should depend on the encoder input";
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, GenerateT5Test, ::testing::Values("t5", "mt5"));
 
 }  // namespace
