@@ -173,6 +173,41 @@ void on_rank0(const parallel::ParallelContext& parallel, Fn&& fn) {
 
 }  // namespace
 
+
+TokenizerAndVocab tokenizer_of(const checkpoint::CheckpointState& st, const fs::path& checkpoint_dir) {
+  int sentinels = 100;
+  if (st.model_config.is_object() && st.model_config.contains("tokenizer") &&
+      st.model_config["tokenizer"].contains("num_sentinel_tokens") &&
+      st.model_config["tokenizer"]["num_sentinel_tokens"].is_number_integer())
+    sentinels = st.model_config["tokenizer"]["num_sentinel_tokens"].get<int>();
+  data::TokenizerSpec spec;
+  const auto tok = [&](const char* key) {
+    const auto it = st.tokenizer.find(key);
+    return it == st.tokenizer.end() ? std::string() : it->second;
+  };
+  spec.library = tok("library").empty() ? "megatron" : tok("library");
+  spec.type = tok("type");
+  spec.vocab_file = tok("vocab_file");
+  spec.merge_file = tok("merge_file");
+  spec.model_file = tok("model");
+  TokenizerAndVocab out;
+  try {
+    out.tokenizer = data::load_tokenizer(spec);
+  } catch (const Error& e) {
+    throw DataError(fmt::format("{}: the tokenizer its metadata names cannot be loaded: {}", checkpoint_dir.string(),
+                                e.what()));
+  }
+  out.vocab = std::make_shared<const data::T5Vocabulary>(data::t5_vocabulary(*out.tokenizer, sentinels));
+  return out;
+}
+
+
+Seq2SeqDataConfig bind_seq2seq_data(const ConfigView& cfg, const std::string& section, bool validation) {
+  return bind_data(cfg, section, validation);
+}
+
+void run_on_rank0(const parallel::ParallelContext& parallel, const std::function<void()>& fn) { on_rank0(parallel, fn); }
+
 FineTuningConfig bind_fine_tuning_config(const ConfigView& cfg) {
   FineTuningConfig f;
   train::TrainingConfig& c = f.training;
@@ -317,27 +352,13 @@ train::TrainResult run_fine_tuning(FineTuningConfig f, const Logger& log, const 
   c.model_config = merged;
 
   // Tokenizer and datasets.
-  int sentinels = 100;
-  if (st.model_config.is_object() && st.model_config.contains("tokenizer") &&
-      st.model_config["tokenizer"].contains("num_sentinel_tokens") &&
-      st.model_config["tokenizer"]["num_sentinel_tokens"].is_number_integer())
-    sentinels = st.model_config["tokenizer"]["num_sentinel_tokens"].get<int>();
-  data::TokenizerSpec spec;
-  const auto tok = [&](const char* key) {
-    const auto it = st.tokenizer.find(key);
-    return it == st.tokenizer.end() ? std::string() : it->second;
-  };
-  spec.library = tok("library").empty() ? "megatron" : tok("library");
-  spec.type = tok("type");
-  spec.vocab_file = tok("vocab_file");
-  spec.merge_file = tok("merge_file");
-  spec.model_file = tok("model");
-  const std::shared_ptr<const data::Tokenizer> tokenizer = data::load_tokenizer(spec);
-  const auto vocab = std::make_shared<const data::T5Vocabulary>(data::t5_vocabulary(*tokenizer, sentinels));
+  const TokenizerAndVocab tv = tokenizer_of(st, pretrained);
+  const std::shared_ptr<const data::Tokenizer> tokenizer = tv.tokenizer;
+  const std::shared_ptr<const data::T5Vocabulary> vocab = tv.vocab;
   if (vocab->size != t.vocab_size)
-    throw DataError(fmt::format("{}: the tokenizer ({} ids with {} sentinels) does not match the model's vocabulary "
+    throw DataError(fmt::format("{}: the tokenizer ({} ids with sentinels) does not match the model's vocabulary "
                                 "of {}",
-                                pretrained.string(), vocab->size, sentinels, t.vocab_size));
+                                pretrained.string(), vocab->size, t.vocab_size));
   const auto read = [&](const Seq2SeqDataConfig& d, std::size_t k) {
     data::SequenceToSequenceOptions o;
     o.max_src_seq_length = d.max_src_seq_length;

@@ -10,6 +10,8 @@
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
 #include "bignlp/core/strings.h"
+#include "bignlp/eval/generation.h"
+#include "bignlp/infer/engine.h"
 #include "bignlp/finetune/seq2seq_batches.h"
 
 namespace bignlp::finetune {
@@ -100,6 +102,7 @@ Seq2SeqValidationResult Seq2SeqValidation::run(model::Model& model, std::int64_t
     // The batch source only collates (no epochs, no shuffle).
     Seq2SeqBatchSource source(set.data, mbs, 1, options_.pad, false, 0, 1);
     std::vector<std::string> inputs, preds, labels;
+    std::vector<eval::GenerationItem> items;
     // [loss sum, micro-batches, matches, examples]
     float sums[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (std::int64_t g = 0; g < batches; ++g) {
@@ -115,7 +118,25 @@ Seq2SeqValidationResult Seq2SeqValidation::run(model::Model& model, std::int64_t
           const auto& tgt = set.data->tgt(i);
           inputs.push_back(text_of(set.data->src(i)));
           labels.push_back(text_of(std::span<const std::int32_t>(tgt).subspan(1)));
+          items.push_back(eval::GenerationItem{set.data->src(i), {labels.back()}});
         }
+      }
+    }
+    // Greedy decoding of this rank's examples on the inference engine (every tensor-parallel rank
+    // of the group runs the same requests).
+    {
+      infer::EngineOptions eo;
+      eo.max_batch_size = mbs;
+      infer::Engine engine(model, eo);
+      eval::GenerationOptions go;
+      go.max_new_tokens = options_.max_decode_tokens;
+      go.end_id = vocab_->eos;
+      go.detokenize = [this](const std::vector<std::int32_t>& ids) { return text_of(ids); };
+      const eval::GenerationReport report = eval::run_generation_task(engine, items, go);
+      for (const eval::GenerationPrediction& p : report.predictions) {
+        preds.push_back(p.text);
+        sums[2] += static_cast<float>(p.exact_string_match);
+        sums[3] += 1.0f;
       }
     }
     if (parallel_.dp != nullptr) parallel_.dp->all_reduce(TensorView(sums, DType::kF32, Shape{4}), comm::ReduceOp::kSum);

@@ -24,11 +24,16 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "bignlp/checkpoint/metadata.h"
 #include "bignlp/config/view.h"
+#include "bignlp/data/t5_dataset.h"
+#include "bignlp/data/tokenizer.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/parallel/parallel_context.h"
 #include "bignlp/train/trainer.h"
@@ -77,6 +82,20 @@ FineTuningConfig bind_fine_tuning_config(const config::ConfigView& cfg);
 /// the world (rank 0 converts, the others wait).
 std::filesystem::path prepare_pretrained(const FineTuningConfig& config, const parallel::ParallelContext& parallel,
                                          const Logger& log);
+
+/// model.data.train_ds / validation_ds at `section` (refusals name the key).
+Seq2SeqDataConfig bind_seq2seq_data(const config::ConfigView& cfg, const std::string& section, bool validation);
+
+/// The tokenizer a checkpoint's metadata names and its T5 layout (num_sentinel_tokens from the
+/// recorded model config, default 100). Throws DataError naming the checkpoint.
+struct TokenizerAndVocab {
+  std::shared_ptr<const data::Tokenizer> tokenizer;
+  std::shared_ptr<const data::T5Vocabulary> vocab;
+};
+TokenizerAndVocab tokenizer_of(const checkpoint::CheckpointState& state, const std::filesystem::path& checkpoint_dir);
+
+/// Runs `fn` on rank 0 while the others wait at a barrier (an error is rethrown on rank 0 after it).
+void run_on_rank0(const parallel::ParallelContext& parallel, const std::function<void()>& fn);
 
 /// Runs the fine-tuning (every rank calls it): returns the trainer's result.
 train::TrainResult run_fine_tuning(FineTuningConfig config, const Logger& log, const ops::OpContext& ctx,

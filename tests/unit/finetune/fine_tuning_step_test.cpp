@@ -32,7 +32,7 @@ bool python_torch_available() { return std::system("/usr/bin/python3 -c 'import 
 
 std::vector<float> host(const SafetensorsReader& r, const std::string& name) {
   const TensorView v = r.view(name);
-  const auto* p = static_cast<const float*>(v.data());
+  const float* p = v.data<float>();
   return std::vector<float>(p, p + v.numel());
 }
 

@@ -66,17 +66,17 @@ TEST_F(Seq2SeqTest, CollatePadsToTheLongestRowWithMaskAndLengths) {
   const model::Batch b = source.batch(0);
   ASSERT_EQ(b.encoder_tokens.shape(), (Shape{2, 5}));
   ASSERT_EQ(b.tokens.shape(), (Shape{2, 4}));
-  const auto* enc = static_cast<const std::int32_t*>(b.encoder_tokens.data());
-  const auto* dec = static_cast<const std::int32_t*>(b.tokens.data());
-  const auto* lab = static_cast<const std::int32_t*>(b.labels.data());
-  const auto* mask = static_cast<const float*>(b.loss_mask.data());
+  const auto* enc = b.encoder_tokens.data<std::int32_t>();
+  const auto* dec = b.tokens.data<std::int32_t>();
+  const auto* lab = b.labels.data<std::int32_t>();
+  const auto* mask = b.loss_mask.data<float>();
   const std::int32_t bos = vocab_.bos, eos = vocab_.eos, pad = vocab_.pad;
   EXPECT_EQ(Ids(enc, enc + 10), (Ids{bos, 5, 6, 7, eos, bos, 8, eos, pad, pad}));
   EXPECT_EQ(Ids(dec, dec + 8), (Ids{bos, 9, pad, pad, bos, 10, 5, 6}));
   EXPECT_EQ(Ids(lab, lab + 8), (Ids{9, eos, pad, pad, 10, 5, 6, eos}));
   EXPECT_EQ(std::vector<float>(mask, mask + 8), (std::vector<float>{1, 1, 0, 0, 1, 1, 1, 1}));
-  const auto* el = static_cast<const std::int32_t*>(b.encoder_lengths.data());
-  const auto* dl = static_cast<const std::int32_t*>(b.decoder_lengths.data());
+  const auto* el = b.encoder_lengths.data<std::int32_t>();
+  const auto* dl = b.decoder_lengths.data<std::int32_t>();
   EXPECT_EQ(Ids(el, el + 2), (Ids{5, 3}));
   EXPECT_EQ(Ids(dl, dl + 2), (Ids{2, 4}));
 }
