@@ -422,8 +422,9 @@ train::TrainResult run_fine_tuning(FineTuningConfig f, const Logger& log, const 
       for (const fs::path& p : checkpoint::list_checkpoints(ckpt_dir)) {
         const auto meta = checkpoint::read_checkpoint_metadata(p);
         if (!meta.val_loss) continue;
-        const bool better = !best_value || (c.exp_manager.mode == "max" ? *meta.val_loss > *best_value
-                                                                         : *meta.val_loss < *best_value);
+        // Oldest first: on a tie the later (longer trained) checkpoint wins.
+        const bool better = !best_value || (c.exp_manager.mode == "max" ? *meta.val_loss >= *best_value
+                                                                         : *meta.val_loss <= *best_value);
         if (better) {
           best = p;
           best_value = meta.val_loss;
