@@ -34,7 +34,7 @@ TEST_F(SquadPreparationTest, TrainModeWritesOnePairPerAnswerWithNewlinesEscaped)
   EXPECT_EQ(read_file(dir_.path() / "v1.1/train-v1.1_src.txt"),
             q1 + "When were the harbour lights lit?\n" + q1 + "What did they guide ships past?\\n\n" + q1 +
                 "What did they guide ships past?\\n\n"
-                "Title: Caf\xc3\xa9_\xc3\x91and\xc3\xba Paragraph: Caf\xc3\xa9 \xc3\x91and\xc3\xba serves \xe8\x8c\xb6 "
+                "Title: Caf\xc3\xa9_\xc3\x91" "and\xc3\xba Paragraph: Caf\xc3\xa9 \xc3\x91" "and\xc3\xba serves \xe8\x8c\xb6 "
                 "and coffee \xf0\x9f\x8d\xb5 daily. Question: Qu\xc3\xa9 sirve?\n");
   EXPECT_EQ(read_file(dir_.path() / "v1.1/train-v1.1_tgt.txt"), "1887\nthe reef\npast the reef\n\xe8\x8c\xb6\n");
 }
