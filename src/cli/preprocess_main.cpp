@@ -7,7 +7,9 @@
 //   bignlp-preprocess --merge-inputs P1,P2,... --output-prefix OUT
 //     concatenates datasets (Megatron's merge_datasets).
 //   bignlp-preprocess --config-path DIR --config-name NAME_hydra.yaml --step STEP [key=value ...]
-//     one step of the data_preparation stage, as the launcher's jobs run it (docs/data.md §5).
+//     one step of the data_preparation stage, as the launcher's jobs run it (docs/data.md §5);
+//     --step prepare_squad --squad-dir DIR [--squad-mirror M]: the fine_tuning stage's SQuAD/XQuAD
+//     download and conversion for its run.task_name (docs/fine_tuning.md).
 //     The worker's share comes from SLURM_ARRAY_TASK_ID / SLURM_LOCALID / SLURM_PROCID /
 //     SLURM_NTASKS, its threads from SLURM_CPUS_PER_TASK (or SLURM_CPUS_ON_NODE shared by
 //     SLURM_NTASKS_PER_NODE tasks): read here only.

@@ -2,6 +2,8 @@
 //
 //   bignlp-train --config-path DIR --config-name NAME.yaml [OVERRIDE ...] [--threads N] [--device cpu|cuda|auto]
 // The launcher writes the stage config (trainer.*, model.*, exp_manager.*, run.*) and runs this.
+// --stage fine_tuning: T5/mT5 fine-tuning from a pre-trained checkpoint (finetune/fine_tuning.h,
+// docs/fine_tuning.md), the same trainer loop with its own batches, initial weights and validation.
 // SIGTERM and SIGUSR1 (Slurm's pre-timeout signal) finish the current step, save a checkpoint and
 // exit 0. Index: train/config_binding.h (keys), train/trainer.h (loop), checkpoint/checkpoint.h,
 // train/metrics.h (stdout line), docs/engine.md.
