@@ -40,7 +40,7 @@ std::optional<fs::path> find_latest_checkpoint(const fs::path& checkpoints_dir) 
 }
 
 std::string render_checkpoint_name(const std::string& pattern, std::int64_t step, std::int64_t consumed_samples,
-                                   std::optional<double> val_loss) {
+                                   std::optional<double> val_loss, const std::string& monitor) {
   std::string out;
   std::size_t i = 0;
   while (i < pattern.size()) {
@@ -62,15 +62,15 @@ std::string render_checkpoint_name(const std::string& pattern, std::int64_t step
       integral = true;
     } else if (name == "consumed_samples") {
       value = static_cast<double>(consumed_samples);
-    } else if (name == "val_loss") {
+    } else if (name == "val_loss" || name == monitor) {
       value = val_loss.value_or(0.0);
     } else if (name == "epoch") {
       integral = true;
     } else {
       throw ConfigError(fmt::format(
           "exp_manager.checkpoint_callback_params.filename: unknown field '{{{}}}' in '{}' (known: step, "
-          "consumed_samples, val_loss, epoch)",
-          name, pattern));
+          "consumed_samples, val_loss, epoch{})",
+          name, pattern, monitor == "val_loss" ? "" : ", " + monitor));
     }
     std::string text;
     if (!spec.empty())

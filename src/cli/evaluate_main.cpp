@@ -53,6 +53,7 @@
 #include "bignlp/infer/generation_io.h"
 #include "bignlp/eval/loglikelihood.h"
 #include "bignlp/eval/task_download.h"
+#include "bignlp/finetune/seq2seq_evaluation.h"
 #include "bignlp/model/model_family.h"
 #include "bignlp/tune/prompt_evaluation.h"
 #include "bignlp/worker/worker_session.h"
@@ -339,6 +340,22 @@ int run_stage(const bignlp::config::WorkerConfigArgs& cfg_args, std::vector<std:
   const bignlp::config::ConfigView cfg(root);
   if (cfg.get_or<std::string>("model.model_type", "nemo-gpt3") == "nemo-gpt3-prompt")
     return run_prompt_stage(cfg, device, threads, log);
+  if (cfg.has("model.data.validation_ds")) {
+    // t5/* and mt5/* (a fine-tuned model on text-to-text sets): finetune/seq2seq_evaluation.h.
+    bignlp::worker::WorkerOptions o;
+    o.device.text = cfg.get_or<std::string>("trainer.accelerator", "auto");
+    o.device.kind = bignlp::ops::parse_device_kind(o.device.text, cfg.full_path("trainer.accelerator"));
+    o.device.origin = cfg.full_path("trainer.accelerator");
+    o.device_flag = device == "auto" ? "" : device;
+    o.cpu_threads = threads;
+    o.rendezvous_root = cfg.get<std::string>("exp_manager.explicit_log_dir");
+    o.expected_world = bignlp::worker::ExpectedWorld{cfg.get_or<int>("trainer.num_nodes", 1), cfg.get_or<int>("trainer.devices", 1)};
+    o.tensor_model_parallel_size = cfg.get_or<int>("model.tensor_model_parallel_size", 1);
+    const bignlp::worker::WorkerSession session = bignlp::worker::start_worker(o, bignlp::process_environment(), log);
+    bignlp::finetune::run_seq2seq_evaluation(cfg, session.log(), session.context(), session.parallel_context(), stdout);
+    session.barrier();
+    return 0;
+  }
   RunSpec s = stage_spec(cfg, log);
   s.device = device;
   s.threads = threads;

@@ -10,7 +10,9 @@
 //     SQuAD v1.1 -> the prompt-learning jsonl files (data/squad_prompt_learning.h); the
 //     prompt_learning stage runs it as --step squad_prompt_learning on its own config.
 //   bignlp-preprocess --config-path DIR --config-name NAME_hydra.yaml --step STEP [key=value ...]
-//     one step of the data_preparation stage, as the launcher's jobs run it (docs/data.md §5).
+//     one step of the data_preparation stage, as the launcher's jobs run it (docs/data.md §5);
+//     --step prepare_squad --squad-dir DIR [--squad-mirror M]: the fine_tuning stage's SQuAD/XQuAD
+//     download and conversion for its run.task_name (docs/fine_tuning.md).
 //     The worker's share comes from SLURM_ARRAY_TASK_ID / SLURM_LOCALID / SLURM_PROCID /
 //     SLURM_NTASKS, its threads from SLURM_CPUS_PER_TASK (or SLURM_CPUS_ON_NODE shared by
 //     SLURM_NTASKS_PER_NODE tasks): read here only.
@@ -40,6 +42,7 @@
 #include "bignlp/data/pile_preparation.h"
 #include "bignlp/data/preprocess.h"
 #include "bignlp/data/squad_prompt_learning.h"
+#include "bignlp/data/squad_preparation.h"
 #include "bignlp/data/tokenizer_factory.h"
 #include "bignlp/data/worker_position.h"
 
@@ -321,8 +324,12 @@ int run_stage(std::vector<std::string> args, const bignlp::config::WorkerConfigA
   std::string step;
   std::string progress = "auto";
   std::string log_level = "info";
+  std::string squad_dir, squad_mirror;
   CLI::App app{"bignlp-preprocess (stage mode): one step of the data_preparation stage", "bignlp-preprocess"};
   app.add_option("--step", step, "the step to run (docs/data.md)")->required();
+  app.add_option("--squad-dir", squad_dir, "step prepare_squad: the SQuAD directory (<data_dir>/squad_data)");
+  app.add_option("--squad-mirror", squad_mirror,
+                 "step prepare_squad: a URL or directory laid out like the SQuAD directory, instead of the public hosts");
   app.add_option("--progress", progress, "auto, terminal, log or off")->check(CLI::IsMember({"auto", "terminal", "log", "off"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   std::reverse(args.begin(), args.end());
@@ -336,6 +343,17 @@ int run_stage(std::vector<std::string> args, const bignlp::config::WorkerConfigA
   const bignlp::config::ConfigView cfg(root);
   if (step == "squad_prompt_learning") return run_squad_prompt_learning(cfg, log);
   const auto pos = read_worker_position();
+  if (step == "prepare_squad") {
+    // The fine_tuning stage's data preparation (data/squad_preparation.h) for its run.task_name.
+    if (squad_dir.empty()) throw bignlp::UsageError("--step prepare_squad needs --squad-dir");
+    bignlp::data::SquadDownloadOptions o;
+    o.mirror = squad_mirror;
+    single_task_only(pos, step, log, [&] {
+      bignlp::data::prepare_squad_for_fine_tuning(squad_dir, cfg.get<std::string>("run.task_name"), o, log);
+    });
+    log.info("step {} done", step);
+    return 0;
+  }
   const std::string dataset = cfg.get<std::string>("dataset");
   log.info("data preparation: dataset {}, step {}, {}, {} CPU(s)", dataset, step, show(pos), pos.cpus);
   if (dataset == "pile") {

@@ -2,6 +2,8 @@
 //
 //   bignlp-train --config-path DIR --config-name NAME.yaml [OVERRIDE ...] [--threads N] [--device cpu|cuda|auto]
 // The launcher writes the stage config (trainer.*, model.*, exp_manager.*, run.*) and runs this.
+// --stage fine_tuning: T5/mT5 fine-tuning from a pre-trained checkpoint (finetune/fine_tuning.h,
+// docs/fine_tuning.md), the same trainer loop with its own batches, initial weights and validation.
 // SIGTERM and SIGUSR1 (Slurm's pre-timeout signal) finish the current step, save a checkpoint and
 // exit 0. Index: train/config_binding.h (keys), train/trainer.h (loop), checkpoint/checkpoint.h,
 // train/metrics.h (stdout line), docs/engine.md.
@@ -40,6 +42,7 @@
 #include "bignlp/core/error.h"
 #include "bignlp/core/logging.h"
 #include "bignlp/export/nemo.h"
+#include "bignlp/finetune/fine_tuning.h"
 #include "bignlp/train/config_binding.h"
 #include "bignlp/train/trainer.h"
 #include "bignlp/tune/prompt_learning.h"
@@ -72,7 +75,7 @@ std::optional<int> parse_args(int argc, char** argv, TrainArgs& out) {
   app.add_option("--device", out.device, "cpu, cuda (gpu) or auto; overrides trainer.accelerator")
       ->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
   app.add_option("--log-level", out.level, "trace, debug, info, warn, error");
-  app.add_option("--stage", out.stage, "the launcher stage this run belongs to (training, prompt_learning; fine_tuning is not built)")
+  app.add_option("--stage", out.stage, "the launcher stage this run belongs to (training, fine_tuning, prompt_learning)")
       ->check(CLI::IsMember({"training", "fine_tuning", "prompt_learning"}));
   app.add_option("--comm-backend", out.backend, "auto (gloo on CPUs, nccl on GPUs), gloo or nccl")
       ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
@@ -89,7 +92,7 @@ std::optional<int> parse_args(int argc, char** argv, TrainArgs& out) {
 }
 
 void check_stage(const std::string& stage) {
-  if (stage != "training" && stage != "prompt_learning")
+  if (stage != "training" && stage != "fine_tuning" && stage != "prompt_learning")
     throw bignlp::ConfigError(fmt::format(
         "--stage {}: the {} stage is not built yet; bignlp-train runs GPT pre-training (the training stage) only "
         "(README, Status)",
@@ -176,6 +179,24 @@ void write_nemo_files(bignlp::train::Trainer& trainer, const bignlp::train::Trai
   });
 }
 
+/// The fine_tuning stage (finetune/fine_tuning.h): T5/mT5 from a pre-trained checkpoint.
+int fine_tune(const TrainArgs& args, const bignlp::config::ConfigView& cfg, bignlp::Logger log) {
+  const std::optional<int> master_port = cfg.find<int>("run.master_port");
+  bignlp::finetune::FineTuningConfig fc = bignlp::finetune::bind_fine_tuning_config(cfg);
+  fc.training.cpu_threads = args.threads;
+  install_signal_handlers();
+  const bignlp::worker::WorkerSession session = bignlp::worker::start_worker(
+      worker_options(args, fc.training, master_port), bignlp::process_environment(), log);
+  log = session.log();
+  use_device_peak(session, fc.training);
+  const bignlp::train::TrainResult r = bignlp::finetune::run_fine_tuning(
+      std::move(fc), log, session.context(), session.parallel_context(), &g_stop_requested, stdout);
+  session.barrier();
+  log.info("fine-tuning finished at step {} ({} samples); last checkpoint {}", r.global_step, r.consumed_samples,
+           r.last_checkpoint.string());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,6 +208,7 @@ int main(int argc, char** argv) {
     check_stage(args.stage);
     const bignlp::config::ConfigNode root = bignlp::config::load_worker_config(args.config);
     const bignlp::config::ConfigView cfg(root);
+    if (args.stage == "fine_tuning") return fine_tune(args, cfg, log);
     const std::optional<int> master_port = cfg.find<int>("run.master_port");
     if (args.stage == "prompt_learning") {
       // Prompt learning (tune/prompt_learning.h): the same trainer around a frozen base model.

@@ -194,6 +194,23 @@ class TrainingStage final : public Stage {
   }
 };
 
+// SQuAD/XQuAD tasks of fine_tuning: their data is downloaded and converted first, by one task
+// (bignlp-preprocess --step prepare_squad into run.squad_dir, default <data_dir>/squad_data;
+// run.squad_mirror, when set, replaces the public hosts).
+void add_squad_preparation(StageJobs& plan, const config::ConfigView& c, const StageContext& ctx) {
+  const std::string task = c.find<std::string>("run.task_name").value_or("");
+  if (task != "squad" && task != "xquad") return;
+  const std::string dir = c.find<std::string>("run.squad_dir").value_or((ctx.settings.data_dir / "squad_data").string());
+  Command cmd = worker_command(plan, ctx, "bignlp-preprocess", {"--step", "prepare_squad", "--squad-dir", dir},
+                               /*bind=*/false);
+  if (auto mirror = c.find<std::string>("run.squad_mirror")) cmd.insert(cmd.end(), {"--squad-mirror", *mirror});
+  CommandGroup group{{std::move(cmd)}};
+  group.nodes = 1;
+  group.ntasks_per_node = 1;
+  auto& groups = plan.jobs.back().groups;
+  groups.insert(groups.begin(), std::move(group));
+}
+
 // Fine-tuning and prompt learning: bignlp-train with --stage, from a converted (.nemo) model.
 class TuningStage final : public Stage {
  public:
@@ -223,6 +240,7 @@ class TuningStage final : public Stage {
                                                      /*bind=*/false)},
                                      /*nodes=*/1, /*ntasks_per_node=*/1});
     }
+    if (c.prefix() == "fine_tuning") add_squad_preparation(plan, c, ctx);
     return plan;
   }
 

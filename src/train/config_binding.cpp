@@ -574,6 +574,10 @@ void bind_trainer_exp_manager_optim(const ConfigView& cfg, TrainingConfig& c) {
   bind_optimizer(cfg, c);
 }
 
+void bind_trainer_config(const ConfigView& cfg, TrainingConfig& c) { bind_trainer(cfg, c); }
+
+void bind_optimizer_config(const ConfigView& cfg, TrainingConfig& c) { bind_optimizer(cfg, c); }
+
 TrainingConfig bind_training_config(const ConfigView& cfg) {
   // Types and ranges first: the schema the launcher checked (config/worker_keys.h).
   if (const auto problems = config::check_training_keys(cfg); !problems.empty())

@@ -187,7 +187,7 @@ void Trainer::save(State& s, std::optional<double> val_loss, TrainResult& result
   st.virtual_pp_size = config_.virtual_pipeline_model_parallel_size;
   st.model_config = config_.model_config;
   const auto& em = config_.exp_manager;
-  const std::string name = render_checkpoint_name(em.filename, s.global_step, s.consumed_samples, val_loss);
+  const std::string name = render_checkpoint_name(em.filename, s.global_step, s.consumed_samples, val_loss, em.monitor);
   // Every rank takes part in each save; only rank 0 deletes, between barriers, so all ranks see
   // the same directory when they decide what to save.
   comm::Communicator* world = parallel_.world;
@@ -332,7 +332,10 @@ void Trainer::resume_or_initialize(State& s, TrainResult& result) {
                                     ckpt_dir.string()));
   }
   if (candidates.empty()) {
-    model_->initialize(c.seed);
+    if (parts_.initialize_weights)
+      parts_.initialize_weights(*model_);
+    else
+      model_->initialize(c.seed);
     return;
   }
   // Newest first; a damaged checkpoint (size, checksum or non-finite values, on any rank: the ranks

@@ -22,8 +22,9 @@ std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path&
 std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& checkpoints_dir);
 
 /// Renders a PTL filename template: "{name}" -> "name=<value>", "{name:.2f}" -> formatted; known
-/// names: step, consumed_samples (a float, "800.0"), val_loss, epoch (0). Unknown names throw ConfigError.
+/// names: step, consumed_samples (a float, "800.0"), val_loss (or the monitored metric's name, e.g.
+/// validation_exact_string_match, which then takes its value), epoch (0). Unknown names throw ConfigError.
 std::string render_checkpoint_name(const std::string& pattern, std::int64_t step, std::int64_t consumed_samples,
-                                   std::optional<double> val_loss);
+                                   std::optional<double> val_loss, const std::string& monitor = "val_loss");
 
 }  // namespace bignlp::checkpoint

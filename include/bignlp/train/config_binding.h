@@ -31,4 +31,12 @@ void bind_t5_data_config(const config::ConfigView& cfg, TrainingConfig& c);
 /// the sections afterwards (prompt learning: tune/prompt_learning.h).
 void bind_trainer_exp_manager_optim(const config::ConfigView& cfg, TrainingConfig& c);
 
+/// The trainer.* keys (nodes, devices, accelerator, precision, max_steps, max_time, logging,
+/// validation interval and batches, gradient clipping) into `c`, as bind_training_config reads them
+/// (the fine_tuning stage reuses it for its trainer section).
+void bind_trainer_config(const config::ConfigView& cfg, TrainingConfig& c);
+
+/// model.optim.* (optimizer, LR schedule) and the data-parallel bucket size into `c`.
+void bind_optimizer_config(const config::ConfigView& cfg, TrainingConfig& c);
+
 }  // namespace bignlp::train

@@ -62,6 +62,9 @@ struct TrainerParts {
   std::shared_ptr<BatchSource> train_batches;
   std::shared_ptr<BatchSource> valid_batches;  ///< with train_batches: null means no validation data
   Evaluator evaluator;
+  /// Sets the weights of a run that does not resume (default: Model::initialize(model.seed));
+  /// fine-tuning loads its pre-trained checkpoint here. Called on every rank.
+  std::function<void(model::Model&)> initialize_weights;
 };
 
 enum class StopReason { kMaxSteps, kMaxTime, kStopRequested };

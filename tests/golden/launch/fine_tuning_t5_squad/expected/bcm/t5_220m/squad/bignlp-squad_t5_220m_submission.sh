@@ -22,4 +22,7 @@ export BIGNLP_STORE_SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export TRANSFORMERS_OFFLINE=1
 
 # command 1
+srun --nodes=1 --ntasks=1 --ntasks-per-node=1 /opt/bignlp/build/bin/bignlp-preprocess --config-path /results/t5_220m/squad/submissions/1 --config-name squad_t5_220m_hydra.yaml --step prepare_squad --squad-dir /opt/bignlp/data/squad_data
+
+# command 2
 srun --kill-on-bad-exit=1 /opt/bignlp/build/bin/bignlp-bind --mode unique_contiguous --scope node --cores all_logical --balanced true --min-cores 1 --max-cores 8 -- /opt/bignlp/build/bin/bignlp-train --config-path /results/t5_220m/squad/submissions/1 --config-name squad_t5_220m_hydra.yaml --stage fine_tuning
