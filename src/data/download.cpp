@@ -1,6 +1,7 @@
 #include "bignlp/data/download.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -8,9 +9,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "bignlp/core/error.h"
 #include "bignlp/core/file_io.h"
@@ -313,6 +316,25 @@ DownloadResult download_file(const std::string& url, const fs::path& dest, const
   throw IoError(fmt::format("cannot download {} to '{}' after {} attempts: {}; the partial data is kept in '{}' and a "
                             "new run resumes it",
                             url, dest.string(), result.attempts, last_error, part.string()));
+}
+
+std::string sha256_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("cannot read '{}'", path.string()));
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
 }
 
 }  // namespace bignlp::data

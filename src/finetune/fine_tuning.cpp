@@ -128,29 +128,6 @@ void bind_exp_manager(const ConfigView& cfg, FineTuningConfig& f) {
     cfg.mark_used(key);
 }
 
-/// A ConfigNode as JSON (checkpoint metadata's model_config).
-nlohmann::json to_json_value(const config::ConfigNode& n) {
-  switch (n.kind()) {
-    case config::NodeKind::kNull: return nullptr;
-    case config::NodeKind::kBool: return n.as_bool();
-    case config::NodeKind::kInt: return n.as_int();
-    case config::NodeKind::kFloat: return std::isfinite(n.as_double()) ? nlohmann::json(n.as_double()) : nlohmann::json();
-    case config::NodeKind::kString: return n.as_string();
-    case config::NodeKind::kMissing: return "???";
-    case config::NodeKind::kList: {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& child : n.children()) out.push_back(to_json_value(child));
-      return out;
-    }
-    case config::NodeKind::kDict: {
-      nlohmann::json out = nlohmann::json::object();
-      for (std::size_t i = 0; i < n.size(); ++i) out[n.key_at(i)] = to_json_value(n.child_at(i));
-      return out;
-    }
-  }
-  return nullptr;
-}
-
 void barrier(const parallel::ParallelContext& parallel) {
   if (parallel.world != nullptr) parallel.world->barrier();
 }
@@ -263,7 +240,7 @@ FineTuningConfig bind_fine_tuning_config(const ConfigView& cfg) {
   cfg.sub("trainer").check_all_used("fine_tuning");
   cfg.sub("exp_manager").check_all_used("fine_tuning");
   cfg.sub("model").check_all_used("fine_tuning");
-  f.model_section = to_json_value(cfg.node("model"));
+  f.model_section = train::to_json_value(cfg.node("model"));
   return f;
 }
 

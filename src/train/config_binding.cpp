@@ -57,30 +57,6 @@ void require_off(const ConfigView& cfg, const std::string& key, T off, const std
                                   origin(cfg, key), why));
 }
 
-/// A resolved config tree as a JSON value (checkpoint metadata): "???" stays a string and
-/// non-finite floats (which JSON lacks) become null.
-nlohmann::json to_json_value(const config::ConfigNode& n) {
-  switch (n.kind()) {
-    case config::NodeKind::kNull: return nullptr;
-    case config::NodeKind::kBool: return n.as_bool();
-    case config::NodeKind::kInt: return n.as_int();
-    case config::NodeKind::kFloat: return std::isfinite(n.as_double()) ? nlohmann::json(n.as_double()) : nlohmann::json();
-    case config::NodeKind::kString: return n.as_string();
-    case config::NodeKind::kMissing: return "???";
-    case config::NodeKind::kList: {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& child : n.children()) out.push_back(to_json_value(child));
-      return out;
-    }
-    case config::NodeKind::kDict: {
-      nlohmann::json out = nlohmann::json::object();
-      for (std::size_t i = 0; i < n.size(); ++i) out[n.key_at(i)] = to_json_value(n.child_at(i));
-      return out;
-    }
-  }
-  return nullptr;
-}
-
 /// Keys bignlp reads elsewhere or deliberately ignores, and settings it refuses.
 void bind_unsupported(const ConfigView& cfg) {
   for (const char* key : kIgnoredKeys) cfg.mark_used(key);
@@ -500,6 +476,29 @@ void bind_data(const ConfigView& cfg, TrainingConfig& c, std::int64_t eod) {
 }
 
 }  // namespace
+
+nlohmann::json to_json_value(const config::ConfigNode& n) {
+  switch (n.kind()) {
+    case config::NodeKind::kNull: return nullptr;
+    case config::NodeKind::kBool: return n.as_bool();
+    case config::NodeKind::kInt: return n.as_int();
+    case config::NodeKind::kFloat: return std::isfinite(n.as_double()) ? nlohmann::json(n.as_double()) : nlohmann::json();
+    case config::NodeKind::kString: return n.as_string();
+    case config::NodeKind::kMissing: return "???";
+    case config::NodeKind::kList: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& child : n.children()) out.push_back(to_json_value(child));
+      return out;
+    }
+    case config::NodeKind::kDict: {
+      nlohmann::json out = nlohmann::json::object();
+      for (std::size_t i = 0; i < n.size(); ++i) out[n.key_at(i)] = to_json_value(n.child_at(i));
+      return out;
+    }
+  }
+  return nullptr;
+}
+
 
 /// model.data.* of a T5/mT5 config (the span-corruption keys), model.tokenizer.num_sentinel_tokens
 /// and, for the mT5 auto-blend when data_prefix is null, run.preprocessed_dir / run.blending_alpha.

@@ -39,4 +39,7 @@ struct DownloadResult {
 DownloadResult download_file(const std::string& url, const std::filesystem::path& dest, const DownloadOptions& options,
                              const Logger& log);
 
+/// Hex sha256 of a file (the checksum of downloads). Throws IoError.
+std::string sha256_file(const std::filesystem::path& path);
+
 }  // namespace bignlp::data

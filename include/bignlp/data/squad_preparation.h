@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "bignlp/core/logging.h"
+#include "bignlp/data/download.h"  // sha256_file
 
 namespace bignlp::data {
 
@@ -75,8 +76,5 @@ SquadConversionStats convert_squad_for_fine_tuning(const std::filesystem::path& 
 /// train-v1.1.json (train mode), dev-v1.1.json and the xquad files (dev mode).
 void prepare_squad_for_fine_tuning(const std::filesystem::path& squad_dir, const std::string& task,
                                    const SquadDownloadOptions& options, const Logger& log);
-
-/// Hex sha256 of a file. Throws IoError.
-std::string sha256_file(const std::filesystem::path& path);
 
 }  // namespace bignlp::data

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bignlp/core/logging.h"
+#include "bignlp/data/download.h"
 
 namespace bignlp::eval {
 
@@ -21,7 +22,6 @@ std::filesystem::path default_task_manifest(const std::string& argv0);
 void download_tasks(const std::filesystem::path& manifest, const std::vector<std::string>& tasks,
                     const std::filesystem::path& data_dir, const Logger& log);
 
-/// Hex sha256 of a file. Throws IoError.
-std::string sha256_file(const std::filesystem::path& path);
+using data::sha256_file;  ///< hex sha256 of a file (data/download.h)
 
 }  // namespace bignlp::eval

@@ -9,6 +9,8 @@
 // (data/tokenizer_factory.h).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include "bignlp/config/view.h"
 #include "bignlp/train/training_config.h"
 
@@ -35,6 +37,10 @@ void bind_trainer_exp_manager_optim(const config::ConfigView& cfg, TrainingConfi
 /// validation interval and batches, gradient clipping) into `c`, as bind_training_config reads them
 /// (the fine_tuning stage reuses it for its trainer section).
 void bind_trainer_config(const config::ConfigView& cfg, TrainingConfig& c);
+
+/// A resolved config tree as a JSON value (checkpoint metadata, the W&B config): "???" stays a
+/// string and non-finite floats (which JSON lacks) become null.
+nlohmann::json to_json_value(const config::ConfigNode& n);
 
 /// model.optim.* (optimizer, LR schedule) and the data-parallel bucket size into `c`.
 void bind_optimizer_config(const config::ConfigView& cfg, TrainingConfig& c);
