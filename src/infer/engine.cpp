@@ -102,6 +102,7 @@ void Engine::admit() {
       // The session's sequence so far, then the new tokens; only those not yet cached will run.
       a->req.prompt.insert(a->req.prompt.begin(), session->tokens.begin(), session->tokens.end());
       a->cached = session->cached;
+      a->context = a->req.prompt;  // sessions are decoder-only (check() refuses them for encoder-decoder)
       session->busy = true;
       a->beams.resize(1);
       a->beams[0].slot = session->slot;
