@@ -58,7 +58,9 @@ void require_off(const ConfigView& cfg, const std::string& key, T off, const std
 }
 
 /// Keys bignlp reads elsewhere or deliberately ignores, and settings it refuses.
-void bind_unsupported(const ConfigView& cfg) {
+/// `epochs`: trainer.max_epochs is the stage's own length (the tuning stages: max_steps -1 with
+/// max_epochs); pre-training runs for trainer.max_steps and refuses it.
+void bind_unsupported(const ConfigView& cfg, bool epochs = false) {
   for (const char* key : kIgnoredKeys) cfg.mark_used(key);
   // Megatron's lighter checkpointing of the micro-batches in flight under pipeline parallelism is
   // not built: every micro-batch follows activations_checkpoint_method / _num_layers. Only null.
@@ -79,6 +81,7 @@ void bind_unsupported(const ConfigView& cfg) {
   require_off<bool>(cfg, "trainer.replace_sampler_ddp", false,
                     "the data order is Megatron's pretraining sampler over model.global_batch_size");
   for (const char* key : {"trainer.max_epochs", "model.resume_from_checkpoint", "model.tokenizer.delimiter"}) {
+    if (epochs && std::string(key) == "trainer.max_epochs") continue;
     const std::optional<config::ConfigNode> v = cfg.find<config::ConfigNode>(key);
     if (v && v->kind() != config::NodeKind::kNull)
       throw ConfigError(fmt::format("{}{}: {}{} is not supported: only null ({})", where(cfg, key), cfg.full_path(key),
@@ -567,7 +570,7 @@ void check_derived_keys(const ConfigView& cfg, const TrainingConfig& c) {
 }
 
 void bind_trainer_exp_manager_optim(const ConfigView& cfg, TrainingConfig& c) {
-  bind_unsupported(cfg);
+  bind_unsupported(cfg, /*epochs=*/true);
   bind_trainer(cfg, c);
   bind_exp_manager(cfg, c);
   bind_optimizer(cfg, c);

@@ -165,5 +165,21 @@ TEST(TrainingConfigBinding, TheWorkerChecksTheLaunchersKeySchema) {
   }
 }
 
+// The tuning stages (prompt learning) bind trainer/exp_manager/optim with trainer.max_epochs as
+// their length; pre-training runs for trainer.max_steps and refuses max_epochs by name.
+TEST(TrainingConfigBinding, TuningSectionsTakeMaxEpochsPreTrainingRefusesIt) {
+  Fixture f;
+  config::ConfigNode root = preset("t5/220m", f.dir);
+  root.find_path("trainer")->set("max_epochs", config::ConfigNode::integer(4));
+  TrainingConfig c;
+  EXPECT_NO_THROW(bind_trainer_exp_manager_optim(config::ConfigView(root), c));
+  try {
+    bind_training_config(config::ConfigView(root));
+    FAIL() << "pre-training bound trainer.max_epochs=4";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer.max_epochs: 4"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace bignlp::train
