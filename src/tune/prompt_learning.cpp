@@ -224,6 +224,12 @@ PromptLearningJob bind_prompt_learning(const ConfigView& cfg) {
                                   "PP {} (reshard the base model with bignlp-convert)",
                                   where(cfg, "model.tensor_model_parallel_size"), c.model.tensor_model_parallel_size,
                                   c.pipeline_model_parallel_size));
+  // NeMo derives the checkpoint's model-parallel size from TP x PP (1 here): another value is refused.
+  if (const auto mp = cfg.find<std::int64_t>("exp_manager.checkpoint_callback_params.model_parallel_size"); mp && *mp != 1)
+    throw ConfigError(fmt::format("{}: {} differs from model.tensor_model_parallel_size x "
+                                  "model.pipeline_model_parallel_size (1); leave it null or set it to 1",
+                                  where(cfg, "exp_manager.checkpoint_callback_params.model_parallel_size"), *mp));
+  cfg.mark_used("exp_manager.checkpoint_callback_params.model_parallel_size");
   c.seed = cfg.get_or<std::uint64_t>("model.seed", 1234);
   j.validation_global_batch_size = cfg.get_or<std::int64_t>("model.validation_global_batch_size", c.global_batch_size);
   j.validation_micro_batch_size = cfg.get_or<std::int64_t>("model.validation_micro_batch_size", c.micro_batch_size);
