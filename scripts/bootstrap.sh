@@ -17,7 +17,7 @@ for arg in "$@"; do
 done
 
 build_pkgs=(
-  build-essential cmake ninja-build pkg-config ccache git
+  build-essential cmake ninja-build pkg-config ccache git curl ca-certificates python3
   libyaml-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libsentencepiece-dev libzstd-dev libhwloc-dev libcurl4-openssl-dev libssl-dev libgloo-dev

